@@ -1,0 +1,3 @@
+from trivy_mirror.cli import main
+
+main()

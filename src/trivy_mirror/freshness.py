@@ -1,0 +1,64 @@
+"""What is known about one mirrored asset at a destination, and whether it is fresh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+State = Literal["fresh", "stale", "missing"]
+
+
+@dataclass(frozen=True)
+class AssetStatus:
+    """One row of ``status`` (and of ``/readyz``, ``/metrics``); ``to_json`` gives DESIGN.md's keys."""
+
+    asset: str
+    reference: str
+    digest: str | None = None
+    size: int | None = None
+    updated_at: datetime | None = None
+    next_update: datetime | None = None
+    source: str | None = None
+    last_attempt: datetime | None = None
+    last_result: str | None = None
+    state: State = "missing"
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "fresh"
+
+    @property
+    def reason(self) -> str:
+        if self.state == "missing":
+            return f"{self.asset}: {self.reference} is not in the mirror"
+        if self.state == "stale":
+            return f"{self.asset}: {self.reference} is stale (NextUpdate {_iso(self.next_update)} has passed)"
+        return f"{self.asset}: fresh"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "asset": self.asset,
+            "reference": self.reference,
+            "digest": self.digest,
+            "size": self.size,
+            "updated_at": _iso(self.updated_at),
+            "next_update": _iso(self.next_update),
+            "source": self.source,
+            "last_attempt": _iso(self.last_attempt),
+            "last_result": self.last_result,
+            "state": self.state,
+        }
+
+
+def state_of(present: bool, next_update: datetime | None, now: datetime | None = None) -> State:
+    """Missing when absent; stale once NextUpdate has passed; fresh otherwise (no NextUpdate: fresh)."""
+    if not present:
+        return "missing"
+    if next_update is not None and (now or datetime.now(UTC)) >= next_update:
+        return "stale"
+    return "fresh"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None

@@ -1,0 +1,1 @@
+"""OCI basics: references, digests, descriptors, manifests. Parsing and validation only, no I/O."""

@@ -1,0 +1,37 @@
+"""A manifest as it travels: its exact bytes and the media type it is served with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import Descriptor, Index, Manifest, parse_manifest
+
+
+@dataclass(frozen=True)
+class ManifestBytes:
+    """Exact manifest bytes; never re-serialised, so the digest is preserved end to end."""
+
+    data: bytes
+    media_type: str
+
+    @cached_property
+    def digest(self) -> Digest:
+        return Digest.of(self.data)
+
+    @cached_property
+    def parsed(self) -> Manifest | Index:
+        return parse_manifest(self.data, self.media_type)
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.data))
+
+    @classmethod
+    def of(cls, data: bytes, content_type: str | None) -> ManifestBytes:
+        """Use the body's own mediaType when the server sent a generic or no Content-Type."""
+        parsed = parse_manifest(data, content_type)
+        result = cls(data, parsed.media_type)
+        result.__dict__["parsed"] = parsed
+        return result
