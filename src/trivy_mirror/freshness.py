@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from trivy_mirror.timefmt import iso as _iso
+
 State = Literal["fresh", "stale", "missing"]
 
 
@@ -59,6 +61,3 @@ def state_of(present: bool, next_update: datetime | None, now: datetime | None =
         return "stale"
     return "fresh"
 
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None

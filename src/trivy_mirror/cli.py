@@ -1,0 +1,225 @@
+"""The command line: parses flags and calls the library; no logic of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from trivy_mirror import __version__, assets
+from trivy_mirror.config import load_config
+from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.registry import Credentials
+from trivy_mirror.sync.endpoints import ConnectionOptions
+from trivy_mirror.ui import console, logs
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_STALE = 0, 1, 2, 3
+STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def parse_creds(text: str | None, side: str) -> Credentials | None:
+    """``USER:PASS`` from a flag, else ``TRIVY_MIRROR_<SIDE>_USERNAME`` / ``_PASSWORD``."""
+    if text:
+        username, sep, password = text.partition(":")
+        if not sep or not username:
+            raise UsageError(f"--{side}-creds must be USERNAME:PASSWORD")
+        return Credentials(username, password)
+    username = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_USERNAME")
+    password = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_PASSWORD")
+    if username and password is not None:
+        return Credentials(username, password)
+    if username or password:
+        raise UsageError(f"set both TRIVY_MIRROR_{side.upper()}_USERNAME and TRIVY_MIRROR_{side.upper()}_PASSWORD")
+    return None
+
+
+def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None) -> ConnectionOptions:
+    return ConnectionOptions(parse_creds(creds, side), insecure, ca_file)
+
+
+def parse_prefixes(values: tuple[str, ...]) -> list[Prefix]:
+    return [Prefix.parse(v) for v in values] if values else list(assets.DEFAULT_SOURCES)
+
+
+def parse_assets(value: str | None) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()] if value else []
+
+
+def _source_options(function: Any) -> Any:
+    for option in reversed([
+        click.option("--from", "sources", multiple=True, metavar="PREFIX", envvar="TRIVY_MIRROR_FROM",
+                     help="Registry prefix holding the assets under their upstream names (repeatable, tried in "
+                          "order). [default: mirror.gcr.io/aquasec, then ghcr.io/aquasecurity]"),
+        click.option("--src-creds", metavar="USER:PASS",
+                     help="Credentials for the sources (or TRIVY_MIRROR_SRC_USERNAME/_PASSWORD; else docker "
+                          "config.json, podman auth.json, anonymous)."),
+    ]):
+        function = option(function)
+    return function
+
+
+def _destination_options(function: Any) -> Any:
+    for option in reversed([
+        click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
+                     help=STORE_HELP),
+        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]", envvar="TRIVY_MIRROR_TO",
+                     help="Push into this registry instead of the store: assets land at "
+                          "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on."),
+        click.option("--dest-creds", metavar="USER:PASS",
+                     help="Credentials for --to (or TRIVY_MIRROR_DEST_USERNAME/_PASSWORD; else docker "
+                          "config.json, podman auth.json, anonymous)."),
+    ]):
+        function = option(function)
+    return function
+
+
+def _transport_options(function: Any) -> Any:
+    for option in reversed([
+        click.option("--insecure", is_flag=True, envvar="TRIVY_MIRROR_INSECURE",
+                     help="Skip TLS verification and allow plain HTTP to any host (loopback and RFC 1918 "
+                          "hosts may use plain HTTP without it)."),
+        click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     envvar="TRIVY_MIRROR_CA_FILE", help="PEM file of extra CA certificates to trust."),
+    ]):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="trivy-mirror")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="TRIVY_MIRROR_CONFIG",
+              help="YAML config file [default: $XDG_CONFIG_HOME/trivy-mirror/config.yaml when it exists].")
+@click.option("-v", "--verbose", count=True, help="Debug log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="TRIVY_MIRROR_LOG_FORMAT",
+              help="Log line format on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool, log_format: str) -> None:
+    """Self-host Trivy's scan assets: mirror the vulnerability DB, Java DB and checks bundle into a local store
+    or your own registry, serve them to Trivy clients, and keep them fresh.
+
+    \b
+    Quick start:
+      trivy-mirror sync                 # copy the assets into the local store
+      trivy-mirror serve                # serve them (and keep syncing) on 127.0.0.1:5000
+      trivy image --db-repository 127.0.0.1:5000/aquasec/trivy-db:2 ...
+    """
+    logs.setup(verbose=verbose, quiet=quiet, fmt=log_format)
+    ctx.default_map = load_config(config_file)
+
+
+@cli.command()
+@_destination_options
+@_source_options
+@_transport_options
+@click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS",
+              help=f"Comma-separated assets to sync: {', '.join(assets.OCI_ASSET_NAMES)}. [default: all]")
+@click.option("--dry-run", is_flag=True, help="Resolve and check everything, copy nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--lock-timeout", type=float, default=600, show_default=True,
+              help="Seconds to wait for another sync holding the store.")
+def sync(store: Path | None, destination: str | None, dest_creds: str | None, sources: tuple[str, ...],
+         src_creds: str | None, insecure: bool, ca_file: Path | None, asset_names: str | None, dry_run: bool,
+         as_json: bool, lock_timeout: float) -> None:
+    """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
+
+    Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
+    (wrong layer type, missing title, several layers, wrong schema) or is older than what the destination
+    serves is refused and the current version kept. Exit 1 when any asset failed.
+
+    \b
+    Examples:
+      trivy-mirror sync
+      trivy-mirror sync --to registry.internal:5000/trivy --dest-creds robot:$TOKEN
+      trivy-mirror sync --from 10.0.0.5:5000/aquasec --assets db,java-db
+    """
+    from trivy_mirror.commands.sync import run_sync
+
+    specs = assets.select(parse_assets(asset_names))
+    code = run(run_sync(
+        specs, parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
+        connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
+        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout,
+    ))
+    sys.exit(code)
+
+
+@cli.command()
+@_destination_options
+@_transport_options
+@click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS",
+              help="Comma-separated assets to report. [default: all]")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+def status(store: Path | None, destination: str | None, dest_creds: str | None, insecure: bool,
+           ca_file: Path | None, asset_names: str | None, as_json: bool) -> None:
+    """Show what the mirror holds: per asset the digest, size, UpdatedAt, NextUpdate and state.
+
+    Exit 3 when an asset is missing or stale (its NextUpdate has passed), so monitoring can alert on it.
+    """
+    from trivy_mirror.commands.status import run_status
+
+    specs = assets.select(parse_assets(asset_names))
+    all_fresh = run(run_status(specs, connection_options(dest_creds, "dest", insecure, ca_file), store,
+                               destination, as_json=as_json))
+    sys.exit(EXIT_OK if all_fresh else EXIT_STALE)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target")
+@click.option("--src-creds", metavar="USER:PASS", help="Credentials for SOURCE.")
+@click.option("--dest-creds", metavar="USER:PASS", help="Credentials for TARGET.")
+@_transport_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def copy(source: str, target: str, src_creds: str | None, dest_creds: str | None, insecure: bool,
+         ca_file: Path | None, as_json: bool) -> None:
+    """Copy one artifact, byte for byte, between registries and OCI layouts.
+
+    SOURCE and TARGET are registry references (HOST/REPO:TAG, HOST/REPO@sha256:...) or oci-layout:DIR:TAG.
+
+    \b
+    Examples:
+      trivy-mirror copy ghcr.io/aquasecurity/trivy-db:2 registry.internal:5000/aquasec/trivy-db:2
+      trivy-mirror copy registry.internal:5000/aquasec/trivy-db:2 oci-layout:/media/usb/trivy-db:2
+    """
+    from trivy_mirror.commands.copy import run_copy
+
+    sys.exit(run(run_copy(source, target, connection_options(src_creds, "src", insecure, ca_file),
+                          connection_options(dest_creds, "dest", insecure, ca_file), as_json=as_json)))
+
+
+def main() -> None:
+    """Entry point: expected failures become one line on stderr and a documented exit code."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        console.error("aborted")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(EXIT_USAGE if isinstance(err, click.UsageError) else err.exit_code)
+    except MirrorError as err:
+        console.error(str(err))
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        sys.exit(130)
+    except Exception as err:
+        logging.getLogger("trivy_mirror").debug("internal error", exc_info=True)
+        console.error(f"internal error: {type(err).__name__}: {err} (run with -v for the traceback)")
+        sys.exit(EXIT_FAILURE)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,85 @@
+"""``trivy-mirror copy SRC DST``: the engine on any single artifact, registry or OCI layout at either end."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from trivy_mirror.errors import UsageError
+from trivy_mirror.oci.reference import Reference, validate_tag
+from trivy_mirror.store import Store
+from trivy_mirror.sync import engine
+from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool
+from trivy_mirror.target import WriteTarget
+from trivy_mirror.ui import console
+
+LAYOUT_SCHEME = "oci-layout:"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of a copy: a registry reference, or an OCI layout directory and a tag."""
+
+    reference: Reference | None = None
+    layout_dir: Path | None = None
+    tag: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        if text.startswith(LAYOUT_SCHEME):
+            rest = text[len(LAYOUT_SCHEME):]
+            directory, sep, tag = rest.rpartition(":")
+            if not sep or "/" in tag or not directory:
+                raise UsageError(f"{text!r}: an OCI layout end is oci-layout:DIR:TAG")
+            return cls(layout_dir=Path(directory), tag=validate_tag(tag))
+        return cls(reference=Reference.parse(text))
+
+    @property
+    def manifest_reference(self) -> str:
+        return self.reference.reference if self.reference else str(self.tag)
+
+    @property
+    def push_tag(self) -> str | None:
+        if self.reference is not None:
+            return self.reference.tag if self.reference.digest is None else None
+        return self.tag
+
+
+async def open_target(endpoint: Endpoint, pool: RegistryPool, stack: AsyncExitStack, lock: bool) -> WriteTarget:
+    if endpoint.reference is not None:
+        client = await pool.client(endpoint.reference.registry)
+        return client.repository(endpoint.reference.repository)
+    assert endpoint.layout_dir is not None
+    directory = endpoint.layout_dir.absolute()
+    store = Store(directory.parent)
+    layout = store.layout(directory.name)
+    if lock:
+        await stack.enter_async_context(store.alock())
+    return layout
+
+
+async def run_copy(source: str, target: str, source_options: ConnectionOptions, dest_options: ConnectionOptions,
+                   *, as_json: bool) -> int:
+    src_end, dst_end = Endpoint.parse(source), Endpoint.parse(target)
+    async with AsyncExitStack() as stack:
+        src_pool = await stack.enter_async_context(RegistryPool(source_options))
+        dst_pool = await stack.enter_async_context(RegistryPool(dest_options))
+        src = await open_target(src_end, src_pool, stack, lock=False)
+        dst = await open_target(dst_end, dst_pool, stack, lock=True)
+        manifest = await src.get_manifest(src_end.manifest_reference)
+        current = await dst.resolve(dst_end.push_tag or str(manifest.digest))
+        if current is not None and current.digest == manifest.digest:
+            stats, outcome = engine.CopyStats(), "unchanged"
+        else:
+            stats, outcome = await engine.copy(src, manifest, dst, dst_end.push_tag), "copied"
+    summary = {"source": source, "target": target, "digest": str(manifest.digest), "outcome": outcome,
+               "blobs_copied": stats.blobs_copied, "blobs_skipped": stats.blobs_skipped,
+               "blobs_mounted": stats.blobs_mounted, "bytes_copied": stats.bytes_copied}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        console.stderr.print(f"{outcome} {manifest.digest} {source} -> {target} "
+                             f"({stats.blobs_copied} blobs, {stats.bytes_copied / 1e6:.1f} MB)")
+    return 0

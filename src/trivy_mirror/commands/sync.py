@@ -1,0 +1,58 @@
+"""``trivy-mirror sync``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from rich.table import Table
+
+from trivy_mirror.assets import AssetSpec
+from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
+from trivy_mirror.sync.mirror import AssetSync, TagResult
+from trivy_mirror.ui import console
+from trivy_mirror.ui.progress import make_progress
+
+log = logging.getLogger("trivy_mirror.sync")
+
+
+async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source_options: ConnectionOptions,
+                   dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
+                   dry_run: bool, as_json: bool, lock_timeout: float) -> int:
+    """Sync and report; returns the exit code (1 when any asset failed or was refused)."""
+    async with AsyncExitStack() as stack:
+        source_pool = await stack.enter_async_context(RegistryPool(source_options))
+        dest_pool = await stack.enter_async_context(RegistryPool(dest_options))
+        target = open_destination(store, destination, dest_pool)
+        if isinstance(target, StoreDestination) and not dry_run:
+            await stack.enter_async_context(target.store.alock(lock_timeout, on_wait=log.warning))
+        progress = make_progress(not as_json)
+        if progress is not None:
+            stack.enter_context(progress)
+        results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs)
+    report(results, target.label, as_json)
+    return 1 if any(r.failed for r in results) else 0
+
+
+def report(results: Sequence[TagResult], destination: str, as_json: bool) -> None:
+    if as_json:
+        document = {"destination": destination, "ok": not any(r.failed for r in results),
+                    "results": [r.to_json() for r in results]}
+        print(json.dumps(document, indent=2))
+        return
+    for result in results:
+        if result.failed:
+            console.error(f"{result.asset} {result.reference}: {result.message}")
+    table = Table(title=f"sync into {destination}", title_justify="left")
+    for column in ("asset", "reference", "result", "digest", "source", "copied"):
+        table.add_column(column)
+    for r in results:
+        copied = f"{r.stats.bytes_copied / 1e6:.1f} MB" if r.stats.bytes_copied else "-"
+        style = "red" if r.failed else "green" if r.outcome == "updated" else None
+        table.add_row(r.asset, r.reference, r.outcome, r.digest[:19] if r.digest else "-", r.source or "-",
+                      copied, style=style)
+    console.stderr.print(table)

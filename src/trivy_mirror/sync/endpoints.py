@@ -1,0 +1,104 @@
+"""The two ends of a sync: registry clients pooled per host, and the destination (store or registry)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.registry import Credentials, RegistryClient
+from trivy_mirror.store import Store
+from trivy_mirror.sync.state import DirectoryStateBook, StateBook
+from trivy_mirror.target import WriteTarget
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """How to reach the registries of one side of a copy."""
+
+    credentials: Credentials | None = None
+    insecure: bool = False
+    ca_file: Path | None = None
+
+
+class RegistryPool:
+    """One client (one connection pool, one token cache) per registry host, closed together."""
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        self.options = options
+        self._clients: dict[str, RegistryClient] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def client(self, registry: str) -> RegistryClient:
+        if registry not in self._clients:
+            client = RegistryClient(registry, self.options.credentials, insecure=self.options.insecure,
+                                    ca_file=self.options.ca_file)
+            self._clients[registry] = await self._stack.enter_async_context(client)
+        return self._clients[registry]
+
+    async def __aenter__(self) -> RegistryPool:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._stack.aclose()
+
+
+class Destination(Protocol):
+    """Where mirrored assets go: repositories by their mirror-relative name, plus their state."""
+
+    label: str
+    state: StateBook
+
+    async def target(self, repository: str) -> WriteTarget: ...
+
+
+class StoreDestination:
+    """The local store; state lives in each layout."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.label = str(store.root)
+        self.state: StateBook = _LayoutStateBook(store)
+
+    async def target(self, repository: str) -> WriteTarget:
+        return self.store.layout(repository)
+
+
+class _LayoutStateBook:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self, repository: str) -> dict[str, object]:
+        return self.store.layout(repository).read_state()
+
+    def save(self, repository: str, state: dict[str, object]) -> None:
+        self.store.layout(repository).write_state(state)
+
+
+class RegistryDestination:
+    """A registry prefix; state lives under the state directory, one folder per destination."""
+
+    def __init__(self, prefix: Prefix, pool: RegistryPool, state_dir: Path) -> None:
+        self.prefix = prefix
+        self.pool = pool
+        self.label = str(prefix)
+        self.state = DirectoryStateBook(state_dir / "registries" / str(prefix).replace(":", "_"))
+
+    async def target(self, repository: str) -> WriteTarget:
+        client = await self.pool.client(self.prefix.registry)
+        return client.repository(self.prefix.repository(repository))
+
+
+def open_destination(store: Path | None, destination: str | None, pool: RegistryPool) -> Destination:
+    """``--to`` names a registry destination; otherwise the store (``--store`` or the default)."""
+    from trivy_mirror.errors import UsageError
+    from trivy_mirror.store.paths import default_store_dir
+    from trivy_mirror.sync.state import default_state_dir
+
+    if store and destination:
+        raise UsageError("--store and --to cannot be used together")
+    if destination:
+        return RegistryDestination(Prefix.parse(destination), pool, default_state_dir())
+    return StoreDestination(Store(store or default_store_dir()))

@@ -1,0 +1,140 @@
+"""Reads a DB layer's ``metadata.json`` from the stream being copied, in a worker thread.
+
+The layer is a tar.gz with ``trivy.db`` (hundreds of MB uncompressed) before ``metadata.json``, so finding the
+file means decompressing the whole layer. Doing it in a thread while the copy goes on costs no extra pass over
+the data and keeps the event loop free (zlib releases the GIL). The queue is bounded: when the thread falls
+behind, the copy waits instead of buffering without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import tarfile
+import threading
+
+from trivy_mirror.assets import LayerMetadata
+from trivy_mirror.timefmt import parse_time
+
+METADATA_FILE = "metadata.json"
+MAX_METADATA_SIZE = 64 * 1024
+_QUEUE_CHUNKS = 16
+_END = b""
+
+
+class LayerInfoError(Exception):
+    """The layer is not a tar.gz holding a readable metadata.json."""
+
+
+class _QueueReader:
+    """A blocking file-like object over chunks put on a queue; ``b""`` ends the stream."""
+
+    def __init__(self, chunks: queue.Queue[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = memoryview(b"")
+        self._ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        parts: list[bytes] = []
+        wanted = size if size >= 0 else 1 << 62
+        while wanted > 0:
+            if not self._buffer:
+                if self._ended:
+                    break
+                chunk = self._chunks.get()
+                if chunk is _END or not chunk:
+                    self._ended = True
+                    break
+                self._buffer = memoryview(chunk)
+            piece = self._buffer[:wanted]
+            self._buffer = self._buffer[len(piece):]
+            parts.append(bytes(piece))
+            wanted -= len(piece)
+        return b"".join(parts)
+
+
+def parse_metadata(data: bytes) -> LayerMetadata:
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise LayerInfoError(f"metadata.json is not valid JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise LayerInfoError("metadata.json is not a JSON object")
+    version = obj.get("Version")
+    return LayerMetadata(
+        version if isinstance(version, int) and not isinstance(version, bool) else None,
+        parse_time(obj.get("UpdatedAt")),
+        parse_time(obj.get("NextUpdate")),
+    )
+
+
+class LayerInfoReader:
+    """Feed it the layer's chunks as they are copied; ``await result()`` once the copy is done."""
+
+    def __init__(self) -> None:
+        self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUE_CHUNKS)
+        self._found = threading.Event()
+        self._result: LayerMetadata | LayerInfoError | None = None
+        self._thread = threading.Thread(target=self._run, name="layer-metadata", daemon=True)
+        self._thread.start()
+
+    async def feed(self, chunk: bytes) -> None:
+        if self._found.is_set() or not chunk:
+            return
+        try:
+            self._chunks.put_nowait(chunk)
+        except queue.Full:
+            await asyncio.to_thread(self._put_unless_done, chunk)
+
+    def _put_unless_done(self, chunk: bytes) -> None:
+        while not self._found.is_set():
+            try:
+                self._chunks.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    async def result(self) -> LayerMetadata:
+        """Ends the stream and returns the metadata; raises LayerInfoError when there was none."""
+        await asyncio.to_thread(self._put_unless_done, _END)
+        await asyncio.to_thread(self._thread.join)
+        if isinstance(self._result, LayerMetadata):
+            return self._result
+        raise self._result or LayerInfoError("layer has no metadata.json")
+
+    def close(self) -> None:
+        """Stop the worker early (the copy failed); safe to call more than once."""
+        self._found.set()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._scan()
+        except (tarfile.TarError, OSError, EOFError, ValueError) as err:
+            self._result = LayerInfoError(f"layer is not a readable tar.gz: {err}")
+        except LayerInfoError as err:
+            self._result = err
+        finally:
+            self._found.set()
+            self._drain()
+
+    def _scan(self) -> LayerMetadata:
+        with tarfile.open(fileobj=_QueueReader(self._chunks), mode="r|gz", bufsize=1 << 20) as archive:
+            for member in archive:
+                if member.name.removeprefix("./") != METADATA_FILE:
+                    continue
+                if not member.isfile() or member.size > MAX_METADATA_SIZE:
+                    raise LayerInfoError("metadata.json in the layer is not a small regular file")
+                handle = archive.extractfile(member)
+                if handle is None:
+                    raise LayerInfoError("metadata.json in the layer cannot be read")
+                return parse_metadata(handle.read())
+        raise LayerInfoError("layer has no metadata.json at its root")
+
+    def _drain(self) -> None:
+        """Empty the queue so a producer blocked on put() wakes up."""
+        while True:
+            try:
+                self._chunks.get_nowait()
+            except queue.Empty:
+                return

@@ -1,0 +1,233 @@
+"""Sync Trivy's OCI assets: for each asset and tag, try the sources in order and publish a safe candidate."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from trivy_mirror import assets
+from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.errors import MirrorError, NotFound, RefusedCandidate
+from trivy_mirror.oci.content import ManifestBytes
+from trivy_mirror.oci.manifest import Descriptor, Manifest
+from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.sync import engine
+from trivy_mirror.sync.endpoints import Destination, RegistryPool
+from trivy_mirror.sync.layerinfo import LayerInfoError, LayerInfoReader
+from trivy_mirror.sync.progress import NoProgress, Progress
+from trivy_mirror.sync.state import TagRecord, tag_record, with_attempt
+from trivy_mirror.target import ReadTarget, WriteTarget
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["updated", "unchanged", "would-update", "refused", "failed", "absent"]
+FAILED_OUTCOMES = frozenset({"refused", "failed"})
+
+
+@dataclass
+class TagResult:
+    """The outcome of syncing one asset tag; ``message`` is the one line a person reads."""
+
+    asset: str
+    reference: str
+    outcome: Outcome
+    message: str = ""
+    digest: str | None = None
+    size: int | None = None
+    source: str | None = None
+    metadata: LayerMetadata | None = None
+    stats: engine.CopyStats = field(default_factory=engine.CopyStats)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in FAILED_OUTCOMES
+
+    def to_json(self) -> dict[str, object]:
+        from trivy_mirror.timefmt import iso
+
+        return {
+            "asset": self.asset, "reference": self.reference, "outcome": self.outcome, "message": self.message,
+            "digest": self.digest, "size": self.size, "source": self.source,
+            "updated_at": iso(self.metadata.updated_at) if self.metadata else None,
+            "next_update": iso(self.metadata.next_update) if self.metadata else None,
+            "blobs_copied": self.stats.blobs_copied, "blobs_skipped": self.stats.blobs_skipped,
+            "blobs_mounted": self.stats.blobs_mounted, "bytes_copied": self.stats.bytes_copied,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+async def read_layer_metadata(target: ReadTarget, layer: Descriptor) -> LayerMetadata:
+    """Stream a stored layer through the metadata reader (when it was not seen during a copy)."""
+    reader = LayerInfoReader()
+    try:
+        async for chunk in target.fetch_blob(layer):
+            await reader.feed(chunk)
+        return await reader.result()
+    finally:
+        reader.close()
+
+
+async def current_metadata(spec: AssetSpec, target: WriteTarget, state: dict[str, object], tag: str,
+                           current: Descriptor) -> LayerMetadata | None:
+    """The metadata of what the destination serves now: from state when it matches, else from the layer."""
+    if not spec.has_metadata:
+        return None
+    record = tag_record(state, tag)
+    if record is not None and record.digest == str(current.digest) and record.metadata is not None:
+        return record.metadata
+    try:
+        manifest = (await target.get_manifest(str(current.digest))).parsed
+        if isinstance(manifest, Manifest) and len(manifest.layers) == 1:
+            return await read_layer_metadata(target, manifest.layers[0])
+    except (MirrorError, LayerInfoError) as err:
+        log.warning("%s: cannot read the metadata of the served version: %s", spec.name, err)
+    return None
+
+
+class AssetSync:
+    """Syncs the catalog's assets from source prefixes into one destination."""
+
+    def __init__(self, sources: Sequence[Prefix], source_pool: RegistryPool, destination: Destination, *,
+                 dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3) -> None:
+        self.sources = list(sources)
+        self.source_pool = source_pool
+        self.destination = destination
+        self.dry_run = dry_run
+        self.progress = progress or NoProgress()
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def run(self, specs: Sequence[AssetSpec]) -> list[TagResult]:
+        """Every tag of every asset, concurrently (bounded); one failing never stops the others."""
+        jobs = [self._guarded(spec, tag) for spec in specs for tag in spec.tags]
+        return list(await asyncio.gather(*jobs))
+
+    async def _guarded(self, spec: AssetSpec, tag: TagSpec) -> TagResult:
+        async with self._limit:
+            started = time.monotonic()
+            try:
+                result = await self.sync_tag(spec, tag)
+            except MirrorError as err:
+                result = TagResult(spec.name, f"{spec.mirror_repository}:{tag.tag}", "failed", str(err))
+            result.seconds = time.monotonic() - started
+            self._record(spec, tag.tag, result)
+            return result
+
+    def _record(self, spec: AssetSpec, tag: str, result: TagResult) -> None:
+        if self.dry_run or result.outcome == "absent":
+            return
+        book = self.destination.state
+        state = book.load(spec.mirror_repository)
+        record = None
+        if result.outcome == "updated" and result.digest and result.source:
+            record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC), result.metadata,
+                               None)
+        outcome = "ok" if not result.failed else f"error: {result.message}"
+        try:
+            book.save(spec.mirror_repository, with_attempt(state, tag, outcome, record))
+        except OSError as err:
+            log.warning("cannot record the sync state of %s: %s", spec.mirror_repository, err)
+
+    async def sync_tag(self, spec: AssetSpec, tag_spec: TagSpec) -> TagResult:
+        tag = tag_spec.tag
+        reference = f"{spec.mirror_repository}:{tag}"
+        target = await self.destination.target(spec.mirror_repository)
+        tried: list[str] = []
+        refused = False
+        not_found = 0
+        for prefix in self.sources:
+            source_ref = f"{prefix.reference(spec.repository, tag)}"
+            try:
+                client = await self.source_pool.client(prefix.registry)
+                source = client.repository(prefix.repository(spec.repository))
+                manifest = await source.get_manifest(tag)
+                return await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+            except NotFound as err:
+                not_found += 1
+                tried.append(f"{source_ref}: {err}")
+            except RefusedCandidate as err:
+                refused = True
+                tried.append(f"{source_ref}: refused: {err}")
+            except MirrorError as err:
+                tried.append(f"{source_ref}: {err}")
+            log.info("%s: %s", spec.name, tried[-1])
+        if not_found == len(self.sources) and not tag_spec.required:
+            return TagResult(spec.name, reference, "absent", "not published by any source")
+        summary = "; ".join(tried)
+        if refused:
+            return TagResult(spec.name, reference, "refused", f"kept the current version: {summary}")
+        return TagResult(spec.name, reference, "failed", f"no source could be used: {summary}")
+
+    async def _publish(self, spec: AssetSpec, tag: str, reference: str, source: ReadTarget, source_ref: str,
+                       manifest: ManifestBytes, target: WriteTarget) -> TagResult:
+        current = await target.resolve(tag)
+        if current is not None and current.digest == manifest.digest:
+            return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
+                             _artifact_size(manifest), source_ref, await self._known_metadata(spec, tag, current))
+        parsed = manifest.parsed
+        layer = assets.check_shape(spec, parsed)
+        assert isinstance(parsed, Manifest)
+        if self.dry_run:
+            return TagResult(spec.name, reference, "would-update", f"would copy {manifest.digest.short}",
+                             str(manifest.digest), _artifact_size(manifest), source_ref)
+        reader = LayerInfoReader() if spec.has_metadata else None
+        seen_layer = False
+        key = f"{reference}"
+        self.progress.start(key, f"{spec.name} ({source_ref})", layer.size)
+
+        def observe(blob: Descriptor) -> engine.ChunkObserver | None:
+            if blob.digest != layer.digest:
+                return None
+
+            async def feed(chunk: bytes) -> None:
+                nonlocal seen_layer
+                seen_layer = True
+                self.progress.advance(key, len(chunk))
+                if reader is not None:
+                    await reader.feed(chunk)
+
+            return feed
+
+        metadata: LayerMetadata | None = None
+
+        async def check(_manifest: ManifestBytes) -> None:
+            nonlocal metadata
+            if reader is not None:
+                try:
+                    if seen_layer:
+                        metadata = await reader.result()
+                    else:
+                        metadata = await read_layer_metadata(target, layer)
+                except LayerInfoError as err:
+                    raise RefusedCandidate(f"{spec.name}: {err}") from None
+            assets.check_version(spec, tag, parsed, metadata)
+            if current is not None:
+                served = await current_metadata(spec, target, self.destination.state.load(spec.mirror_repository),
+                                                tag, current)
+                assets.check_not_older(spec, metadata, served)
+
+        try:
+            stats = await engine.copy(source, manifest, target, tag, engine.CopyHooks(observe, check))
+        finally:
+            if reader is not None:
+                reader.close()
+            self.progress.finish(key)
+        return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}",
+                         str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats)
+
+    async def _known_metadata(self, spec: AssetSpec, tag: str, current: Descriptor) -> LayerMetadata | None:
+        record = tag_record(self.destination.state.load(spec.mirror_repository), tag)
+        if record is not None and record.digest == str(current.digest):
+            return record.metadata
+        return None
+
+
+def _artifact_size(manifest: ManifestBytes) -> int:
+    parsed = manifest.parsed
+    blobs = parsed.blobs if isinstance(parsed, Manifest) else parsed.manifests
+    return sum(blob.size for blob in blobs)

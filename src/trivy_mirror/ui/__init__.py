@@ -1,0 +1,1 @@
+"""Terminal output: logging setup, error lines, progress and tables."""
