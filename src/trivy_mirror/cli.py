@@ -16,8 +16,9 @@ from trivy_mirror import __version__, assets
 from trivy_mirror.config import load_config
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix
-from trivy_mirror.registry import Credentials
+from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.sync.endpoints import ConnectionOptions
+from trivy_mirror.timefmt import parse_duration
 from trivy_mirror.ui import console, logs
 
 T = TypeVar("T")
@@ -200,6 +201,85 @@ def copy(source: str, target: str, src_creds: str | None, dest_creds: str | None
 
     sys.exit(run(run_copy(source, target, connection_options(src_creds, "src", insecure, ca_file),
                           connection_options(dest_creds, "dest", insecure, ca_file), as_json=as_json)))
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@cli.command()
+@click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
+              help=STORE_HELP)
+@click.option("--listen", default="127.0.0.1:5000", show_default=True, envvar="TRIVY_MIRROR_LISTEN",
+              metavar="HOST:PORT", help="Address to listen on ([::]:5000 for every IPv6 and IPv4 address).")
+@click.option("--public-url", envvar="TRIVY_MIRROR_PUBLIC_URL", metavar="URL",
+              help="The URL clients use to reach this server (behind a proxy or NAT) [default: the request's Host].")
+@click.option("--sync-every", default="6h", show_default=True, callback=_duration, envvar="TRIVY_MIRROR_SYNC_EVERY",
+              metavar="DURATION", help="Re-sync interval (with 10%% jitter); earlier when the served DB's NextUpdate "
+                                       "passes. Go-style: 6h, 90m, 1h30m.")
+@click.option("--no-sync", is_flag=True, help="Only serve what the store holds; never sync.")
+@_source_options
+@_transport_options
+@click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS",
+              help="Comma-separated assets to sync and report in /readyz. [default: all]")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              envvar="TRIVY_MIRROR_TLS_CERT",
+              help="Serve HTTPS with this PEM certificate (chain).")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              envvar="TRIVY_MIRROR_TLS_KEY",
+              help="PEM private key for --tls-cert.")
+@click.option("--htpasswd", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              envvar="TRIVY_MIRROR_HTPASSWD", help="Require Basic/Bearer auth with users from this file (htpasswd -B).")
+@click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              envvar="TRIVY_MIRROR_TOKEN_FILE",
+              help="Accept these static bearer tokens, one per line (what trivy --registry-token sends).")
+@click.option("--anonymous-pull", is_flag=True, help="With auth on, let anyone pull; pushing still needs auth.")
+@click.option("--allow-push", is_flag=True,
+              help="Accept pushes (skopeo copy, oras cp, trivy-mirror sync --to) from authenticated clients.")
+@click.option("--keep", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Versions of each asset kept in the store after a sync.")
+@click.pass_context
+def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
+          no_sync: bool, sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
+          asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
+          token_file: Path | None, anonymous_pull: bool, allow_push: bool, keep: int) -> None:
+    """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
+
+    Serving starts at once with what the store holds; a sync runs in the background at start and then every
+    --sync-every. A failed sync never stops serving: it is logged, retried with backoff and shown in /readyz and
+    /metrics. New versions appear atomically; downloads already running finish on the old one.
+
+    \b
+    Endpoints:
+      /v2/...    the registry API: aquasec/trivy-db, aquasec/trivy-java-db, aquasec/trivy-checks
+                 (and the ghcr names aquasecurity/... as aliases)
+      /healthz   the process is up       /readyz   every asset present and fresh (else 503 and why)
+      /metrics   Prometheus metrics
+
+    \b
+    Point Trivy at it:
+      trivy image --db-repository HOST:5000/aquasec/trivy-db:2 \\
+                  --java-db-repository HOST:5000/aquasec/trivy-java-db:1 \\
+                  --checks-bundle-repository HOST:5000/aquasec/trivy-checks:2 IMAGE
+    """
+    from trivy_mirror.commands.serve import StoreSync, run_serve
+    from trivy_mirror.server.settings import ServerSettings
+    from trivy_mirror.store import Store, default_store_dir
+
+    log_format = ctx.find_root().params.get("log_format", "text")
+    settings = ServerSettings(listen=listen, public_url=public_url, tls_cert=tls_cert, tls_key=tls_key,
+                              htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
+                              allow_push=allow_push, sync_every=sync_every, keep=keep, log_format=log_format)
+    settings.validate()
+    the_store = Store(store or default_store_dir())
+    store_sync = StoreSync(the_store, assets.select(parse_assets(asset_names)), parse_prefixes(sources),
+                           connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600)
+    run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -26,3 +27,25 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else None
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration: ``6h``, ``90m``, ``1h30m``, ``45s`` (``d`` for days too)."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty duration")
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    position, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError(f"invalid duration {text!r}: use e.g. 6h, 30m, 1h30m, 45s")
+    return total

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Protocol
 
 from trivy_mirror.oci.reference import Prefix
-from trivy_mirror.registry import Credentials, RegistryClient
+from trivy_mirror.registry.client import RegistryClient
+from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.store import Store
 from trivy_mirror.sync.state import DirectoryStateBook, StateBook
 from trivy_mirror.target import WriteTarget

@@ -12,7 +12,7 @@ from typing import Literal
 
 from trivy_mirror import assets
 from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
-from trivy_mirror.errors import MirrorError, NotFound, RefusedCandidate
+from trivy_mirror.errors import MirrorError, NotFound, RefusedCandidate, Unreachable
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
@@ -103,9 +103,27 @@ class AssetSync:
         self._limit = asyncio.Semaphore(concurrency)
 
     async def run(self, specs: Sequence[AssetSpec]) -> list[TagResult]:
-        """Every tag of every asset, concurrently (bounded); one failing never stops the others."""
+        """Every tag of every asset, concurrently (bounded); one failing never stops the others.
+
+        Raises Unreachable, before any work, when no source registry answers: one line instead of one failure
+        per asset for the same cause.
+        """
+        await self._drop_unreachable_sources()
         jobs = [self._guarded(spec, tag) for spec in specs for tag in spec.tags]
         return list(await asyncio.gather(*jobs))
+
+    async def _drop_unreachable_sources(self) -> None:
+        failures: dict[str, str] = {}
+        for registry in dict.fromkeys(prefix.registry for prefix in self.sources):
+            try:
+                await (await self.source_pool.client(registry)).base_url()
+            except Unreachable as err:
+                failures[registry] = str(err)
+                log.warning("source %s is unreachable: %s", registry, err)
+        reachable = [prefix for prefix in self.sources if prefix.registry not in failures]
+        if not reachable:
+            raise Unreachable("; ".join(failures.values()))
+        self.sources = reachable
 
     async def _guarded(self, spec: AssetSpec, tag: TagSpec) -> TagResult:
         async with self._limit:

@@ -4,52 +4,87 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from trivy_mirror.assets import AssetSpec
+from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus, state_of
-from trivy_mirror.oci.manifest import Manifest
+from trivy_mirror.oci.manifest import Descriptor, Manifest
+from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import Destination
 from trivy_mirror.sync.layerinfo import LayerInfoError
 from trivy_mirror.sync.mirror import read_layer_metadata
-from trivy_mirror.sync.state import last_attempt, tag_record
+from trivy_mirror.sync.state import TagRecord, last_attempt, tag_record
+from trivy_mirror.target import ReadTarget
+
+
+def _row(spec: AssetSpec, tag_spec: TagSpec, state: dict[str, Any], current: Descriptor | None,
+         metadata: LayerMetadata | None, size: int | None, now: datetime | None) -> AssetStatus | None:
+    """One status row; None for an optional tag the destination does not hold."""
+    reference = f"{spec.mirror_repository}:{tag_spec.tag}"
+    attempted_at, result = last_attempt(state, tag_spec.tag)
+    if current is None:
+        if not tag_spec.required:
+            return None
+        return AssetStatus(spec.name, reference, last_attempt=attempted_at, last_result=result)
+    record = _matching_record(state, tag_spec.tag, current)
+    next_update = metadata.next_update if metadata else None
+    return AssetStatus(spec.name, reference, str(current.digest), size, metadata.updated_at if metadata else None,
+                       next_update, record.source if record else None, attempted_at, result,
+                       state_of(True, next_update, now))
+
+
+def _matching_record(state: dict[str, Any], tag: str, current: Descriptor) -> TagRecord | None:
+    record = tag_record(state, tag)
+    return record if record is not None and record.digest == str(current.digest) else None
+
+
+async def _read_unknown(spec: AssetSpec, target: ReadTarget,
+                        current: Descriptor) -> tuple[LayerMetadata | None, int | None]:
+    """Size and metadata of an artifact the state does not describe (pushed by another tool): read the layer."""
+    try:
+        manifest = (await target.get_manifest(str(current.digest))).parsed
+        if not isinstance(manifest, Manifest):
+            return None, None
+        size = sum(blob.size for blob in manifest.blobs)
+        if spec.has_metadata and len(manifest.layers) == 1:
+            return await read_layer_metadata(target, manifest.layers[0]), size
+        return None, size
+    except (MirrorError, LayerInfoError):
+        return None, None
 
 
 async def asset_statuses(destination: Destination, specs: Sequence[AssetSpec],
                          now: datetime | None = None) -> list[AssetStatus]:
-    """One row per required tag, plus optional tags the destination holds."""
+    """One row per required tag, plus optional tags the destination holds (reads layers the state lacks)."""
     rows: list[AssetStatus] = []
     for spec in specs:
         target = await destination.target(spec.mirror_repository)
         state = destination.state.load(spec.mirror_repository)
         for tag_spec in spec.tags:
-            tag = tag_spec.tag
-            reference = f"{spec.mirror_repository}:{tag}"
-            attempted_at, result = last_attempt(state, tag)
-            current = await target.resolve(tag)
-            if current is None:
-                if tag_spec.required:
-                    rows.append(AssetStatus(spec.name, reference, last_attempt=attempted_at, last_result=result))
-                continue
-            record = tag_record(state, tag)
-            if record is not None and record.digest != str(current.digest):
-                record = None
-            metadata = record.metadata if record else None
-            size = record.size if record else None
-            if (spec.has_metadata and metadata is None) or size is None:
-                try:
-                    manifest = (await target.get_manifest(str(current.digest))).parsed
-                    if isinstance(manifest, Manifest):
-                        size = sum(blob.size for blob in manifest.blobs)
-                        if spec.has_metadata and len(manifest.layers) == 1:
-                            metadata = await read_layer_metadata(target, manifest.layers[0])
-                except (MirrorError, LayerInfoError):
-                    metadata = None
-            next_update = metadata.next_update if metadata else None
-            rows.append(AssetStatus(
-                spec.name, reference, str(current.digest), size,
-                metadata.updated_at if metadata else None, next_update,
-                record.source if record else None, attempted_at, result,
-                state_of(True, next_update, now),
-            ))
+            current = await target.resolve(tag_spec.tag)
+            record = _matching_record(state, tag_spec.tag, current) if current else None
+            metadata, size = (record.metadata, record.size) if record else (None, None)
+            if current is not None and (size is None or (spec.has_metadata and metadata is None)):
+                metadata, size = await _read_unknown(spec, target, current)
+            row = _row(spec, tag_spec, state, current, metadata, size, now)
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+def store_statuses(store: Store, specs: Sequence[AssetSpec], now: datetime | None = None) -> list[AssetStatus]:
+    """The store's rows from its index and state files only: cheap enough for every /readyz and /metrics."""
+    rows: list[AssetStatus] = []
+    for spec in specs:
+        layout = store.layout(spec.mirror_repository)
+        tags = layout.tags()
+        state = layout.read_state()
+        for tag_spec in spec.tags:
+            current = tags.get(tag_spec.tag)
+            record = _matching_record(state, tag_spec.tag, current) if current else None
+            row = _row(spec, tag_spec, state, current, record.metadata if record else None,
+                       record.size if record else None, now)
+            if row is not None:
+                rows.append(row)
     return rows

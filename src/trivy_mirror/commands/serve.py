@@ -1,0 +1,63 @@
+"""``trivy-mirror serve``: the embedded registry plus the sync loop that keeps the store fresh."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from trivy_mirror.assets import AssetSpec
+from trivy_mirror.errors import MirrorError
+from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.server.runner import serve
+from trivy_mirror.server.scheduler import SyncOutcome
+from trivy_mirror.server.settings import ServerSettings
+from trivy_mirror.store import Store
+from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination
+from trivy_mirror.sync.mirror import AssetSync
+from trivy_mirror.sync.status import store_statuses
+
+log = logging.getLogger("trivy_mirror.serve")
+
+
+class StoreSync:
+    """One sync of the store, as the scheduler runs it: never raises, reports an outcome."""
+
+    def __init__(self, store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix],
+                 options: ConnectionOptions, lock_timeout: float) -> None:
+        self.store = store
+        self.specs = list(specs)
+        self.sources = list(sources)
+        self.options = options
+        self.lock_timeout = lock_timeout
+
+    async def __call__(self) -> SyncOutcome:
+        started = time.monotonic()
+        try:
+            async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
+                results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(self.specs)
+        except MirrorError as err:
+            return SyncOutcome(False, str(err), time.monotonic() - started)
+        failures = [f"{r.reference}: {r.message}" for r in results if r.failed]
+        changed = [r.reference for r in results if r.outcome == "updated"]
+        message = "; ".join(failures) if failures else (
+            f"updated {', '.join(changed)}" if changed else "everything up to date")
+        return SyncOutcome(not failures, message, time.monotonic() - started,
+                           {r.reference: r.outcome for r in results})
+
+    def statuses(self) -> list[AssetStatus]:
+        return store_statuses(self.store, self.specs)
+
+    def next_due(self) -> datetime | None:
+        """The earliest NextUpdate the store serves: once it passes, clients re-download every hour."""
+        due = [row.next_update for row in self.statuses() if row.next_update is not None]
+        return min(due) if due else None
+
+
+async def run_serve(settings: ServerSettings, store: Store, store_sync: StoreSync, sync: bool) -> None:
+    def started(url: str) -> None:
+        log.info("serving %s on %s", store.root, url)
+
+    await serve(settings, store, store_sync.statuses, store_sync if sync else None, on_started=started)

@@ -1,0 +1,52 @@
+"""Run ``trivy-mirror`` as a user does: a real process, with its home, config and state kept in a tmp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class MirrorCli:
+    """A sandboxed ``trivy-mirror``: ``HOME`` and the XDG dirs point into ``home``."""
+
+    home: Path
+
+    def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("TRIVY_MIRROR_", "DOCKER_", "XDG_"))}
+        base.pop("REGISTRY_AUTH_FILE", None)
+        base.update({
+            "HOME": str(self.home),
+            "XDG_DATA_HOME": str(self.home / "data"),
+            "XDG_STATE_HOME": str(self.home / "state"),
+            "XDG_CONFIG_HOME": str(self.home / "config"),
+            "XDG_CACHE_HOME": str(self.home / "cache"),
+        })
+        base.update(env or {})
+        return base
+
+    def run(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 180,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return subprocess.run([sys.executable, "-m", "trivy_mirror", *args], capture_output=True, text=True,
+                              env=self.environment(env), timeout=timeout, input=input, check=False)
+
+    def json(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, expect: int = 0) -> Any:
+        result = self.run([*args, "--json"], env=env)
+        assert result.returncode == expect, f"exit {result.returncode}\nstdout:{result.stdout}\nstderr:{result.stderr}"
+        return json.loads(result.stdout)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    """The failure contract: the given exit code, no traceback, and one ``trivy-mirror: error:`` line."""
+    assert result.returncode == code, f"exit {result.returncode}\nstderr:{result.stderr}"
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("trivy-mirror: error:")]
+    assert len(errors) >= 1, result.stderr
+    return errors[0]

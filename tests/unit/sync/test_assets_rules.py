@@ -1,0 +1,77 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from trivy_mirror import assets
+from trivy_mirror.assets import CATALOG, LayerMetadata
+from trivy_mirror.errors import RefusedCandidate, UsageError
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
+
+DB, JAVA, CHECKS = CATALOG
+CONFIG = Descriptor(mediatype.OCI_EMPTY, Digest.of(b"{}"), 2)
+
+
+def layer(media_type: str = mediatype.TRIVY_DB_LAYER, title: str | None = "db.tar.gz") -> Descriptor:
+    annotations = {mediatype.ANNOTATION_TITLE: title} if title is not None else {}
+    return Descriptor(media_type, Digest.of(b"layer"), 5, annotations)
+
+
+def manifest(*layers: Descriptor, version: str | None = None) -> Manifest:
+    annotations = {mediatype.ANNOTATION_VERSION: version} if version else {}
+    return Manifest(mediatype.OCI_MANIFEST, CONFIG, layers, annotations)
+
+
+def test_accepts_upstream_shape() -> None:
+    assert assets.check_shape(DB, manifest(layer())).title == "db.tar.gz"
+
+
+@pytest.mark.parametrize(("candidate", "reason"), [
+    (manifest(), "exactly one"),
+    (manifest(layer(), layer()), "exactly one"),
+    (manifest(layer(title=None)), "no org.opencontainers.image.title"),
+    (manifest(layer(title="../db.tar.gz")), "not a local relative path"),
+    (manifest(layer(title="/db.tar.gz")), "not a local relative path"),
+    (manifest(layer(title="C:\\db.tar.gz")), "not a local relative path"),
+    (manifest(layer(title="db.bin")), "archive extension"),
+    (manifest(layer(media_type=mediatype.TRIVY_JAVA_DB_LAYER)), "media type"),
+    (Index(mediatype.OCI_INDEX, (), {}), "index"),
+])
+def test_refuses_what_trivy_refuses(candidate: Manifest | Index, reason: str) -> None:
+    with pytest.raises(RefusedCandidate, match=reason):
+        assets.check_shape(DB, candidate)
+
+
+def test_schema_version_must_match_tag() -> None:
+    now = datetime.now(UTC)
+    assets.check_version(DB, "2", manifest(layer()), LayerMetadata(2, now, now))
+    with pytest.raises(RefusedCandidate, match="Version is 3"):
+        assets.check_version(DB, "2", manifest(layer()), LayerMetadata(3, now, now))
+    with pytest.raises(RefusedCandidate, match="Version is 2"):
+        assets.check_version(JAVA, "1", manifest(layer()), LayerMetadata(2, now, now))
+    with pytest.raises(RefusedCandidate, match="metadata"):
+        assets.check_version(DB, "2", manifest(layer()), None)
+
+
+def test_checks_major_version_must_match_tag() -> None:
+    assets.check_version(CHECKS, "2", manifest(layer(), version="2.1.0"), None)
+    assets.check_version(CHECKS, "2", manifest(layer()), None)  # no annotation: a custom build, Trivy accepts it
+    with pytest.raises(RefusedCandidate, match=r"1\.x"):
+        assets.check_version(CHECKS, "2", manifest(layer(), version="1.9.0"), None)
+
+
+def test_refuses_older_db() -> None:
+    now = datetime.now(UTC)
+    newer, older = LayerMetadata(2, now, now), LayerMetadata(2, now - timedelta(hours=6), now)
+    assets.check_not_older(DB, newer, older)
+    assets.check_not_older(DB, newer, newer)
+    with pytest.raises(RefusedCandidate, match="older"):
+        assets.check_not_older(DB, older, newer)
+
+
+def test_select() -> None:
+    assert [s.name for s in assets.select(["checks", "db"])] == ["db", "checks"]
+    assert assets.select(["vex"]) == []
+    with pytest.raises(UsageError, match="unknown asset"):
+        assets.select(["nope"])

@@ -1,0 +1,120 @@
+"""The copy engine over in-memory targets (fakes of the target interface, for this module only)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from trivy_mirror.errors import NotFound, RefusedCandidate, VerificationError
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.content import ManifestBytes
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import Descriptor
+from trivy_mirror.sync import engine
+from trivy_mirror.target import ReadTarget
+
+
+class MemoryTarget:
+    def __init__(self, chunk: int = 3) -> None:
+        self.blobs: dict[Digest, bytes] = {}
+        self.manifests: dict[str, ManifestBytes] = {}
+        self.tags: dict[str, Digest] = {}
+        self.fetches = 0
+        self.chunk = chunk
+        self.location = "memory"
+
+    async def resolve(self, reference: str) -> Descriptor | None:
+        digest = self.tags.get(reference) or (Digest.parse(reference) if ":" in reference else None)
+        return self.manifests[str(digest)].descriptor if digest and str(digest) in self.manifests else None
+
+    async def get_manifest(self, reference: str) -> ManifestBytes:
+        descriptor = await self.resolve(reference)
+        if descriptor is None:
+            raise NotFound(reference)
+        return self.manifests[str(descriptor.digest)]
+
+    async def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
+        self.fetches += 1
+        data = self.blobs[descriptor.digest]
+        for i in range(0, len(data), self.chunk):
+            yield data[i : i + self.chunk]
+
+    async def blob_exists(self, descriptor: Descriptor) -> bool:
+        return descriptor.digest in self.blobs
+
+    async def push_blob(self, descriptor: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        data = b"".join([c async for c in chunks])
+        self.blobs[descriptor.digest] = data
+
+    async def mount_blob(self, descriptor: Descriptor, source: ReadTarget) -> bool:
+        return False
+
+    async def push_manifest(self, manifest: ManifestBytes, tag: str | None) -> None:
+        for blob in manifest.parsed.blobs:  # type: ignore[union-attr]
+            assert blob.digest in self.blobs, "manifest pushed before its blobs"
+        self.manifests[str(manifest.digest)] = manifest
+        if tag:
+            self.tags[tag] = manifest.digest
+
+
+def artifact(target: MemoryTarget, layer: bytes, corrupt: bool = False) -> ManifestBytes:
+    config = b"{}"
+    stored = layer[:-1] + b"X" if corrupt else layer
+    target.blobs[Digest.of(config)] = config
+    target.blobs[Digest.of(layer)] = stored
+    data = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_MANIFEST,
+                       "config": {"mediaType": mediatype.OCI_EMPTY, "digest": str(Digest.of(config)), "size": 2},
+                       "layers": [{"mediaType": mediatype.TRIVY_DB_LAYER, "digest": str(Digest.of(layer)),
+                                   "size": len(layer)}]}).encode()
+    manifest = ManifestBytes.of(data, mediatype.OCI_MANIFEST)
+    target.manifests[str(manifest.digest)] = manifest
+    target.tags["2"] = manifest.digest
+    return manifest
+
+
+async def test_copies_blobs_then_manifest_and_skips_existing() -> None:
+    src, dst = MemoryTarget(), MemoryTarget()
+    manifest = artifact(src, b"layer-bytes")
+    stats = await engine.copy(src, manifest, dst, "2")
+    assert (stats.blobs_copied, stats.bytes_copied, stats.manifests_pushed) == (2, 13, 1)
+    assert dst.manifests[str(manifest.digest)].data == manifest.data
+    again = await engine.copy(src, manifest, dst, "2")
+    assert (again.blobs_copied, again.blobs_skipped) == (0, 2)
+
+
+async def test_corrupt_source_never_publishes() -> None:
+    src, dst = MemoryTarget(), MemoryTarget()
+    manifest = artifact(src, b"layer-bytes", corrupt=True)
+    with pytest.raises(VerificationError):
+        await engine.copy(src, manifest, dst, "2")
+    assert dst.tags == {}
+
+
+async def test_before_publish_refusal_keeps_tag_and_observer_sees_bytes() -> None:
+    src, dst = MemoryTarget(), MemoryTarget()
+    manifest = artifact(src, b"layer-bytes")
+    seen: list[bytes] = []
+
+    async def observe(chunk: bytes) -> None:
+        seen.append(chunk)
+
+    async def refuse(_m: ManifestBytes) -> None:
+        raise RefusedCandidate("no")
+
+    hooks = engine.CopyHooks(lambda d: observe if d.media_type == mediatype.TRIVY_DB_LAYER else None, refuse)
+    with pytest.raises(RefusedCandidate):
+        await engine.copy(src, manifest, dst, "2", hooks)
+    assert b"".join(seen) == b"layer-bytes"
+    assert dst.tags == {}
+
+
+async def test_embedded_config_data_needs_no_fetch() -> None:
+    src, dst = MemoryTarget(), MemoryTarget()
+    data = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_MANIFEST,
+                       "config": {"mediaType": mediatype.OCI_EMPTY, "digest": str(Digest.of(b"{}")), "size": 2,
+                                  "data": "e30="}, "layers": []}).encode()
+    manifest = ManifestBytes.of(data, None)
+    await engine.copy(src, manifest, dst, "x")
+    assert src.fetches == 0 and dst.blobs[Digest.of(b"{}")] == b"{}"
