@@ -116,10 +116,12 @@ class AssetSync:
         failures: dict[str, str] = {}
         for registry in dict.fromkeys(prefix.registry for prefix in self.sources):
             try:
-                await (await self.source_pool.client(registry)).base_url()
+                await (await self.source_pool.client(registry)).ping()
             except Unreachable as err:
                 failures[registry] = str(err)
                 log.warning("source %s is unreachable: %s", registry, err)
+            except MirrorError:
+                pass  # it answers; whatever is wrong (auth, a 5xx) shows per asset with its reference
         reachable = [prefix for prefix in self.sources if prefix.registry not in failures]
         if not reachable:
             raise Unreachable("; ".join(failures.values()))
