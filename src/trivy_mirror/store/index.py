@@ -1,0 +1,109 @@
+"""``index.json`` of an OCI image layout: parsing, tagging, pruning and walking (no file I/O of its own).
+
+Entry order is push order. Tagging appends the new entry; the tag's previous entry loses its
+``org.opencontainers.image.ref.name`` but gains :data:`ANNOTATION_PREVIOUS_TAG`, so it stays readable by digest
+as an older version and :func:`prune_entries` knows which tag's history it belongs to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from trivy_mirror.errors import InvalidManifest, StoreError, UsageError
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import Descriptor, Index, Manifest, parse_manifest
+
+ANNOTATION_PREVIOUS_TAG = "io.github.trivy-mirror.previous-tag"
+REF_NAME = mediatype.ANNOTATION_REF_NAME
+
+
+def parse_index(data: bytes, path: Path) -> list[Descriptor]:
+    """The entries of an ``index.json``; StoreError naming the file when it is not a valid OCI index."""
+    try:
+        obj = json.loads(data)
+        if not isinstance(obj, dict) or not isinstance(obj.get("manifests"), list):
+            raise InvalidManifest("no manifests list")
+        return [Descriptor.from_json(entry, f"entry {i}") for i, entry in enumerate(obj["manifests"])]
+    except (UnicodeDecodeError, json.JSONDecodeError, InvalidManifest) as err:
+        detail = str(err).replace("\n", " ")
+        raise StoreError(f"{path} is not a valid OCI image index ({detail}); repair or remove it") from None
+
+
+def serialize_index(entries: Iterable[Descriptor]) -> bytes:
+    obj = {"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX, "manifests": [e.to_json() for e in entries]}
+    return json.dumps(obj, indent=2).encode() + b"\n"
+
+
+def tag_of(entry: Descriptor) -> str | None:
+    return entry.annotations.get(REF_NAME)
+
+
+def tagged(entries: Iterable[Descriptor]) -> dict[str, Descriptor]:
+    """Tag -> entry; when a foreign tool left two entries with one tag, the later one wins."""
+    return {tag: e for e in entries if (tag := tag_of(e)) is not None}
+
+
+def tag_entries(entries: list[Descriptor], new: Descriptor, tag: str) -> list[Descriptor] | None:
+    """``entries`` with ``tag`` moved to ``new`` (which carries the ref.name); None when it is there already."""
+    current = [e for e in entries if tag_of(e) == tag]
+    if current and all(e.digest == new.digest for e in current):
+        return None
+    result = []
+    for entry in entries:
+        if tag_of(entry) == tag:
+            annotations = {k: v for k, v in entry.annotations.items() if k != REF_NAME}
+            annotations[ANNOTATION_PREVIOUS_TAG] = tag
+            result.append(dataclasses.replace(entry, annotations=annotations))
+        elif (tag_of(entry) is None and entry.annotations.get(ANNOTATION_PREVIOUS_TAG) == tag
+              and entry.digest == new.digest):
+            continue  # an older version becomes the tagged one again: one entry, not two
+        else:
+            result.append(entry)
+    result.append(new)
+    return result
+
+
+def prune_entries(entries: list[Descriptor], keep: int) -> tuple[list[Descriptor], list[Descriptor]]:
+    """Split into (kept, removed): each tag's entry plus the newest ``keep - 1`` older versions of its history.
+
+    Untagged entries that belong to no tag's history were not written by us and are kept.
+    """
+    if keep < 1:
+        raise UsageError(f"keep must be at least 1 (the tagged version), got {keep}")
+    histories: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        previous = entry.annotations.get(ANNOTATION_PREVIOUS_TAG)
+        if tag_of(entry) is None and previous is not None:
+            histories.setdefault(previous, []).append(i)
+    dropped = {i for older in histories.values() for i in older[: max(0, len(older) - (keep - 1))]}
+    kept = [e for i, e in enumerate(entries) if i not in dropped]
+    removed = [e for i, e in enumerate(entries) if i in dropped]
+    return kept, removed
+
+
+def walk(entries: Iterable[Descriptor],
+         read: Callable[[Descriptor], bytes]) -> Iterator[tuple[Descriptor, Manifest | Index]]:
+    """Every manifest reachable from ``entries`` (through indexes, depth first), each once, parsed.
+
+    ``read`` returns a manifest's verified bytes; its errors propagate, as does InvalidManifest.
+    """
+    seen: set[Digest] = set()
+    stack = list(reversed(list(entries)))
+    while stack:
+        descriptor = stack.pop()
+        if descriptor.digest in seen:
+            continue
+        seen.add(descriptor.digest)
+        parsed = parse_manifest(read(descriptor), descriptor.media_type)
+        yield descriptor, parsed
+        if isinstance(parsed, Index):
+            stack.extend(reversed(parsed.manifests))
+
+
+def references(parsed: Manifest | Index) -> tuple[Descriptor, ...]:
+    """What must be stored before this manifest may be: config and layers, or an index's child manifests."""
+    return parsed.blobs if isinstance(parsed, Manifest) else parsed.manifests

@@ -1,0 +1,303 @@
+"""One repository of the store: an OCI image layout (``oci-layout``, ``index.json``, ``blobs/``).
+
+skopeo, oras and zot read it as it is. Every write is crash-safe: blobs become visible by renaming complete,
+fsynced temp files from ``STORE/.tmp`` into ``blobs/``, and ``index.json`` (the only thing that makes a tag point
+somewhere) is replaced last, once everything it references is stored. Writers hold the store lock
+(:meth:`Store.lock`); readers need no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.content import ManifestBytes
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Manifest
+from trivy_mirror.oci.reference import validate_tag
+from trivy_mirror.store import index
+from trivy_mirror.store.fsutil import commit, commit_file, ensure_dir, open_temp, os_errors, touch, write_atomic
+from trivy_mirror.store.gc import sweep
+from trivy_mirror.store.paths import (
+    BLOBS_DIR,
+    INDEX_FILE,
+    LAYOUT_FILE,
+    STATE_FILE,
+    TMP_DIR,
+    check_repository,
+)
+from trivy_mirror.store.stream import drain, run_to_completion, write_stream
+from trivy_mirror.target import ReadTarget
+
+READ_CHUNK = 1024 * 1024
+LAYOUT_CONTENT = json.dumps({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}).encode()
+
+_index_locks: dict[Path, threading.Lock] = {}
+_index_locks_guard = threading.Lock()
+
+
+def _index_lock(path: Path) -> threading.Lock:
+    """One lock per layout directory in this process: index.json updates run in worker threads."""
+    with _index_locks_guard:
+        return _index_locks.setdefault(path, threading.Lock())
+
+
+class Layout:
+    """One OCI image layout ``STORE/<repository>``; implements :class:`~trivy_mirror.target.WriteTarget`.
+
+    The directory is created by the first write. Tags are index.json entries annotated with
+    ``org.opencontainers.image.ref.name``; a tag's earlier versions stay as entries without it until pruned.
+    """
+
+    def __init__(self, root: Path, repository: str) -> None:
+        self.repository = check_repository(repository)
+        self.path = root / repository
+        self.location = f"oci-layout:{self.path}"
+        self.index_path = self.path / INDEX_FILE
+        self._tmp = root / TMP_DIR
+        self._mutex = _index_lock(self.path)
+
+    def __repr__(self) -> str:
+        return f"Layout({self.path})"
+
+    # Reading (synchronous: small files).
+
+    def tags(self) -> dict[str, Descriptor]:
+        """Tag -> index entry of the manifest it points at."""
+        return index.tagged(self._entries())
+
+    def manifests(self) -> list[Descriptor]:
+        """Every index entry, in push order: tagged ones and older versions kept without a ref.name."""
+        return self._entries()
+
+    def blob_path(self, digest: Digest) -> Path:
+        """Where a blob is stored (it may not exist). A parsed Digest cannot traverse out of the layout."""
+        return self.path / BLOBS_DIR / digest.algorithm / digest.hex
+
+    def read_manifest(self, reference: str) -> ManifestBytes | None:
+        """The exact manifest bytes for a tag or digest, with the media type of its entry; None when absent.
+
+        Raises InvalidReference or InvalidDigest for a malformed reference, StoreError for a damaged store.
+        """
+        entry = self._find(reference)
+        return None if entry is None else ManifestBytes(self._read_manifest_blob(entry), entry.media_type)
+
+    def read_state(self) -> dict[str, Any]:
+        """The sync engine's notes (``trivy-mirror.json``); {} when absent or unreadable."""
+        try:
+            state = json.loads((self.path / STATE_FILE).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        data = json.dumps(state, indent=2).encode() + b"\n"
+        with os_errors(f"write {self.path / STATE_FILE}"):
+            write_atomic(self._tmp, self.path / STATE_FILE, data)
+
+    # Maintenance (synchronous; call under the store lock).
+
+    def prune(self, keep: int) -> list[Digest]:
+        """Keep each tag plus its newest ``keep - 1`` older versions in index.json; the removed digests.
+
+        Only index entries go; their blobs stay until :meth:`collect_garbage`.
+        """
+        with self._mutex, os_errors(f"prune {self.location}"):
+            kept, removed = index.prune_entries(self._entries(), keep)
+            if removed:
+                write_atomic(self._tmp, self.index_path, index.serialize_index(kept))
+        still_used = {entry.digest for entry in kept}
+        return list(dict.fromkeys(entry.digest for entry in removed if entry.digest not in still_used))
+
+    def collect_garbage(self, grace_seconds: float) -> int:
+        """Delete blobs that no manifest reachable from index.json references and that are older than the
+        grace period; the bytes freed. Refuses (StoreError) when a manifest cannot be read, since its blobs
+        would then be unknown.
+        """
+        with self._mutex, os_errors(f"collect garbage in {self.location}"):
+            keep: set[Digest] = set()
+            try:
+                for descriptor, parsed in index.walk(self._entries(), self._read_manifest_blob):
+                    keep.add(descriptor.digest)
+                    keep.update(ref.digest for ref in index.references(parsed))
+            except (StoreError, InvalidManifest) as err:
+                raise StoreError(f"not collecting garbage in {self.location}: {err}") from None
+            return sweep(self.path / BLOBS_DIR, keep, grace_seconds)
+
+    # ReadTarget
+
+    async def resolve(self, reference: str) -> Descriptor | None:
+        entry = self._find(reference)
+        # Plain, like a registry's HEAD answer, so descriptors from any two targets compare equal.
+        return None if entry is None else Descriptor(entry.media_type, entry.digest, entry.size)
+
+    async def get_manifest(self, reference: str) -> ManifestBytes:
+        manifest = self.read_manifest(reference)
+        if manifest is None:
+            raise NotFound(f"manifest {reference} is not in {self.location}")
+        return manifest
+
+    async def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
+        path = self.blob_path(descriptor.digest)
+        with os_errors(f"read {path}"):
+            try:
+                file = await asyncio.to_thread(path.open, "rb")
+            except FileNotFoundError:
+                raise NotFound(f"blob {descriptor.digest.short} is not in {self.location}") from None
+        with file:
+            while True:
+                with os_errors(f"read {path}"):
+                    chunk = await asyncio.to_thread(file.read, READ_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+
+    async def blob_exists(self, descriptor: Descriptor) -> bool:
+        return self._has_blob(descriptor)
+
+    # WriteTarget
+
+    async def push_blob(self, descriptor: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        """Store a blob from a stream that raises on bad content (the caller verifies the digest; the size is
+        checked here). Nothing becomes visible unless the stream ends cleanly; a blob already stored is kept
+        and the stream is only drained.
+        """
+        target = self.blob_path(descriptor.digest)
+        action = f"write blob {descriptor.digest.short} to {self.location}"
+        if self._has_blob(descriptor):
+            await drain(chunks, descriptor)
+            with os_errors(action):
+                touch(target)
+            return
+        with os_errors(action):
+            file, tmp = open_temp(self._tmp, descriptor.digest.hex[:16])
+        try:
+            await write_stream(file, chunks, descriptor, action)
+            with os_errors(action):
+                await run_to_completion(commit_file, file, tmp, target)
+        except BaseException:
+            file.close()
+            tmp.unlink(missing_ok=True)
+            raise
+
+    async def mount_blob(self, descriptor: Descriptor, source: ReadTarget) -> bool:
+        """Hard-link the blob from another layout on the same file system; False when that is not possible."""
+        if not isinstance(source, Layout):
+            return False
+        return await run_to_completion(self._link_blob, descriptor, source)
+
+    async def push_manifest(self, manifest: ManifestBytes, tag: str | None) -> None:
+        """Store the exact manifest bytes as a blob, then point ``tag`` at it by rewriting index.json.
+
+        Refused (StoreError) unless every blob it references is stored. Without a tag only the blob is
+        written: that is how an index's children are stored, reachable by digest through their index.
+        """
+        if tag is not None:
+            validate_tag(tag)
+        parsed = manifest.parsed
+        await run_to_completion(self._store_manifest, manifest, parsed, tag)
+
+    # Internals
+
+    def _entries(self) -> list[Descriptor]:
+        try:
+            data = self.index_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise StoreError(f"cannot read {self.index_path}: {err.strerror or err}") from None
+        return index.parse_index(data, self.index_path)
+
+    def _find(self, reference: str) -> Descriptor | None:
+        entries = self._entries()
+        if ":" not in reference:
+            return index.tagged(entries).get(validate_tag(reference))
+        digest = Digest.parse(reference)
+        for entry in entries:
+            if entry.digest == digest:
+                return entry
+        # A child of a stored index is served by digest, as a registry would.
+        for descriptor, _ in index.walk(entries, self._read_manifest_blob):
+            if descriptor.digest == digest:
+                return descriptor
+        return None
+
+    def _read_manifest_blob(self, descriptor: Descriptor) -> bytes:
+        """A manifest's bytes, checked against the descriptor: a mismatch means the store is damaged."""
+        path = self.blob_path(descriptor.digest)
+        if descriptor.size > MAX_MANIFEST_SIZE:
+            raise StoreError(f"{self.index_path} lists {descriptor.digest.short} with a size too large for a manifest")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"store is damaged: manifest {descriptor.digest.short} is missing ({path})") from None
+        except OSError as err:
+            raise StoreError(f"cannot read {path}: {err.strerror or err}") from None
+        if len(data) != descriptor.size or Digest.of(data, descriptor.digest.algorithm) != descriptor.digest:
+            raise StoreError(f"store is damaged: {path} does not match its digest and size")
+        return data
+
+    def _has_blob(self, descriptor: Descriptor) -> bool:
+        try:
+            return self.blob_path(descriptor.digest).stat().st_size == descriptor.size
+        except OSError:
+            return False
+
+    def _link_blob(self, descriptor: Descriptor, source: Layout) -> bool:
+        target = self.blob_path(descriptor.digest)
+        action = f"link blob {descriptor.digest.short} into {self.location}"
+        if self._has_blob(descriptor):
+            with os_errors(action):
+                touch(target)
+            return True
+        if not source._has_blob(descriptor):
+            return False
+        link = self._tmp / f"{descriptor.digest.hex[:16]}.{uuid.uuid4().hex}.link"
+        try:
+            ensure_dir(self._tmp)
+            os.link(source.blob_path(descriptor.digest), link)
+        except OSError:
+            return False  # another file system, or one without hard links
+        try:
+            with os_errors(action):
+                touch(link)  # the inode's mtime: a fresh mount must survive the garbage collector's grace period
+                commit(link, target)
+        except BaseException:
+            link.unlink(missing_ok=True)
+            raise
+        return True
+
+    def _store_manifest(self, manifest: ManifestBytes, parsed: Manifest | Index, tag: str | None) -> None:
+        what = f"{self.location}:{tag}" if tag else f"{manifest.digest.short} in {self.location}"
+        with self._mutex, os_errors(f"store {what}"):
+            for ref in index.references(parsed):
+                if self._has_blob(ref):
+                    continue
+                if ref.data is None:
+                    raise StoreError(
+                        f"cannot store {what}: blob {ref.digest.short} ({ref.media_type}) is not in the store"
+                    )
+                write_atomic(self._tmp, self.blob_path(ref.digest), ref.data)
+            if self._has_blob(manifest.descriptor):
+                touch(self.blob_path(manifest.digest))
+            else:
+                write_atomic(self._tmp, self.blob_path(manifest.digest), manifest.data)
+            if tag is None:
+                return
+            artifact_type = parsed.artifact_type if isinstance(parsed, Manifest) else None
+            entry = Descriptor(manifest.media_type, manifest.digest, len(manifest.data),
+                               {index.REF_NAME: tag}, artifact_type)
+            updated = index.tag_entries(self._entries(), entry, tag)
+            # oci-layout before index.json: a directory with an index is always a complete layout.
+            if not (self.path / LAYOUT_FILE).exists():
+                write_atomic(self._tmp, self.path / LAYOUT_FILE, LAYOUT_CONTENT)
+            if updated is not None:
+                write_atomic(self._tmp, self.index_path, index.serialize_index(updated))

@@ -1,0 +1,73 @@
+"""The local store: a directory of OCI image layouts, one per repository (``STORE/aquasec/trivy-db``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+from trivy_mirror.errors import InvalidReference
+from trivy_mirror.store.fsutil import clean_dir
+from trivy_mirror.store.layout import Layout
+from trivy_mirror.store.lock import StoreLock
+from trivy_mirror.store.paths import BLOBS_DIR, INDEX_FILE, TMP_DIR, check_repository
+
+
+class Store:
+    """The store at ``root``. Writers hold :meth:`lock` (or :meth:`alock`) while they write; readers never lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+
+    def __repr__(self) -> str:
+        return f"Store({self.root})"
+
+    def layout(self, repository: str) -> Layout:
+        """The layout of ``repository``; raises InvalidReference for a name that is invalid or reserved."""
+        return Layout(self.root, repository)
+
+    def repositories(self) -> list[str]:
+        """Sorted names of the repositories that have an index.json."""
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            # Never descend into blobs/ (large) or the store's own .tmp and .lock.
+            dirnames[:] = [d for d in dirnames if d != BLOBS_DIR and not d.startswith(".")]
+            name = Path(dirpath).relative_to(self.root).as_posix()
+            if INDEX_FILE in filenames and name != ".":
+                with contextlib.suppress(InvalidReference):
+                    found.append(check_repository(name))
+        return sorted(found)
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 600, on_wait: Callable[[str], None] | None = None, *,
+             purpose: str = "sync") -> Iterator[None]:
+        """Hold the exclusive writer lock, waiting up to ``timeout`` seconds (StoreError after that).
+
+        ``on_wait`` is told once, in one line, who holds the lock; ``purpose`` is what others are told about us.
+        Taking the lock removes temp files a crashed writer left behind.
+        """
+        attempt = StoreLock(self.root, timeout, on_wait, purpose)
+        while (delay := attempt.poll()) is not None:
+            time.sleep(delay)
+        try:
+            clean_dir(self.root / TMP_DIR)
+            yield
+        finally:
+            attempt.release()
+
+    @contextlib.asynccontextmanager
+    async def alock(self, timeout: float = 600,  # noqa: ASYNC109 - the wait for another process, as in lock()
+                    on_wait: Callable[[str], None] | None = None, *, purpose: str = "sync") -> AsyncIterator[None]:
+        """:meth:`lock` for ``async with``: waits with asyncio.sleep, never blocking the event loop."""
+        attempt = StoreLock(self.root, timeout, on_wait, purpose)
+        # Polling: nothing signals the release of another process's flock.
+        while (delay := attempt.poll()) is not None:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+        try:
+            clean_dir(self.root / TMP_DIR)
+            yield
+        finally:
+            attempt.release()
