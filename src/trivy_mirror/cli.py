@@ -38,11 +38,11 @@ def parse_creds(text: str | None, side: str) -> Credentials | None:
         if not sep or not username:
             raise UsageError(f"--{side}-creds must be USERNAME:PASSWORD")
         return Credentials(username, password)
-    username = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_USERNAME")
-    password = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_PASSWORD")
-    if username and password is not None:
-        return Credentials(username, password)
-    if username or password:
+    env_user = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_USERNAME")
+    env_password = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_PASSWORD")
+    if env_user and env_password is not None:
+        return Credentials(env_user, env_password)
+    if env_user or env_password:
         raise UsageError(f"set both TRIVY_MIRROR_{side.upper()}_USERNAME and TRIVY_MIRROR_{side.upper()}_PASSWORD")
     return None
 

@@ -47,7 +47,8 @@ class Descriptor:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidManifest(f"{what} has an invalid size {size!r}")
         try:
-            digest = Digest.parse(obj.get("digest") if isinstance(obj.get("digest"), str) else "")
+            raw_digest = obj.get("digest")
+            digest = Digest.parse(raw_digest if isinstance(raw_digest, str) else "")
         except InvalidDigest as err:
             raise InvalidManifest(f"{what}: {err}") from None
         data = None

@@ -85,7 +85,7 @@ class RegistryDestination:
         self.prefix = prefix
         self.pool = pool
         self.label = str(prefix)
-        self.state = DirectoryStateBook(state_dir / "registries" / str(prefix).replace(":", "_"))
+        self.state: StateBook = DirectoryStateBook(state_dir / "registries" / str(prefix).replace(":", "_"))
 
     async def target(self, repository: str) -> WriteTarget:
         client = await self.pool.client(self.prefix.registry)

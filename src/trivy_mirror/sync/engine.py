@@ -7,6 +7,7 @@ push child manifests, and push the root manifest last, so a tag never points at 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -54,14 +55,12 @@ async def copy_blob(src: ReadTarget, dst: WriteTarget, blob: Descriptor, stats: 
 
 
 async def _source_chunks(src: ReadTarget, blob: Descriptor, observer: ChunkObserver | None) -> AsyncIterator[bytes]:
-    if blob.data is not None:
-        chunks: AsyncIterator[bytes] = _one(blob.data)
-    else:
-        chunks = src.fetch_blob(blob)
-    async for chunk in chunks:
-        if observer is not None:
-            await observer(chunk)
-        yield chunk
+    chunks = _one(blob.data) if blob.data is not None else src.fetch_blob(blob)
+    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+        async for chunk in chunks:
+            if observer is not None:
+                await observer(chunk)
+            yield chunk
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

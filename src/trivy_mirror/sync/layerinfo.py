@@ -13,6 +13,7 @@ import json
 import queue
 import tarfile
 import threading
+from typing import IO, cast
 
 from trivy_mirror.assets import LayerMetadata
 from trivy_mirror.timefmt import parse_time
@@ -119,7 +120,8 @@ class LayerInfoReader:
             self._drain()
 
     def _scan(self) -> LayerMetadata:
-        with tarfile.open(fileobj=_QueueReader(self._chunks), mode="r|gz", bufsize=1 << 20) as archive:
+        stream = cast(IO[bytes], _QueueReader(self._chunks))
+        with tarfile.open(fileobj=stream, mode="r|gz", bufsize=1 << 20) as archive:
             for member in archive:
                 if member.name.removeprefix("./") != METADATA_FILE:
                     continue
