@@ -119,12 +119,13 @@ class AssetSync:
                 await (await self.source_pool.client(registry)).ping()
             except Unreachable as err:
                 failures[registry] = str(err)
-                log.warning("source %s is unreachable: %s", registry, err)
             except MirrorError:
                 pass  # it answers; whatever is wrong (auth, a 5xx) shows per asset with its reference
         reachable = [prefix for prefix in self.sources if prefix.registry not in failures]
         if not reachable:
             raise Unreachable("; ".join(failures.values()))
+        for message in failures.values():
+            log.warning("skipping a source: %s", message)
         self.sources = reachable
 
     async def _guarded(self, spec: AssetSpec, tag: TagSpec) -> TagResult:

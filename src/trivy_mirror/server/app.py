@@ -1,0 +1,105 @@
+"""Assembling the aiohttp application from the settings, the store and the status sources."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.server.accesslog import ACCESS_LOGGER, ROUTE_KEY, access_logger_class
+from trivy_mirror.server.auth import Authenticator
+from trivy_mirror.server.cache import ManifestCache
+from trivy_mirror.server.health import Readiness, healthz
+from trivy_mirror.server.metrics import Metrics
+from trivy_mirror.server.pull import PullApi
+from trivy_mirror.server.push import PushApi
+from trivy_mirror.server.scheduler import SchedulerState, SyncScheduler
+from trivy_mirror.server.settings import ServerSettings
+from trivy_mirror.server.storage import ServedStore
+from trivy_mirror.server.token_endpoint import TokenEndpoint
+from trivy_mirror.server.uploads import Uploads
+from trivy_mirror.server.v2 import V2
+
+CACHE_KEY = web.AppKey("trivy_mirror_cache", ManifestCache)
+METRICS_KEY = web.AppKey("trivy_mirror_metrics", Metrics)
+SETTINGS_KEY = web.AppKey("trivy_mirror_settings", ServerSettings)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+"""What ``generate_latest`` writes (the classic text format)."""
+
+
+def _no_statuses() -> list[AssetStatus]:
+    return []
+
+
+def create_app(
+    settings: ServerSettings,
+    store: ServedStore,
+    statuses: Callable[[], list[AssetStatus]] = _no_statuses,
+    scheduler: SyncScheduler | None = None,
+) -> web.Application:
+    """The whole server as an application; raises :class:`UsageError` for bad settings or unreadable files.
+
+    Serve it with :func:`runner_options` so the access log and request metrics are wired in.
+    """
+    settings.validate()
+    auth = Authenticator(settings)
+    cache = ManifestCache(store)
+    scheduler_state: Callable[[], SchedulerState | None] = scheduler.state if scheduler else lambda: None
+    metrics = Metrics(statuses, scheduler_state)
+    uploads = Uploads(settings.upload_dir, settings.max_uploads) if settings.allow_push else None
+    push = PushApi(cache, settings.aliases, uploads) if uploads is not None else None
+    v2 = V2(auth, PullApi(store, cache, settings.aliases), push)
+
+    app = web.Application(client_max_size=settings.client_max_size)
+    app[CACHE_KEY] = cache
+    app[METRICS_KEY] = metrics
+    app[SETTINGS_KEY] = settings
+    app.router.add_route("*", "/v2", v2.handle)
+    app.router.add_route("*", "/v2/{path:.*}", v2.handle)
+    if settings.auth_enabled:
+        tokens = TokenEndpoint(auth)
+        app.router.add_get("/token", _labelled("token", tokens.get), allow_head=False)
+        app.router.add_post("/token", _labelled("token", tokens.post))
+    app.router.add_get("/healthz", _labelled("healthz", healthz))
+    app.router.add_get("/readyz", _labelled("readyz", Readiness(statuses, scheduler_state).readyz))
+    app.router.add_get("/metrics", _labelled("metrics", _metrics_handler(metrics)))
+
+    async def cleanup(_: web.Application) -> None:
+        auth.close()
+        if uploads is not None:
+            uploads.close()
+
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+def runner_options(app: web.Application) -> dict[str, Any]:
+    """Keyword arguments for ``web.AppRunner`` (or aiohttp's test server) that wire in the access log."""
+    settings = app[SETTINGS_KEY]
+    return {
+        "access_log_class": access_logger_class(app[METRICS_KEY], settings.log_format == "json"),
+        "access_log": ACCESS_LOGGER,
+        "shutdown_timeout": settings.shutdown_timeout,
+    }
+
+
+def _labelled(route: str, handler: Handler) -> Handler:
+    """``handler``, with ``route`` as the route label of its access log line and metrics."""
+
+    async def labelled(request: web.Request) -> web.StreamResponse:
+        request[ROUTE_KEY] = route
+        return await handler(request)
+
+    return labelled
+
+
+def _metrics_handler(metrics: Metrics) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        body = await asyncio.to_thread(metrics.render)  # the asset gauges read the store
+        return web.Response(body=body, headers={"Content-Type": PROMETHEUS_TEXT})
+
+    return handler

@@ -1,0 +1,125 @@
+"""Who may do what: credentials on each request, and the challenge that starts a client's token flow.
+
+Every ``/v2/`` request needs Basic credentials from the htpasswd file, a static token, or a token issued by
+``/token``; with ``anonymous_pull``, GET and HEAD of content need nothing, but the ``/v2/`` ping still
+answers 401 so clients that have credentials (to push) learn where the token endpoint is. The challenge is
+always ``Bearer realm="<this server>/token"``: go-containerregistry (Trivy, crane) only accepts a realm on the
+registry's own host. Basic credentials are accepted on every request too (skopeo sends them pre-emptively).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from trivy_mirror.errors import InvalidReference
+from trivy_mirror.oci.reference import REPOSITORY_RE, validate_registry
+from trivy_mirror.server.errors import OciError
+from trivy_mirror.server.htpasswd import Htpasswd
+from trivy_mirror.server.settings import ServerSettings, parse_listen
+from trivy_mirror.server.tokens import Identity, TokenSigner, hash_token, parse_token_file
+from trivy_mirror.server.watch import ReloadingFile
+
+log = logging.getLogger("trivy_mirror.auth")
+
+
+class BadCredentials(Exception):
+    """Credentials were presented and are wrong; the message is safe to log (it names no secret)."""
+
+
+class Authenticator:
+    """Checks the credentials of each request against the htpasswd file, the token file and issued tokens."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.enabled = settings.auth_enabled
+        self.anonymous_pull = settings.anonymous_pull
+        self.signer = TokenSigner(settings.token_ttl)
+        self.htpasswd = Htpasswd(settings.htpasswd) if settings.htpasswd else None
+        self._static = ReloadingFile(settings.token_file, parse_token_file) if settings.token_file else None
+        self._public_url = settings.public_url.rstrip("/") if settings.public_url else None
+        host, port = parse_listen(settings.listen)
+        self._fallback_host = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    async def require(self, request: web.Request, *, write: bool, ping: bool, name: str | None) -> Identity | None:
+        """The identity a request acts as (None: anonymous), or the 401/403 error it gets."""
+        if not self.enabled:
+            return None
+        try:
+            identity = await self._identify(request)
+        except BadCredentials as err:
+            log.warning("authentication failed from %s: %s", request.remote, err)
+            raise self._unauthorized(request, name, write, "authentication failed") from None
+        if identity is None:
+            if self.anonymous_pull and not write and not ping:
+                return None
+            raise self._unauthorized(request, name, write, "authentication required")
+        if write and not identity.push:
+            raise OciError("DENIED", "these credentials may only pull")
+        return identity
+
+    async def _identify(self, request: web.Request) -> Identity | None:
+        """The identity of the request's credentials; None when there are none. Raises :class:`BadCredentials`."""
+        header = request.headers.get("Authorization")
+        if not header:
+            return None
+        scheme, _, value = header.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            return await self.basic(value.strip())
+        if scheme == "bearer":
+            return self._bearer(value.strip())
+        raise BadCredentials(f"unsupported authorization scheme {scheme[:20]!r}")
+
+    async def basic(self, value: str) -> Identity:
+        """The user of a Basic credential (the part after ``Basic ``); raises :class:`BadCredentials`."""
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, ValueError):
+            raise BadCredentials("malformed Basic credentials") from None
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            raise BadCredentials("malformed Basic credentials")
+        return await self.password(user, password)
+
+    async def password(self, user: str, password: str) -> Identity:
+        if self.htpasswd is None or not await self.htpasswd.verify(user, password):
+            raise BadCredentials(f"wrong user name or password for user {user[:64]!r}")
+        return Identity(user, push=True)
+
+    def _bearer(self, token: str) -> Identity:
+        if self._static is not None:
+            label = self._static.value.get(hash_token(token))
+            if label is not None:
+                return Identity(label, push=True)
+        identity = self.signer.verify(token)
+        if identity is None:
+            raise BadCredentials("invalid or expired bearer token")
+        return identity
+
+    def _challenge(self, request: web.Request, name: str | None, write: bool) -> str:
+        realm, service = self._realm(request)
+        value = f'Bearer realm="{realm}",service="{service}"'
+        if name and REPOSITORY_RE.fullmatch(name):
+            value += f',scope="repository:{name}:{"pull,push" if write else "pull"}"'
+        return value
+
+    def close(self) -> None:
+        if self.htpasswd is not None:
+            self.htpasswd.close()
+
+    def _unauthorized(self, request: web.Request, name: str | None, write: bool, message: str) -> OciError:
+        return OciError("UNAUTHORIZED", message, headers={"WWW-Authenticate": self._challenge(request, name, write)})
+
+    def _realm(self, request: web.Request) -> tuple[str, str]:
+        """The token URL on the host the client used (or the public URL), and the service name."""
+        if self._public_url:
+            return f"{self._public_url}/token", urlsplit(self._public_url).netloc
+        try:
+            host = validate_registry(request.host)
+        except InvalidReference:
+            host = self._fallback_host
+        return f"{request.scheme}://{host}/token", host

@@ -1,0 +1,88 @@
+"""The read side of the registry API: ping, manifests, blobs, tag lists and the catalog.
+
+Manifests come from the in-memory snapshot (one dict lookup per request); blobs are sent with sendfile by
+``web.FileResponse``, which also answers ``Range`` (206/416) and HEAD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from trivy_mirror.server.cache import ManifestCache, Snapshot
+from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
+from trivy_mirror.server.params import paginate, parse_digest, repository_of
+from trivy_mirror.server.routes import Route
+from trivy_mirror.server.storage import ServedStore
+
+BLOB_CHUNK = 256 * 1024
+"""Read size when sendfile is not available (TLS)."""
+
+
+class PullApi:
+    """Read-only handlers over the store, answering the alias names too."""
+
+    def __init__(self, store: ServedStore, cache: ManifestCache, aliases: Mapping[str, str]) -> None:
+        self._store = store
+        self._root = os.path.abspath(store.root)
+        self._cache = cache
+        self._aliases = aliases
+
+    async def ping(self, request: web.Request, route: Route) -> web.Response:
+        return web.json_response({}, headers=API_VERSION_HEADER)
+
+    async def manifest(self, request: web.Request, route: Route) -> web.Response:
+        snapshot = await self._snapshot(route.name)
+        served = snapshot.manifests.get(route.reference)
+        if served is None:
+            if ":" in route.reference:
+                parse_digest(route.reference)
+            raise OciError("MANIFEST_UNKNOWN", f"manifest {route.reference[:140]!r} is not in {route.name}")
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and served.etag in if_none_match:
+            return web.Response(status=304, headers=served.headers)
+        return web.Response(body=served.body, headers=served.headers)
+
+    async def blob(self, request: web.Request, route: Route) -> web.StreamResponse:
+        repository = repository_of(route.name, self._aliases)
+        digest = parse_digest(route.reference)
+        layout = self._cache.layout(repository)
+        path = layout.blob_path(digest) if layout is not None else None
+        if path is None or not self._is_served_file(path):
+            if await self._cache.get(repository) is None:
+                raise OciError("NAME_UNKNOWN", f"repository {route.name!r} is not in this mirror")
+            raise OciError("BLOB_UNKNOWN", f"blob {digest} is not in {route.name}")
+        headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": str(digest),
+                   **API_VERSION_HEADER}
+        return web.FileResponse(path, chunk_size=BLOB_CHUNK, headers=headers)
+
+    async def tags(self, request: web.Request, route: Route) -> web.Response:
+        snapshot = await self._snapshot(route.name)
+        page, headers = paginate(snapshot.tags, request)
+        return web.json_response({"name": route.name, "tags": page}, headers={**headers, **API_VERSION_HEADER})
+
+    async def catalog(self, request: web.Request, route: Route) -> web.Response:
+        repositories = sorted(await asyncio.to_thread(self._store.repositories))
+        page, headers = paginate(repositories, request)
+        return web.json_response({"repositories": page}, headers={**headers, **API_VERSION_HEADER})
+
+    async def _snapshot(self, name: str) -> Snapshot:
+        snapshot = await self._cache.get(repository_of(name, self._aliases))
+        if snapshot is None:
+            raise OciError("NAME_UNKNOWN", f"repository {name!r} is not in this mirror")
+        return snapshot
+
+    def _is_served_file(self, path: Path) -> bool:
+        """A regular file inside the store root: names and digests are validated, this is the last fence."""
+        absolute = os.path.abspath(path)
+        if os.path.commonpath((absolute, self._root)) != self._root:
+            return False
+        try:
+            return stat.S_ISREG(os.stat(absolute).st_mode)
+        except OSError:
+            return False

@@ -1,0 +1,204 @@
+"""The write side of the registry API (only with ``allow_push``): blob uploads, cross-repository mounts and
+manifest pushes, all stored through the store's verified, atomic writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from trivy_mirror.errors import InvalidManifest, InvalidReference, MirrorError, VerificationError
+from trivy_mirror.oci.content import ManifestBytes
+from trivy_mirror.oci.digest import Digest, verified
+from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index
+from trivy_mirror.oci.reference import validate_tag
+from trivy_mirror.server.cache import ManifestCache
+from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
+from trivy_mirror.server.params import parse_digest, repository_of
+from trivy_mirror.server.routes import Route
+from trivy_mirror.server.storage import ServedLayout
+from trivy_mirror.server.uploads import CHUNK, Upload, Uploads
+
+log = logging.getLogger(__name__)
+
+OCTET_STREAM = "application/octet-stream"
+
+
+class PushApi:
+    """Upload sessions and manifest pushes for the names the server answers (aliases included)."""
+
+    def __init__(self, cache: ManifestCache, aliases: Mapping[str, str], uploads: Uploads) -> None:
+        self._cache = cache
+        self._aliases = aliases
+        self._uploads = uploads
+
+    async def start_upload(self, request: web.Request, route: Route) -> web.Response:
+        """POST: a mount (``?mount=&from=``), a monolithic upload (``?digest=``) or a new session."""
+        layout = self._layout(route.name)
+        query = request.query
+        if "mount" in query:
+            digest = parse_digest(query["mount"])
+            if await self._mount(layout, digest, query.get("from", "")):
+                return _created(route.name, "blobs", digest)
+        elif "digest" in query:
+            digest = parse_digest(query["digest"])
+            if request.content_length is not None:
+                await self._store_blob(layout, digest, request.content.iter_chunked(CHUNK), request.content_length)
+            else:
+                upload = self._uploads.start(layout.repository)
+                try:
+                    await self._uploads.append(upload, request.content.iter_chunked(CHUNK))
+                    await self._store_blob(layout, digest, self._uploads.read(upload), upload.size)
+                finally:
+                    self._uploads.discard(upload)
+            return _created(route.name, "blobs", digest)
+        upload = self._uploads.start(layout.repository)
+        return web.Response(status=202, headers=_upload_headers(route.name, upload))
+
+    async def upload_status(self, request: web.Request, route: Route) -> web.Response:
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        return web.Response(status=204, headers=_upload_headers(route.name, upload))
+
+    async def patch_upload(self, request: web.Request, route: Route) -> web.Response:
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        async with upload.lock:
+            _check_range(request, route.name, upload)
+            await self._uploads.append(upload, request.content.iter_chunked(CHUNK))
+        return web.Response(status=202, headers=_upload_headers(route.name, upload))
+
+    async def finish_upload(self, request: web.Request, route: Route) -> web.Response:
+        """PUT ``?digest=``: the last chunk (if any) is appended, then the whole blob is verified and stored."""
+        layout = self._layout(route.name)
+        upload = self._uploads.get(route.reference, layout.repository)
+        digest = parse_digest(request.query.get("digest", ""))
+        async with upload.lock:
+            try:
+                _check_range(request, route.name, upload)
+                if upload.size == 0 and request.content_length:
+                    # The whole blob in the PUT: stream it straight into the store, no spooling.
+                    await self._store_blob(layout, digest, request.content.iter_chunked(CHUNK),
+                                           request.content_length)
+                else:
+                    await self._uploads.append(upload, request.content.iter_chunked(CHUNK))
+                    await self._store_blob(layout, digest, self._uploads.read(upload), upload.size)
+            finally:
+                self._uploads.discard(upload)
+        return _created(route.name, "blobs", digest)
+
+    async def cancel_upload(self, request: web.Request, route: Route) -> web.Response:
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        self._uploads.discard(upload)
+        return web.Response(status=204, headers=API_VERSION_HEADER)
+
+    async def put_manifest(self, request: web.Request, route: Route) -> web.Response:
+        layout = self._layout(route.name)
+        body = await _read_limited(request, MAX_MANIFEST_SIZE)
+        try:
+            manifest = ManifestBytes.of(body, request.headers.get("Content-Type"))
+        except InvalidManifest as err:
+            raise OciError("MANIFEST_INVALID", str(err)) from None
+        tag: str | None = None
+        if ":" in route.reference:
+            if parse_digest(route.reference) != manifest.digest:
+                raise OciError("DIGEST_INVALID", f"the manifest's digest is {manifest.digest}, not {route.reference}")
+        else:
+            try:
+                tag = validate_tag(route.reference)
+            except InvalidReference as err:
+                raise OciError("TAG_INVALID", str(err)) from None
+        missing = await _missing_references(layout, manifest)
+        if missing:
+            raise OciError("MANIFEST_BLOB_UNKNOWN", "the manifest references content that was not pushed",
+                           detail=[str(digest) for digest in missing])
+        try:
+            await layout.push_manifest(manifest, tag)
+        except MirrorError as err:
+            log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
+            raise OciError("MANIFEST_INVALID", str(err)) from None
+        self._cache.invalidate(layout.repository)
+        return _created(route.name, "manifests", manifest.digest)
+
+    def _layout(self, name: str) -> ServedLayout:
+        layout = self._cache.layout(repository_of(name, self._aliases))
+        if layout is None:
+            raise OciError("NAME_INVALID", f"repository name {name!r} is not accepted by the store")
+        return layout
+
+    async def _store_blob(self, layout: ServedLayout, digest: Digest, chunks: AsyncIterator[bytes],
+                          size: int) -> None:
+        descriptor = Descriptor(OCTET_STREAM, digest, size)
+        if await layout.blob_exists(descriptor):
+            return
+        try:
+            await layout.push_blob(descriptor, verified(chunks, digest, size))
+        except VerificationError as err:
+            raise OciError("DIGEST_INVALID", str(err)) from None
+
+    async def _mount(self, layout: ServedLayout, digest: Digest, source_name: str) -> bool:
+        """Link a blob from another repository of the store; False means "upload it instead"."""
+        try:
+            source = self._cache.layout(repository_of(source_name, self._aliases))
+        except OciError:
+            return False
+        if source is None:
+            return False
+        try:
+            size = os.stat(source.blob_path(digest)).st_size
+        except OSError:
+            return False
+        descriptor = Descriptor(OCTET_STREAM, digest, size)
+        try:
+            return await layout.blob_exists(descriptor) or await layout.mount_blob(descriptor, source)
+        except MirrorError as err:
+            log.warning("mount of %s from %s into %s failed: %s", digest.short, source.repository,
+                        layout.repository, err)
+            return False
+
+
+async def _missing_references(layout: ServedLayout, manifest: ManifestBytes) -> list[Digest]:
+    """Blobs (or, for an index, child manifests, pushed by digest before it) not in the repository.
+
+    A descriptor with embedded ``data`` needs no upload: the store writes the blob from it.
+    """
+    parsed = manifest.parsed
+    references = parsed.manifests if isinstance(parsed, Index) else parsed.blobs
+    return [ref.digest for ref in references if ref.data is None and not await layout.blob_exists(ref)]
+
+
+def _check_range(request: web.Request, name: str, upload: Upload) -> None:
+    """A chunk's ``Content-Range: <start>-<end>`` must continue exactly where the upload stands."""
+    content_range = request.headers.get("Content-Range")
+    if content_range is None:
+        return
+    start_text, sep, end_text = content_range.removeprefix("bytes ").removeprefix("bytes=").partition("-")
+    end_text = end_text.split("/")[0]
+    if not (sep and start_text.isascii() and start_text.isdigit() and end_text.isascii() and end_text.isdigit()):
+        raise OciError("BLOB_UPLOAD_INVALID", f"invalid Content-Range {content_range[:60]!r}")
+    if int(start_text) != upload.size or int(end_text) < int(start_text):
+        raise OciError("RANGE_INVALID", f"the upload is at byte {upload.size}; chunk starts at {start_text}",
+                       headers=_upload_headers(name, upload))
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise OciError("SIZE_INVALID", f"a manifest is at most {limit} bytes", status=413)
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(CHUNK):
+        data += chunk
+        if len(data) > limit:
+            raise OciError("SIZE_INVALID", f"a manifest is at most {limit} bytes", status=413)
+    return bytes(data)
+
+
+def _created(name: str, kind: str, digest: Digest) -> web.Response:
+    headers = {"Location": f"/v2/{name}/{kind}/{digest}", "Docker-Content-Digest": str(digest),
+               **API_VERSION_HEADER}
+    return web.Response(status=201, headers=headers)
+
+
+def _upload_headers(name: str, upload: Upload) -> dict[str, str]:
+    return {"Location": f"/v2/{name}/blobs/uploads/{upload.id}", "Range": f"0-{max(upload.size - 1, 0)}",
+            "Docker-Upload-UUID": upload.id, **API_VERSION_HEADER}

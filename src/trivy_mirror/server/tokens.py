@@ -1,0 +1,86 @@
+"""Bearer tokens: the ones ``/token`` issues (HMAC-signed with a per-process key, so a restart revokes them)
+and static ones from a token file (what Trivy's ``--registry-token`` sends).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+PREFIX = "tm1."
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a request acts as; ``user`` is None for an anonymous token. Never holds a secret."""
+
+    user: str | None
+    push: bool
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    issued_at: datetime
+
+
+class TokenSigner:
+    """Issues and checks ``tm1.<claims>.<signature>`` tokens."""
+
+    def __init__(self, ttl: int) -> None:
+        self._key = secrets.token_bytes(32)
+        self.ttl = ttl
+
+    def issue(self, identity: Identity) -> IssuedToken:
+        now = datetime.now(UTC)
+        claims = {"sub": identity.user, "push": identity.push, "exp": int(now.timestamp()) + self.ttl}
+        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return IssuedToken(f"{PREFIX}{payload}.{self._sign(payload)}", self.ttl, now)
+
+    def verify(self, token: str) -> Identity | None:
+        if not token.startswith(PREFIX):
+            return None
+        payload, _, signature = token[len(PREFIX) :].partition(".")
+        if not hmac.compare_digest(self._sign(payload).encode(), signature.encode(errors="surrogatepass")):
+            return None
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (binascii.Error, ValueError):
+            return None
+        if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int) or claims["exp"] < time.time():
+            return None
+        user = claims.get("sub")
+        return Identity(user if isinstance(user, str) else None, claims.get("push") is True)
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode(errors="surrogatepass"), hashlib.sha256).digest())
+
+
+def parse_token_file(text: str) -> dict[bytes, str]:
+    """One token a line (blank lines and ``#`` comments skipped), kept only as SHA-256 hashes.
+
+    Looking a presented token up by its hash does not leak the stored tokens through timing. The value is a
+    label for logs (``token:<line>``), never the token.
+    """
+    tokens: dict[bytes, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        token = line.strip()
+        if token and not token.startswith("#"):
+            tokens[hash_token(token)] = f"token:{number}"
+    return tokens
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode(errors="surrogatepass")).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")

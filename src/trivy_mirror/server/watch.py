@@ -1,0 +1,95 @@
+"""Noticing that a file was replaced, cheaply: compare its stat at most once per interval."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from trivy_mirror.errors import UsageError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Signature = tuple[int, int, int]
+"""(mtime_ns, inode, size): an atomic rename changes the inode even within one mtime tick."""
+
+CHECK_INTERVAL = 1.0
+
+
+def signature(path: Path) -> Signature | None:
+    """The file's signature, or None when it does not exist (or cannot be read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
+class FileWatch:
+    """Whether ``path`` differs from the version last loaded (recorded with :meth:`mark`).
+
+    :meth:`check` runs a stat at most once per :data:`CHECK_INTERVAL`, so calling it on every request is cheap;
+    :meth:`force` makes the next check report a change without waiting.
+    """
+
+    __slots__ = ("_checked", "_forced", "_marked", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._checked = time.monotonic()
+        self._marked: Signature | None = None
+        self._forced = True
+
+    def check(self) -> bool:
+        if self._forced:
+            return True
+        now = time.monotonic()
+        if now - self._checked < CHECK_INTERVAL:
+            return False
+        self._checked = now
+        return signature(self.path) != self._marked
+
+    def mark(self, loaded: Signature | None) -> None:
+        """Record the signature taken *before* loading, so a change during the load is seen next time."""
+        self._marked = loaded
+        self._forced = False
+        self._checked = time.monotonic()
+
+    def force(self) -> None:
+        self._forced = True
+
+
+class ReloadingFile(Generic[T]):
+    """A small file parsed again whenever it changes (credentials files), so edits need no restart.
+
+    A file that cannot be read at start is a :class:`UsageError`; later, a missing or unreadable version is
+    logged and the last good one stays in force.
+    """
+
+    def __init__(self, path: Path, parse: Callable[[str], T]) -> None:
+        self._watch = FileWatch(path)
+        self._parse = parse
+        try:
+            self._value = self._load()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+
+    @property
+    def value(self) -> T:
+        if self._watch.check():
+            try:
+                self._value = self._load()
+            except (OSError, UnicodeDecodeError) as err:
+                log.warning("cannot re-read %s, keeping the previous version: %s", self._watch.path, err)
+                self._watch.mark(signature(self._watch.path))
+        return self._value
+
+    def _load(self) -> T:
+        loaded = signature(self._watch.path)
+        value = self._parse(self._watch.path.read_text(encoding="utf-8"))
+        self._watch.mark(loaded)
+        return value

@@ -1,0 +1,270 @@
+"""Pushing (only with allow_push and auth): uploads, mounts and manifests end up in the real store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from trivy_mirror.errors import UsageError
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.server.app import create_app
+from trivy_mirror.server.settings import ServerSettings
+from trivy_mirror.store import Store
+
+from .conftest import PASSWORD, USER, ClientFactory
+from .helpers import Artifact, basic, error_codes, make_artifact
+
+AUTH = basic(USER, PASSWORD)
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory, htpasswd: Path, tmp_path: Path) -> Client:
+    return await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, upload_dir=tmp_path / "uploads"))
+
+
+async def monolithic(client: Client, name: str, data: bytes, digest: str) -> None:
+    response = await client.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest}, data=data,
+                                 headers=AUTH)
+    assert response.status == 201, await response.text()
+    assert response.headers["Location"] == f"/v2/{name}/blobs/{digest}"
+    assert response.headers["Docker-Content-Digest"] == digest
+
+
+async def push_artifact(client: Client, name: str, tag: str, artifact: Artifact) -> None:
+    for descriptor, data in (artifact.config, artifact.layer):
+        await monolithic(client, name, data, str(descriptor.digest))
+    response = await client.put(f"/v2/{name}/manifests/{tag}", data=artifact.manifest.data,
+                                headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
+    assert response.status == 201, await response.text()
+    assert response.headers["Docker-Content-Digest"] == artifact.digest
+    assert response.headers["Location"] == f"/v2/{name}/manifests/{artifact.digest}"
+
+
+def test_push_needs_auth(store: Store) -> None:
+    with pytest.raises(UsageError, match="authentication"):
+        create_app(ServerSettings(allow_push=True), store)
+
+
+async def test_monolithic_push_then_pull_identical_bytes(client: Client, store: Store) -> None:
+    artifact = make_artifact(b"layer bytes " * 1000)
+    await push_artifact(client, "aquasec/trivy-db", "2", artifact)
+    response = await client.get("/v2/aquasec/trivy-db/manifests/2", headers=AUTH)
+    assert (response.status, await response.read()) == (200, artifact.manifest.data)
+    assert response.headers["Docker-Content-Digest"] == artifact.digest
+    response = await client.get(f"/v2/aquasec/trivy-db/blobs/{artifact.layer_digest}", headers=AUTH)
+    assert await response.read() == artifact.layer_bytes
+    assert store.layout("aquasec/trivy-db").tags()["2"].digest == artifact.manifest.digest
+
+
+async def test_push_through_an_alias_lands_in_the_store_name(client: Client, store: Store) -> None:
+    artifact = make_artifact(b"via alias")
+    await push_artifact(client, "aquasecurity/trivy-db", "2", artifact)
+    assert "2" in store.layout("aquasec/trivy-db").tags()
+
+
+async def test_chunked_upload(client: Client) -> None:
+    data = bytes(range(256)) * 50
+    digest = str(make_artifact(data).layer[0].digest)
+    response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)
+    assert response.status == 202
+    location = response.headers["Location"]
+    upload_id = response.headers["Docker-Upload-UUID"]
+    assert location.endswith(upload_id)
+    offset = 0
+    for size in (1000, 5000, 10, len(data) - 6010):
+        chunk = data[offset : offset + size]
+        response = await client.patch(location, data=chunk, headers={
+            **AUTH, "Content-Range": f"{offset}-{offset + size - 1}", "Content-Type": "application/octet-stream"})
+        assert response.status == 202, await response.text()
+        offset += size
+        assert response.headers["Range"] == f"0-{offset - 1}"
+    status = await client.get(location, headers=AUTH)
+    assert (status.status, status.headers["Range"]) == (204, f"0-{len(data) - 1}")
+    response = await client.put(location, params={"digest": digest}, headers=AUTH)
+    assert response.status == 201, await response.text()
+    response = await client.get(f"/v2/aquasec/trivy-db/blobs/{digest}", headers=AUTH)
+    assert await response.read() == data
+    # The session is gone once finished.
+    assert (await client.get(location, headers=AUTH)).status == 404
+
+
+async def test_chunk_out_of_order_is_416(client: Client) -> None:
+    response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)
+    location = response.headers["Location"]
+    await client.patch(location, data=b"abc", headers={**AUTH, "Content-Range": "0-2"})
+    response = await client.patch(location, data=b"xyz", headers={**AUTH, "Content-Range": "10-12"})
+    assert response.status == 416
+    assert response.headers["Range"] == "0-2"
+    response = await client.patch(location, data=b"xyz", headers={**AUTH, "Content-Range": "bogus"})
+    assert (response.status, error_codes(await response.read())) == (400, ["BLOB_UPLOAD_INVALID"])
+
+
+async def test_streamed_patch_then_put_with_last_chunk(client: Client) -> None:
+    data = b"0123456789" * 100
+    digest = str(make_artifact(data).layer[0].digest)
+    location = (await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)).headers["Location"]
+    await client.patch(location, data=data[:600], headers=AUTH)
+    response = await client.put(location, params={"digest": digest}, data=data[600:], headers=AUTH)
+    assert response.status == 201
+    assert await (await client.get(f"/v2/aquasec/trivy-db/blobs/{digest}", headers=AUTH)).read() == data
+
+
+async def test_single_put_upload(client: Client) -> None:
+    data = b"one put"
+    digest = str(make_artifact(data).layer[0].digest)
+    location = (await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)).headers["Location"]
+    response = await client.put(location, params={"digest": digest}, data=data, headers=AUTH)
+    assert response.status == 201
+
+
+async def test_wrong_digest_is_refused_and_nothing_stored(client: Client, store: Store) -> None:
+    wrong = "sha256:" + "a" * 64
+    response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", params={"digest": wrong},
+                                 data=b"content", headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (400, ["DIGEST_INVALID"])
+    assert not store.layout("aquasec/trivy-db").blob_path(make_artifact(b"content").layer[0].digest).exists()
+    location = (await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)).headers["Location"]
+    await client.patch(location, data=b"content", headers=AUTH)
+    response = await client.put(location, params={"digest": wrong}, headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (400, ["DIGEST_INVALID"])
+    response = await client.put(location, params={"digest": "nope"}, headers=AUTH)
+    assert response.status in (400, 404)
+
+
+async def test_upload_cancel_and_unknown(client: Client) -> None:
+    location = (await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)).headers["Location"]
+    assert (await client.delete(location, headers=AUTH)).status == 204
+    for method in ("GET", "PATCH", "PUT", "DELETE"):
+        response = await client.request(method, location, headers=AUTH)
+        assert (response.status, error_codes(await response.read())) == (404, ["BLOB_UPLOAD_UNKNOWN"]), method
+    response = await client.get("/v2/aquasec/trivy-db/blobs/uploads/../../etc", headers=AUTH)
+    assert response.status in (400, 404)
+
+
+async def test_upload_belongs_to_its_repository(client: Client) -> None:
+    location = (await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)).headers["Location"]
+    upload_id = location.rsplit("/", 1)[1]
+    response = await client.get(f"/v2/aquasec/other/blobs/uploads/{upload_id}", headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (404, ["BLOB_UPLOAD_UNKNOWN"])
+
+
+async def test_cross_repository_mount(client: Client) -> None:
+    artifact = make_artifact(b"shared layer")
+    await push_artifact(client, "aquasec/trivy-db", "2", artifact)
+    response = await client.post("/v2/mirror/trivy-db/blobs/uploads/",
+                                 params={"mount": artifact.layer_digest, "from": "aquasec/trivy-db"}, headers=AUTH)
+    assert response.status == 201
+    assert response.headers["Location"] == f"/v2/mirror/trivy-db/blobs/{artifact.layer_digest}"
+    # Mount from somewhere without the blob: a normal upload session instead.
+    response = await client.post("/v2/mirror/trivy-db/blobs/uploads/",
+                                 params={"mount": "sha256:" + "b" * 64, "from": "aquasec/trivy-db"}, headers=AUTH)
+    assert response.status == 202
+    assert "Docker-Upload-UUID" in response.headers
+    response = await client.post("/v2/mirror/trivy-db/blobs/uploads/",
+                                 params={"mount": artifact.layer_digest, "from": "Not Valid"}, headers=AUTH)
+    assert response.status == 202
+
+
+async def test_manifest_with_missing_blobs_is_refused(client: Client) -> None:
+    artifact = make_artifact(b"never uploaded")
+    response = await client.put("/v2/aquasec/trivy-db/manifests/2", data=artifact.manifest.data,
+                                headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
+    assert response.status == 400
+    body = json.loads(await response.read())
+    assert body["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    assert artifact.layer_digest in body["errors"][0]["detail"]
+
+
+async def test_invalid_manifests_are_refused(client: Client) -> None:
+    cases = [b"not json", b"{}", json.dumps({"schemaVersion": 1}).encode()]
+    for data in cases:
+        response = await client.put("/v2/aquasec/trivy-db/manifests/2", data=data, headers=AUTH)
+        assert (response.status, error_codes(await response.read())) == (400, ["MANIFEST_INVALID"]), data
+    artifact = make_artifact(b"x")
+    response = await client.put("/v2/aquasec/trivy-db/manifests/sha256:" + "c" * 64, data=artifact.manifest.data,
+                                headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (400, ["DIGEST_INVALID"])
+    response = await client.put("/v2/aquasec/trivy-db/manifests/-bad-tag", data=artifact.manifest.data, headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (400, ["TAG_INVALID"])
+    response = await client.put("/v2/aquasec/trivy-db/manifests/2", data=b"x" * (5 * 1024 * 1024), headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (413, ["SIZE_INVALID"])
+
+
+async def test_push_by_digest(client: Client) -> None:
+    artifact = make_artifact(b"by digest")
+    for descriptor, data in (artifact.config, artifact.layer):
+        await monolithic(client, "aquasec/trivy-db", data, str(descriptor.digest))
+    response = await client.put(f"/v2/aquasec/trivy-db/manifests/{artifact.digest}", data=artifact.manifest.data,
+                                headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
+    assert response.status == 201
+
+
+async def test_index_push_with_children(client: Client) -> None:
+    child = make_artifact(b"child")
+    for descriptor, data in (child.config, child.layer):
+        await monolithic(client, "aquasec/trivy-db", data, str(descriptor.digest))
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX,
+                        "manifests": [child.manifest.descriptor.to_json()]}).encode()
+    response = await client.put("/v2/aquasec/trivy-db/manifests/2", data=index, headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (400, ["MANIFEST_BLOB_UNKNOWN"])
+    response = await client.put(f"/v2/aquasec/trivy-db/manifests/{child.digest}", data=child.manifest.data,
+                                headers=AUTH)
+    assert response.status == 201
+    response = await client.put("/v2/aquasec/trivy-db/manifests/2", data=index,
+                                headers={**AUTH, "Content-Type": mediatype.OCI_INDEX})
+    assert response.status == 201
+    response = await client.get(f"/v2/aquasec/trivy-db/manifests/{child.digest}", headers=AUTH)
+    assert (response.status, await response.read()) == (200, child.manifest.data)
+
+
+async def test_blob_pushed_but_unreferenced_is_visible_to_head(client: Client) -> None:
+    data = b"loose blob"
+    digest = str(make_artifact(data).layer[0].digest)
+    await monolithic(client, "aquasec/new-repo", data, digest)
+    response = await client.head(f"/v2/aquasec/new-repo/blobs/{digest}", headers=AUTH)
+    assert response.status == 200
+
+
+async def test_too_many_uploads(make_client: ClientFactory, htpasswd: Path) -> None:
+    client = await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, max_uploads=2))
+    for _ in range(2):
+        assert (await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)).status == 202
+    response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (429, ["TOOMANYREQUESTS"])
+
+
+async def test_chunked_transfer_monolithic(client: Client) -> None:
+    """A monolithic POST without Content-Length (chunked encoding) is spooled, then verified."""
+    data = b"streamed " * 500
+    digest = str(make_artifact(data).layer[0].digest)
+
+    async def body() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 100):
+            yield data[start : start + 100]
+
+    response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", params={"digest": digest}, data=body(),
+                                 headers=AUTH)
+    assert response.status == 201
+    assert await (await client.get(f"/v2/aquasec/trivy-db/blobs/{digest}", headers=AUTH)).read() == data
+
+
+async def test_client_disconnect_mid_upload_stores_nothing(client: Client, store: Store) -> None:
+    digest = "sha256:" + "0" * 64
+    _, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(f"POST /v2/aquasec/trivy-db/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\n"
+                 f"Authorization: {AUTH['Authorization']}\r\nContent-Length: 100000\r\n\r\n".encode() + b"x" * 10)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.1)
+    assert not store.layout("aquasec/trivy-db").blob_path(Digest.parse(digest)).exists()
+    assert not list((store.root / ".tmp").glob("*"))
+    assert (await client.get("/v2/", headers=AUTH)).status == 200
