@@ -68,13 +68,14 @@ def run_trivy(
     home: Path,
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    binary: str = TRIVY_BINARY,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``trivy ARGS`` hermetically and return the finished process (stdout/stderr as text, any exit code).
 
     ``--cache-dir`` is always added; for scan subcommands also ``--skip-version-check --disable-telemetry``.
     """
     home.mkdir(parents=True, exist_ok=True)
-    command = [TRIVY_BINARY, *args, "--cache-dir", str(cache_dir)]
+    command = [binary, *args, "--cache-dir", str(cache_dir)]
     if args and args[0] in SCAN_COMMANDS:
         command += ["--skip-version-check", "--disable-telemetry"]
     return subprocess.run(
@@ -93,9 +94,10 @@ def scan_json(
     home: Path,
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    binary: str = TRIVY_BINARY,
 ) -> dict[str, Any]:
     """Run a scan subcommand with ``--format json`` and return the parsed report; raise TrivyFailed on failure."""
-    result = run_trivy([*args, "--format", "json"], cache_dir, home, env, timeout)
+    result = run_trivy([*args, "--format", "json"], cache_dir, home, env, timeout, binary)
     if result.returncode != 0:
         raise TrivyFailed(result)
     report: dict[str, Any] = json.loads(result.stdout)
@@ -129,15 +131,17 @@ class TrivySandbox:
 
     cache_dir: Path
     home: Path
+    binary: str = TRIVY_BINARY
+    """The trivy executable: the one on PATH (0.76.0), or an older release (see ``support.old_trivy``)."""
 
     def run(
         self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
         """:func:`run_trivy` in this sandbox."""
-        return run_trivy(args, self.cache_dir, self.home, env, timeout)
+        return run_trivy(args, self.cache_dir, self.home, env, timeout, self.binary)
 
     def scan(
         self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> dict[str, Any]:
         """:func:`scan_json` in this sandbox."""
-        return scan_json(args, self.cache_dir, self.home, env, timeout)
+        return scan_json(args, self.cache_dir, self.home, env, timeout, self.binary)
