@@ -47,6 +47,11 @@ def report(results: Sequence[TagResult], destination: str, as_json: bool) -> Non
     for result in results:
         if result.failed:
             console.error(f"{result.asset} {result.reference}: {result.message}")
+    if not console.interactive():
+        for r in results:
+            if not r.failed:
+                log.info("%s %s: %s%s", r.asset, r.reference, r.outcome, f" ({r.message})" if r.message else "")
+        return
     table = Table(title=f"sync into {destination}", title_justify="left")
     for column in ("asset", "reference", "result", "digest", "source", "copied"):
         table.add_column(column)

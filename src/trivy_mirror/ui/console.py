@@ -6,8 +6,19 @@ import sys
 
 from rich.console import Console
 
-stderr = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False, soft_wrap=True)
+WIDTH_WHEN_PIPED = 200
+"""Tables written to a file or pipe are not cut to 80 columns."""
+
+
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, width=WIDTH_WHEN_PIPED)
+    return console
+
+
+stderr = _console(stderr=True)
+stdout = _console(stderr=False)
 
 
 def error(message: str) -> None:
