@@ -72,6 +72,15 @@ def _source_options(function: Any) -> Any:
     return function
 
 
+def _vex_option(function: Any) -> Any:
+    return click.option(
+        "--vex-from", "vex_sources", multiple=True, metavar="[NAME=]URL", envvar="TRIVY_MIRROR_VEX_FROM",
+        help="VEX repository to mirror, served at PUBLIC_URL/vex/NAME (repeatable; implies the vex asset): "
+             "https://github.com/OWNER/REPO or any URL serving .well-known/vex-repository.json. NAME defaults to "
+             "the repository name. [default with --assets vex: vexhub=https://github.com/aquasecurity/vexhub]",
+    )(function)
+
+
 def _destination_options(function: Any) -> Any:
     for option in reversed([
         click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
@@ -127,15 +136,17 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
 @_destination_options
 @_source_options
 @_transport_options
+@_vex_option
 @click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS",
-              help=f"Comma-separated assets to sync: {', '.join(assets.OCI_ASSET_NAMES)}. [default: all]")
+              help=f"Comma-separated assets to sync: {', '.join(assets.OCI_ASSET_NAMES)}, vex. "
+                   f"[default: the OCI assets, plus vex with --vex-from]")
 @click.option("--dry-run", is_flag=True, help="Resolve and check everything, copy nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for another sync holding the store.")
 def sync(store: Path | None, destination: str | None, dest_creds: str | None, sources: tuple[str, ...],
-         src_creds: str | None, insecure: bool, ca_file: Path | None, asset_names: str | None, dry_run: bool,
-         as_json: bool, lock_timeout: float) -> None:
+         src_creds: str | None, insecure: bool, ca_file: Path | None, vex_sources: tuple[str, ...],
+         asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -147,14 +158,17 @@ def sync(store: Path | None, destination: str | None, dest_creds: str | None, so
       trivy-mirror sync
       trivy-mirror sync --to registry.internal:5000/trivy --dest-creds robot:$TOKEN
       trivy-mirror sync --from 10.0.0.5:5000/aquasec --assets db,java-db
+      trivy-mirror sync --assets vex                     # VEX Hub, served at /vex/vexhub
+      trivy-mirror sync --vex-from internal=https://vex.example.com --assets vex
     """
     from trivy_mirror.commands.sync import run_sync
+    from trivy_mirror.commands.vex_sync import vex_sources as select_vex
 
-    specs = assets.select(parse_assets(asset_names))
+    names = parse_assets(asset_names)
     code = run(run_sync(
-        specs, parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
+        assets.select(names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
-        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout,
+        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
     ))
     sys.exit(code)
 
@@ -173,9 +187,9 @@ def status(store: Path | None, destination: str | None, dest_creds: str | None, 
     """
     from trivy_mirror.commands.status import run_status
 
-    specs = assets.select(parse_assets(asset_names))
-    all_fresh = run(run_status(specs, connection_options(dest_creds, "dest", insecure, ca_file), store,
-                               destination, as_json=as_json))
+    names = parse_assets(asset_names)
+    all_fresh = run(run_status(assets.select(names), connection_options(dest_creds, "dest", insecure, ca_file),
+                               store, destination, as_json=as_json, asset_names=names))
     sys.exit(EXIT_OK if all_fresh else EXIT_STALE)
 
 
@@ -224,6 +238,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
                                        "passes. Go-style: 6h, 90m, 1h30m.")
 @click.option("--no-sync", is_flag=True, help="Only serve what the store holds; never sync.")
 @_source_options
+@_vex_option
 @_transport_options
 @click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS",
               help="Comma-separated assets to sync and report in /readyz. [default: all]")
@@ -245,7 +260,8 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
               help="Versions of each asset kept in the store after a sync.")
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
-          no_sync: bool, sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
+          no_sync: bool, sources: tuple[str, ...], src_creds: str | None, vex_sources: tuple[str, ...],
+          insecure: bool, ca_file: Path | None,
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
           token_file: Path | None, anonymous_pull: bool, allow_push: bool, keep: int) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
@@ -268,6 +284,7 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
                   --checks-bundle-repository HOST:5000/aquasec/trivy-checks:2 IMAGE
     """
     from trivy_mirror.commands.serve import StoreSync, run_serve
+    from trivy_mirror.commands.vex_sync import vex_sources as select_vex
     from trivy_mirror.server.settings import ServerSettings
     from trivy_mirror.store import Store, default_store_dir
 
@@ -277,8 +294,10 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
                               allow_push=allow_push, sync_every=sync_every, keep=keep, log_format=log_format)
     settings.validate()
     the_store = Store(store or default_store_dir())
-    store_sync = StoreSync(the_store, assets.select(parse_assets(asset_names)), parse_prefixes(sources),
-                           connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600)
+    names = parse_assets(asset_names)
+    store_sync = StoreSync(the_store, assets.select(names), parse_prefixes(sources),
+                           connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600,
+                           vex=select_vex(vex_sources, names))
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 

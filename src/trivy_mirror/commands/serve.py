@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from trivy_mirror.assets import AssetSpec
+from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.oci.reference import Prefix
@@ -18,6 +19,7 @@ from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination
 from trivy_mirror.sync.mirror import AssetSync
 from trivy_mirror.sync.status import store_statuses
+from trivy_mirror.vex import VexSource, vex_statuses
 
 log = logging.getLogger("trivy_mirror.serve")
 
@@ -26,8 +28,9 @@ class StoreSync:
     """One sync of the store, as the scheduler runs it: never raises, reports an outcome."""
 
     def __init__(self, store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix],
-                 options: ConnectionOptions, lock_timeout: float) -> None:
+                 options: ConnectionOptions, lock_timeout: float, vex: Sequence[VexSource] = ()) -> None:
         self.store = store
+        self.vex = list(vex)
         self.specs = list(specs)
         self.sources = list(sources)
         self.options = options
@@ -37,7 +40,9 @@ class StoreSync:
         started = time.monotonic()
         try:
             async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
-                results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(self.specs)
+                results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(self.specs) \
+                    if self.specs else []
+                results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)
         except MirrorError as err:
             return SyncOutcome(False, str(err), time.monotonic() - started)
         failures = [f"{r.reference}: {r.message}" for r in results if r.failed]
@@ -48,7 +53,7 @@ class StoreSync:
                            {r.reference: r.outcome for r in results})
 
     def statuses(self) -> list[AssetStatus]:
-        return store_statuses(self.store, self.specs)
+        return store_statuses(self.store, self.specs) + vex_statuses(self.store.root, [s.name for s in self.vex])
 
     def next_due(self) -> datetime | None:
         """The earliest NextUpdate the store serves: once it passes, clients re-download every hour."""

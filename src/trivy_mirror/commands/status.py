@@ -9,8 +9,9 @@ from pathlib import Path
 from rich.table import Table
 
 from trivy_mirror.assets import AssetSpec
+from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.freshness import AssetStatus
-from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, open_destination
+from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.status import asset_statuses
 from trivy_mirror.timefmt import iso
 from trivy_mirror.ui import console
@@ -19,10 +20,13 @@ STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}
 
 
 async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, store: Path | None,
-                     destination: str | None, *, as_json: bool) -> bool:
+                     destination: str | None, *, as_json: bool, asset_names: Sequence[str] = ()) -> bool:
     """Print the status; True when every asset is present and fresh."""
     async with RegistryPool(options) as pool:
-        rows = await asset_statuses(open_destination(store, destination, pool), specs)
+        target = open_destination(store, destination, pool)
+        rows = await asset_statuses(target, specs) if specs else []
+    if isinstance(target, StoreDestination):
+        rows += vex_status_rows(target.store, asset_names)
     if as_json:
         print(json.dumps({"assets": [row.to_json() for row in rows]}, indent=2))
     else:

@@ -11,29 +11,39 @@ from pathlib import Path
 from rich.table import Table
 
 from trivy_mirror.assets import AssetSpec
+from trivy_mirror.commands.vex_sync import run_vex_sync
+from trivy_mirror.errors import UsageError
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.mirror import AssetSync, TagResult
 from trivy_mirror.ui import console
 from trivy_mirror.ui.progress import make_progress
+from trivy_mirror.vex import VexSource
 
 log = logging.getLogger("trivy_mirror.sync")
 
 
 async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source_options: ConnectionOptions,
                    dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
-                   dry_run: bool, as_json: bool, lock_timeout: float) -> int:
+                   dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = ()) -> int:
     """Sync and report; returns the exit code (1 when any asset failed or was refused)."""
     async with AsyncExitStack() as stack:
         source_pool = await stack.enter_async_context(RegistryPool(source_options))
         dest_pool = await stack.enter_async_context(RegistryPool(dest_options))
         target = open_destination(store, destination, dest_pool)
+        if vex and not isinstance(target, StoreDestination):
+            raise UsageError("VEX repositories are mirrored into the store only (--store), not into a registry "
+                             "(--to); serve them with trivy-mirror serve")
         if isinstance(target, StoreDestination) and not dry_run:
             await stack.enter_async_context(target.store.alock(lock_timeout, on_wait=log.warning))
         progress = make_progress(not as_json)
         if progress is not None:
             stack.enter_context(progress)
-        results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs)
+        results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
+            if specs else []
+        if vex:
+            assert isinstance(target, StoreDestination)
+            results += await run_vex_sync(target.store, vex, source_options, dry_run=dry_run)
     report(results, target.label, as_json)
     return 1 if any(r.failed for r in results) else 0
 

@@ -9,9 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from trivy_mirror.freshness import AssetStatus
-from trivy_mirror.server.accesslog import ACCESS_LOGGER, ROUTE_KEY, access_logger_class
+from trivy_mirror.server.accesslog import ACCESS_LOGGER, ROUTE_KEY, USER_KEY, access_logger_class
 from trivy_mirror.server.auth import Authenticator
 from trivy_mirror.server.cache import ManifestCache
+from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.health import Readiness, healthz
 from trivy_mirror.server.metrics import Metrics
 from trivy_mirror.server.pull import PullApi
@@ -22,6 +23,7 @@ from trivy_mirror.server.storage import ServedStore
 from trivy_mirror.server.token_endpoint import TokenEndpoint
 from trivy_mirror.server.uploads import Uploads
 from trivy_mirror.server.v2 import V2
+from trivy_mirror.vex import add_vex_routes
 
 CACHE_KEY = web.AppKey("trivy_mirror_cache", ManifestCache)
 METRICS_KEY = web.AppKey("trivy_mirror_metrics", Metrics)
@@ -67,6 +69,19 @@ def create_app(
     app.router.add_get("/healthz", _labelled("healthz", healthz))
     app.router.add_get("/readyz", _labelled("readyz", Readiness(statuses, scheduler_state).readyz))
     app.router.add_get("/metrics", _labelled("metrics", _metrics_handler(metrics)))
+
+    async def vex_authorize(request: web.Request) -> web.StreamResponse | None:
+        """VEX reads follow the registry's rules: Basic (htpasswd), Bearer (token file, /token), anonymous_pull."""
+        try:
+            identity = await auth.require(request, write=False, ping=False, name=None)
+        except OciError as err:
+            return err.response()
+        if identity is not None and identity.user is not None:
+            request[USER_KEY] = identity.user
+        return None
+
+    add_vex_routes(app, store, settings.public_url, authorize=vex_authorize if settings.auth_enabled else None,
+                   route_key=ROUTE_KEY)
 
     async def cleanup(_: web.Application) -> None:
         auth.close()

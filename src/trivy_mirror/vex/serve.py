@@ -1,0 +1,148 @@
+"""Serving mirrored VEX repositories: repository NAME is a VEX repository at ``PUBLIC_URL/vex/NAME``.
+
+* ``GET``/``HEAD /vex/NAME/.well-known/vex-repository.json``: the upstream manifest with one location,
+  ``PUBLIC_URL/vex/NAME/archive.tar.gz``. Trivy caches a manifest for ever (TRIVY-ASSETS.md section 7.2), so that
+  URL never changes: new versions appear behind it.
+* ``GET``/``HEAD /vex/NAME/archive.tar.gz``: the repacked archive with a strong ``ETag`` (its digest),
+  ``Last-Modified`` and ``Content-Length``; ``If-None-Match`` gives 304, which is what Trivy's daily HEAD and
+  GET get while nothing changed. Ranges work too.
+
+Reads never lock: ``repository.json`` is replaced atomically and archives are content-addressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import hdrs, web
+from aiohttp.helpers import ETag
+
+from trivy_mirror.errors import MirrorError
+from trivy_mirror.vex.manifest import RepositoryManifest
+from trivy_mirror.vex.source import MANIFEST_FILE
+from trivy_mirror.vex.storage import VexRepository, VexState
+
+ARCHIVE_FILE = "archive.tar.gz"
+ARCHIVE_TYPE = "application/gzip"
+SEND_CHUNK = 256 * 1024
+_NAME = r"[a-z0-9][a-z0-9._-]{0,63}"
+
+Authorize = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+"""Checks a request's credentials: None to go on, or the response (401, 403) to send instead."""
+
+
+class StoreRoot(Protocol):
+    @property
+    def root(self) -> Path: ...
+
+
+def archive_url(base_url: str, name: str) -> str:
+    """The one location the mirror's manifest for ``name`` ever names."""
+    return f"{base_url.rstrip('/')}/vex/{name}/{ARCHIVE_FILE}"
+
+
+def add_vex_routes(app: web.Application, store: StoreRoot, public_url: str | None, *,
+                   authorize: Authorize | None = None, route_key: web.RequestKey[str] | None = None) -> None:
+    """Add the VEX routes to ``app``. Without ``public_url`` the manifest names the host the client used.
+
+    ``authorize`` runs first on every request; ``route_key`` receives the route label (``vex-manifest``,
+    ``vex-archive``) for the server's access log and metrics.
+    """
+    handlers = _VexHandlers(store.root, public_url, authorize, route_key)
+    app.router.add_get(f"/vex/{{name:{_NAME}}}/.well-known/{MANIFEST_FILE}", handlers.manifest)
+    app.router.add_get(f"/vex/{{name:{_NAME}}}/{ARCHIVE_FILE}", handlers.archive)
+
+
+class DigestFileResponse(web.FileResponse):
+    """A FileResponse validated by the content digest instead of aiohttp's mtime-and-size tag.
+
+    The digest is a strong ETag that every replica and every restore of the store agrees on; aiohttp's own
+    conditional handling (If-None-Match, If-Match, If-Range by date, Range, HEAD) is kept.
+    """
+
+    def __init__(self, path: Path, digest: str, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self._digest = digest
+        self.headers[hdrs.ETAG] = f'"{digest}"'
+
+    def _etag_match(self, etag_value: str, etags: tuple[ETag, ...], *, weak: bool) -> bool:  # type: ignore[override]
+        return web.FileResponse._etag_match(self._digest, etags, weak=weak)
+
+    @property
+    def etag(self) -> ETag | None:
+        return ETag(value=self._digest)
+
+    @etag.setter
+    def etag(self, value: ETag | str | None) -> None:
+        self.headers[hdrs.ETAG] = f'"{self._digest}"'
+
+
+def _not_found(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=404)
+
+
+class _VexHandlers:
+    def __init__(self, root: Path, public_url: str | None, authorize: Authorize | None,
+                 route_key: web.RequestKey[str] | None) -> None:
+        self._root = root
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._authorize = authorize
+        self._route_key = route_key
+        self._states: dict[str, tuple[tuple[int, int, int], VexState]] = {}
+
+    async def manifest(self, request: web.Request) -> web.StreamResponse:
+        denied, repository, state = await self._open(request, "vex-manifest")
+        if denied is not None:
+            return denied
+        if state is None or state.current is None or state.manifest is None:
+            return _not_found(f"VEX repository {repository.name!r} is not in this mirror")
+        base = self._public_url or f"{request.scheme}://{request.host}"
+        try:
+            document = RepositoryManifest.from_json(state.manifest).served(archive_url(base, repository.name))
+        except MirrorError as err:  # stored by an older version with other rules; never for a synced manifest
+            return _not_found(f"VEX repository {repository.name!r} has no usable manifest: {err}")
+        body = json.dumps(document, indent=2).encode() + b"\n"
+        return web.Response(body=body, content_type="application/json", headers={"Cache-Control": "no-cache"})
+
+    async def archive(self, request: web.Request) -> web.StreamResponse:
+        denied, repository, state = await self._open(request, "vex-archive")
+        if denied is not None:
+            return denied
+        if state is None or state.current is None:
+            return _not_found(f"VEX repository {repository.name!r} is not in this mirror")
+        path = repository.blob_path(state.current.digest)
+        if not path.is_file():
+            return _not_found(f"the archive of VEX repository {repository.name!r} is missing from the store")
+        return DigestFileResponse(path, state.current.digest, chunk_size=SEND_CHUNK,
+                                  headers={hdrs.CONTENT_TYPE: ARCHIVE_TYPE, "Cache-Control": "no-cache"})
+
+    async def _open(self, request: web.Request,
+                    route: str) -> tuple[web.StreamResponse | None, VexRepository, VexState | None]:
+        if self._route_key is not None:
+            request[self._route_key] = route
+        repository = VexRepository(self._root, request.match_info["name"])
+        if self._authorize is not None:
+            denied = await self._authorize(request)
+            if denied is not None:
+                return denied, repository, None
+        return None, repository, await self._state(repository)
+
+    async def _state(self, repository: VexRepository) -> VexState | None:
+        """The repository's state, re-read only when ``repository.json`` was replaced."""
+        try:
+            st = os.stat(repository.state_path)
+        except OSError:
+            self._states.pop(repository.name, None)
+            return None
+        signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._states.get(repository.name)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        state = await asyncio.to_thread(repository.load)
+        self._states[repository.name] = (signature, state)
+        return state

@@ -1,0 +1,156 @@
+"""``/vex/NAME/...``: the rewritten manifest, the archive with its digest ETag, 304s, ranges, auth hook, 404s."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from support.vex_repo import UpstreamVex, github_tarball, repository_files
+from trivy_mirror.store import Store
+from trivy_mirror.sync.mirror import TagResult
+from trivy_mirror.vex import add_vex_routes
+from trivy_mirror.vex.serve import Authorize
+
+from .conftest import ARCHIVE, sync
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+async def make_client(store: Store) -> AsyncIterator[MakeClient]:
+    clients: list[Client] = []
+
+    async def make(public_url: str | None = None, authorize: Authorize | None = None) -> Client:
+        app = web.Application()
+        add_vex_routes(app, store, public_url, authorize=authorize)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def synced(store: Store, vex_upstream: UpstreamVex) -> TagResult:
+    result = await sync(store, vex_upstream)
+    assert result.outcome == "updated"
+    return result
+
+
+async def test_manifest_names_one_stable_location(make_client: MakeClient, synced: TagResult) -> None:
+    client = await make_client()
+    response = await client.get("/vex/gh/.well-known/vex-repository.json")
+    assert response.status == 200 and response.content_type == "application/json"
+    base = f"http://{client.host}:{client.port}"
+    assert await response.json() == {
+        "name": "Test VEX", "description": "VEX repository for trivy-mirror tests",
+        "versions": [{"spec_version": "0.1", "locations": [{"url": f"{base}/vex/gh/archive.tar.gz"}],
+                      "update_interval": "24h"}]}
+    head = await client.head("/vex/gh/.well-known/vex-repository.json")
+    assert head.status == 200 and await head.read() == b""
+
+
+async def test_manifest_uses_the_public_url(make_client: MakeClient, synced: TagResult) -> None:
+    client = await make_client("https://mirror.example.com/trivy/")
+    document = await (await client.get("/vex/gh/.well-known/vex-repository.json")).json()
+    assert document["versions"][0]["locations"] == [{"url": "https://mirror.example.com/trivy/vex/gh/archive.tar.gz"}]
+
+
+async def test_archive_has_a_digest_etag_and_honours_conditionals(make_client: MakeClient, store: Store,
+                                                                  synced: TagResult) -> None:
+    client = await make_client()
+    assert synced.digest is not None
+    etag = f'"{synced.digest}"'
+    response = await client.get("/vex/gh/archive.tar.gz")
+    body = await response.read()
+    assert response.status == 200
+    assert response.headers["ETag"] == etag
+    assert response.headers["Content-Type"] == "application/gzip"
+    assert int(response.headers["Content-Length"]) == len(body) == synced.size
+    assert response.headers["Last-Modified"]
+    assert response.headers["Accept-Ranges"] == "bytes"
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(body))) as tar:
+        assert "index.json" in tar.getnames()
+
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        for method in ("GET", "HEAD"):
+            answer = await client.request(method, "/vex/gh/archive.tar.gz", headers={"If-None-Match": header})
+            assert answer.status == 304, (method, header)
+            assert answer.headers["ETag"] == etag and await answer.read() == b""
+    stale = await client.get("/vex/gh/archive.tar.gz", headers={"If-None-Match": '"sha256:0000"'})
+    assert stale.status == 200 and await stale.read() == body
+    head = await client.head("/vex/gh/archive.tar.gz")
+    assert head.status == 200 and head.headers["ETag"] == etag and int(head.headers["Content-Length"]) == len(body)
+
+
+async def test_ranges_and_if_match(make_client: MakeClient, synced: TagResult) -> None:
+    client = await make_client()
+    whole = await (await client.get("/vex/gh/archive.tar.gz")).read()
+    partial = await client.get("/vex/gh/archive.tar.gz", headers={"Range": "bytes=0-"})  # what go-getter sends
+    assert partial.status == 206 and await partial.read() == whole
+    assert partial.headers["ETag"] == f'"{synced.digest}"'
+    tail = await client.get("/vex/gh/archive.tar.gz", headers={"Range": "bytes=10-19"})
+    assert tail.status == 206 and await tail.read() == whole[10:20]
+    matching = await client.get("/vex/gh/archive.tar.gz", headers={"If-Match": f'"{synced.digest}"'})
+    assert matching.status == 200
+    other = await client.get("/vex/gh/archive.tar.gz", headers={"If-Match": '"sha256:0000"'})
+    assert other.status == 412
+
+
+async def test_new_version_appears_behind_the_same_url(make_client: MakeClient, store: Store,
+                                                       vex_upstream: UpstreamVex, synced: TagResult) -> None:
+    client = await make_client()
+    assert (await client.get("/vex/gh/archive.tar.gz")).headers["ETag"] == f'"{synced.digest}"'
+    vex_upstream.files[ARCHIVE] = github_tarball(repository_files(updated_at=datetime(2026, 2, 1, tzinfo=UTC)))
+    updated = await sync(store, vex_upstream)
+    assert updated.outcome == "updated" and updated.digest != synced.digest
+    answer = await client.get("/vex/gh/archive.tar.gz", headers={"If-None-Match": f'"{synced.digest}"'})
+    assert answer.status == 200 and answer.headers["ETag"] == f'"{updated.digest}"'
+
+
+@pytest.mark.parametrize("path", [
+    "/vex/nope/archive.tar.gz", "/vex/nope/.well-known/vex-repository.json", "/vex/GH/archive.tar.gz",
+    "/vex/../gh/archive.tar.gz", "/vex/gh/main.tar.gz", "/vex/gh/vex-repository.json",
+])
+async def test_unknown_paths_are_404(make_client: MakeClient, synced: TagResult, path: str) -> None:
+    client = await make_client()
+    response = await client.get(path)
+    assert response.status == 404
+
+
+async def test_nothing_synced_yet_is_404_with_a_reason(make_client: MakeClient, store: Store) -> None:
+    client = await make_client()
+    response = await client.get("/vex/vexhub/archive.tar.gz")
+    assert response.status == 404
+    assert await response.json() == {"error": "VEX repository 'vexhub' is not in this mirror"}
+
+
+async def test_authorize_hook_runs_before_anything_is_read(make_client: MakeClient, synced: TagResult) -> None:
+    seen: list[str] = []
+
+    async def authorize(request: web.Request) -> web.StreamResponse | None:
+        seen.append(request.path)
+        if request.headers.get("Authorization") == "Bearer good":
+            return None
+        return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="trivy-mirror"'})
+
+    client = await make_client(authorize=authorize)
+    for path in ("/vex/gh/.well-known/vex-repository.json", "/vex/gh/archive.tar.gz", "/vex/nope/archive.tar.gz"):
+        assert (await client.get(path)).status == 401
+    assert (await client.get("/vex/gh/archive.tar.gz", headers={"Authorization": "Bearer good"})).status == 200
+    assert len(seen) == 4
+    document = await (await client.get("/vex/gh/.well-known/vex-repository.json",
+                                       headers={"Authorization": "Bearer good"})).read()
+    assert json.loads(document)["name"] == "Test VEX"
