@@ -20,12 +20,16 @@ BLOBS_DIR = "blobs"
 # may be one of a layout's own entries: "a/blobs" or "a/index.json" would write inside layout "a".
 # Names starting with "." (TMP_DIR, LOCK_FILE) are already invalid repository components.
 RESERVED_COMPONENTS = frozenset({BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, STATE_FILE})
+VEX_DIR = "vex"
+"""``STORE/vex/NAME`` holds mirrored VEX repositories, so no OCI repository may start with ``vex/``."""
 
 
 def check_repository(repository: str) -> str:
     """Validate a repository name for use as a store directory; raises InvalidReference."""
     validate_repository(repository)
     reserved = RESERVED_COMPONENTS.intersection(repository.split("/"))
+    if repository.split("/", 1)[0] == VEX_DIR:
+        reserved = {VEX_DIR}
     if reserved:
         raise InvalidReference(
             f"repository name {repository!r} cannot be stored: {sorted(reserved)[0]!r} is a reserved path component"
