@@ -301,6 +301,16 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 
+def _register_airgap_commands() -> None:
+    from trivy_mirror.cli_airgap import AIRGAP_COMMANDS
+
+    for command in AIRGAP_COMMANDS:
+        cli.add_command(command)
+
+
+_register_airgap_commands()
+
+
 def main() -> None:
     """Entry point: expected failures become one line on stderr and a documented exit code."""
     try:

@@ -31,11 +31,35 @@ class MirrorCli:
         base.update(env or {})
         return base
 
+    def command(self, args: Sequence[str]) -> list[str]:
+        return [sys.executable, "-m", "trivy_mirror", *args]
+
     def run(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 180,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
         self.home.mkdir(parents=True, exist_ok=True)
-        return subprocess.run([sys.executable, "-m", "trivy_mirror", *args], capture_output=True, text=True,
-                              env=self.environment(env), timeout=timeout, input=input, check=False)
+        return subprocess.run(self.command(args), capture_output=True, text=True, env=self.environment(env),
+                              timeout=timeout, input=input, check=False)
+
+    def run_bytes(self, args: Sequence[str], stdin: bytes | None = None,
+                  timeout: float = 180) -> subprocess.CompletedProcess[bytes]:
+        """A run whose stdin/stdout carry binary data (a bundle through ``-``)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(self.command(args), capture_output=True, env=self.environment(), timeout=timeout,
+                              input=stdin, check=False)
+
+    def pipe(self, left: Sequence[str], right: Sequence[str],
+             timeout: float = 180) -> tuple[subprocess.CompletedProcess[bytes], subprocess.CompletedProcess[bytes]]:
+        """``trivy-mirror LEFT | trivy-mirror RIGHT`` through a real pipe."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = self.environment()
+        with subprocess.Popen(self.command(left), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as first:
+            assert first.stdout is not None
+            second = subprocess.run(self.command(right), stdin=first.stdout, capture_output=True, env=env,
+                                    timeout=timeout, check=False)
+            first.stdout.close()
+            first_err = first.stderr.read() if first.stderr else b""
+            first.wait(timeout)
+        return subprocess.CompletedProcess(left, first.returncode, b"", first_err), second
 
     def json(self, args: Sequence[str], *, env: Mapping[str, str] | None = None, expect: int = 0) -> Any:
         result = self.run([*args, "--json"], env=env)

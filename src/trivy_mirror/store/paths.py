@@ -29,7 +29,7 @@ def check_repository(repository: str) -> str:
     validate_repository(repository)
     reserved = RESERVED_COMPONENTS.intersection(repository.split("/"))
     if repository.split("/", 1)[0] == VEX_DIR:
-        reserved = {VEX_DIR}
+        reserved = frozenset({VEX_DIR})
     if reserved:
         raise InvalidReference(
             f"repository name {repository!r} cannot be stored: {sorted(reserved)[0]!r} is a reserved path component"

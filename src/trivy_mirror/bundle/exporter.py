@@ -1,0 +1,78 @@
+"""Writing a bundle: the manifest, then every section's members, streamed from the store to one output.
+
+Blobs are re-verified against their digests as they are read, so a store damaged on disk never produces a
+bundle that looks fine; the output is never held in memory or copied twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from trivy_mirror import __version__
+from trivy_mirror.bundle.format import MANIFEST_NAME, AssetEntry, BundleManifest
+from trivy_mirror.bundle.sections import ExportSection, SourceFile
+from trivy_mirror.bundle.tarwrite import TarWriter
+from trivy_mirror.errors import StoreError, VerificationError
+from trivy_mirror.oci.digest import DigestVerifier
+from trivy_mirror.sync.progress import Progress
+
+READ_CHUNK = 1024 * 1024
+PROGRESS_KEY = "bundle"
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    """Everything a bundle will hold, known before the first byte is written."""
+
+    manifest: BundleManifest
+    files: tuple[SourceFile, ...]
+
+
+async def plan_bundle(sections: Sequence[ExportSection]) -> BundlePlan:
+    assets: list[AssetEntry] = []
+    files: list[SourceFile] = []
+    for section in sections:
+        part = await section.collect()
+        assets.extend(part.assets)
+        files.extend(part.files)
+    created = datetime.now(UTC).replace(microsecond=0)
+    manifest = BundleManifest(__version__, created, tuple(assets), tuple(f.file for f in files))
+    return BundlePlan(manifest, tuple(files))
+
+
+def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
+    if source.data is not None:
+        progress.advance(PROGRESS_KEY, len(source.data))
+        yield source.data
+        return
+    assert source.path is not None
+    verifier = DigestVerifier(source.file.digest, source.file.size)
+    try:
+        with source.path.open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                verifier.update(chunk)
+                progress.advance(PROGRESS_KEY, len(chunk))
+                yield chunk
+        verifier.verify()
+    except VerificationError as err:
+        raise StoreError(f"store is damaged: {source.path}: {err}; not exporting it") from None
+    except OSError as err:
+        raise StoreError(f"cannot read {source.path}: {err.strerror or err}") from None
+
+
+def write_bundle(plan: BundlePlan, out: BinaryIO, progress: Progress) -> str:
+    """Write the whole bundle to ``out`` (blocking: run it in a thread); returns its sha256 in hex."""
+    writer = TarWriter(out, int(plan.manifest.created_at.timestamp()))
+    data = plan.manifest.serialize()
+    writer.add(MANIFEST_NAME, len(data), [data])
+    progress.start(PROGRESS_KEY, "bundle", plan.manifest.total_size)
+    try:
+        for source in plan.files:
+            writer.add(source.file.path, source.file.size, _chunks(source, progress))
+        writer.close()
+    finally:
+        progress.finish(PROGRESS_KEY)
+    return writer.sha256

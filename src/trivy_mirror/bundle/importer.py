@@ -1,0 +1,159 @@
+"""Importing a bundle: read and verify every member into a staging directory, check every asset, then publish.
+
+Nothing reaches the destination until the whole bundle has been read, every member matched its listed digest
+and size, the bundle's sha256 matched (when given) and every asset passed the Trivy checks and the downgrade
+check. A truncated, tampered or hostile bundle therefore leaves the destination exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tarfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from trivy_mirror.bundle.format import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    AssetEntry,
+    BundleError,
+    BundleFile,
+    BundleManifest,
+    parse_manifest,
+)
+from trivy_mirror.bundle.members import HashingReader, MemberStream
+from trivy_mirror.bundle.safety import check_member
+from trivy_mirror.bundle.sections import ImportResult, ImportSection, PlannedAsset
+from trivy_mirror.bundle.stage import Staging
+from trivy_mirror.errors import RefusedCandidate, VerificationError
+from trivy_mirror.oci.digest import verified
+from trivy_mirror.sync.engine import ChunkObserver
+from trivy_mirror.sync.progress import Progress
+
+PROGRESS_KEY = "import"
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    manifest: BundleManifest
+    sha256: str
+    results: tuple[ImportResult, ...]
+
+
+class _Routing:
+    """Which section owns each listed file and asset entry."""
+
+    def __init__(self, manifest: BundleManifest, sections: Sequence[ImportSection]) -> None:
+        by_root = {section.root: section for section in sections}
+        by_kind = {section.kind: section for section in sections}
+        self.files: dict[str, tuple[BundleFile, ImportSection]] = {}
+        for file in manifest.files:
+            section = by_root.get(file.path.split("/", 1)[0])
+            if section is None:
+                raise BundleError(f"bundle member {file.path!r} is of a kind this trivy-mirror cannot import "
+                                  f"(it knows {', '.join(sorted(by_root))}/)")
+            self.files[file.path] = (file, section)
+        self.entries: dict[str, list[AssetEntry]] = {kind: [] for kind in by_kind}
+        for entry in manifest.assets:
+            if entry.kind not in by_kind:
+                raise BundleError(f"bundle carries {entry.asset} assets of kind {entry.kind!r}, which this "
+                                  f"trivy-mirror cannot import")
+            self.entries[entry.kind].append(entry)
+        self.directories = {str(parent) for path in self.files for parent in PurePosixPath(path).parents}
+        for section in sections:
+            section.check_files([f for f, s in self.files.values() if s is section])
+
+
+async def _observed(chunks: AsyncIterator[bytes], observer: ChunkObserver | None,
+                    progress: Progress) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        if observer is not None:
+            await observer(chunk)
+        progress.advance(PROGRESS_KEY, len(chunk))
+        yield chunk
+
+
+class BundleImport:
+    """One import of one bundle stream into the destinations behind ``sections``."""
+
+    def __init__(self, staging: Staging, sections: Sequence[ImportSection], progress: Progress) -> None:
+        self.staging = staging
+        self.sections = list(sections)
+        self.progress = progress
+
+    async def run(self, raw: BinaryIO, *, allow_downgrade: bool, expected_sha256: str | None) -> ImportReport:
+        reader = HashingReader(raw)
+        members = await MemberStream.open(reader)
+        try:
+            manifest = await self._read_manifest(members)
+            routing = _Routing(manifest, self.sections)
+            staged = {path for path, (file, section) in routing.files.items() if await section.needs_staging(file)}
+            self.staging.check_space(sum(routing.files[path][0].size for path in staged))
+            self.progress.start(PROGRESS_KEY, "bundle", manifest.total_size)
+            try:
+                await self._read_members(members, routing, staged)
+            finally:
+                self.progress.finish(PROGRESS_KEY)
+            await asyncio.to_thread(reader.drain)
+            if expected_sha256 is not None and reader.sha256 != expected_sha256:
+                raise BundleError(f"bundle sha256 is {reader.sha256}, not the expected {expected_sha256}; "
+                                  f"it was damaged or altered in transfer")
+            plans: list[PlannedAsset] = []
+            for section in self.sections:
+                plans.extend(await section.plan(routing.entries[section.kind]))
+            refused = [plan.downgrade for plan in plans if plan.changed and plan.downgrade]
+            if refused and not allow_downgrade:
+                raise RefusedCandidate(f"bundle refused, nothing imported: {'; '.join(refused)} "
+                                       f"(--allow-downgrade imports it anyway)")
+            results = tuple([await plan.publish() for plan in plans])
+        finally:
+            members.close()
+            for section in self.sections:
+                section.close()
+        return ImportReport(manifest, reader.sha256, results)
+
+    @staticmethod
+    async def _read_manifest(members: MemberStream) -> BundleManifest:
+        member = await members.next()
+        if member is None:
+            raise BundleError("not a bundle: the tar archive is empty")
+        if member.name != MANIFEST_NAME or member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            raise BundleError(f"not a trivy-mirror bundle: its first member is {member.name[:200]!r}, "
+                              f"not {MANIFEST_NAME}")
+        if member.size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"bundle manifest is {member.size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+        return parse_manifest(await members.read_all(member))
+
+    async def _read_members(self, members: MemberStream, routing: _Routing, staged: set[str]) -> None:
+        seen: set[str] = set()
+        while (member := await members.next()) is not None:
+            path = check_member(member)
+            if member.isdir():
+                if path not in routing.directories:
+                    raise BundleError(f"bundle member {path!r} is a directory the bundle manifest does not list")
+                continue
+            if path in seen or path == MANIFEST_NAME:
+                raise BundleError(f"bundle member {path!r} appears twice; refusing the bundle")
+            if path not in routing.files:
+                raise BundleError(f"bundle member {path!r} is not listed in the bundle manifest; refusing the bundle")
+            file, section = routing.files[path]
+            if member.size != file.size:
+                raise BundleError(f"bundle member {path!r} is {member.size} bytes, the bundle manifest says "
+                                  f"{file.size}; refusing the bundle")
+            seen.add(path)
+            chunks = verified(_observed(members.chunks(member), section.observer(file), self.progress),
+                              file.digest, file.size)
+            try:
+                if path in staged:
+                    await self.staging.write(file, chunks)
+                else:
+                    async for _ in chunks:
+                        pass
+            except VerificationError as err:
+                raise BundleError(f"bundle member {path!r} is damaged: {err}") from None
+        missing = [path for path in routing.files if path not in seen]
+        if missing:
+            raise BundleError(f"bundle is truncated or damaged: {len(missing)} of {len(routing.files)} listed "
+                              f"members are missing (the first is {missing[0]!r})")

@@ -1,0 +1,109 @@
+"""Reading a bundle's tar from a file or a pipe, member by member, without blocking the event loop.
+
+``tarfile`` in stream mode (``r|*``: plain, or gzip/bzip2/xz if someone compressed the bundle) does the parsing;
+every blocking read runs in a worker thread. Its many failure modes become one :class:`BundleError` line.
+A damaged header after the first member silently ends ``tarfile``'s iteration: the importer then finds listed
+members missing and reports the bundle as truncated or damaged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import tarfile
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import BinaryIO
+
+from trivy_mirror.bundle.format import BundleError
+
+READ_CHUNK = 1024 * 1024
+
+
+class HashingReader:
+    """A read-only file object over ``raw`` that hashes everything read through it (the bundle's sha256)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end (the tar's padding and whatever follows it), so the hash covers the whole file."""
+        with _errors("the end of the bundle"):
+            while self.read(READ_CHUNK):
+                pass
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+@contextlib.contextmanager
+def _errors(where: str) -> Iterator[None]:
+    try:
+        yield
+    except tarfile.ReadError as err:
+        if "unexpected end of data" in str(err):
+            raise BundleError(f"bundle is truncated: it ends inside {where}") from None
+        raise BundleError(f"bundle is damaged at {where}: {err}") from None
+    except (tarfile.CompressionError, zlib.error) as err:
+        raise BundleError(f"bundle is damaged at {where}: {err}") from None
+    except EOFError:
+        raise BundleError(f"bundle is truncated: it ends inside {where}") from None
+    except OSError as err:
+        raise BundleError(f"cannot read the bundle at {where}: {err.strerror or err}") from None
+
+
+class MemberStream:
+    """The members of one tar stream, in order; each member's data must be read before the next member."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self._tar = tar
+        self.current = "the first member"
+
+    @classmethod
+    async def open(cls, reader: HashingReader) -> MemberStream:
+        def start() -> tarfile.TarFile:
+            try:
+                tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115 - see close()
+                    fileobj=reader, mode="r|*", bufsize=READ_CHUNK)
+                return tar
+            except tarfile.ReadError:
+                raise BundleError("not a bundle: the input is not a tar archive (or it is empty)") from None
+
+        with _errors("its start"):
+            return cls(await asyncio.to_thread(start))
+
+    async def next(self) -> tarfile.TarInfo | None:
+        with _errors(f"the header after {self.current}"):
+            member = await asyncio.to_thread(self._tar.next)
+        if member is not None:
+            self.current = repr(member.name[:200])
+        return member
+
+    async def chunks(self, member: tarfile.TarInfo) -> AsyncIterator[bytes]:
+        """The member's data: exactly the size its header declares, or BundleError when the input ends early."""
+        with _errors(self.current):
+            handle = self._tar.extractfile(member)
+        if handle is None:
+            return
+        while True:
+            with _errors(self.current):
+                chunk = await asyncio.to_thread(handle.read, READ_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+    async def read_all(self, member: tarfile.TarInfo) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks(member)])
+
+    def close(self) -> None:
+        """Release the decompressor; the underlying file stays open (its owner closes it)."""
+        with contextlib.suppress(Exception):
+            self._tar.close()

@@ -1,0 +1,80 @@
+"""``trivy-mirror import``: a bundle into the store or a registry prefix, all of it verified before anything moves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import BinaryIO
+
+from rich.table import Table
+
+from trivy_mirror.bundle.importer import BundleImport, ImportReport
+from trivy_mirror.bundle.oci_import import OciImport
+from trivy_mirror.bundle.stage import Staging
+from trivy_mirror.bundle.vex_import import VexImport
+from trivy_mirror.errors import UsageError
+from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
+from trivy_mirror.sync.progress import NoProgress, Progress
+from trivy_mirror.timefmt import iso
+from trivy_mirror.ui import console
+from trivy_mirror.ui.progress import make_progress
+
+log = logging.getLogger("trivy_mirror.import")
+
+OUTCOME_STYLE = {"updated": "green", "skipped": "yellow"}
+_SHA256 = re.compile(r"(?:sha256:)?([a-f0-9]{64})")
+
+
+def parse_sha256(text: str | None) -> str | None:
+    """``--sha256``: the hex digest export printed, with or without ``sha256:``."""
+    if text is None:
+        return None
+    match = _SHA256.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"--sha256 {text[:80]!r} is not a sha256 digest (64 hex digits, optionally sha256:...)")
+    return match[1]
+
+
+async def run_import(bundle: BinaryIO, store: Path | None, destination: str | None, options: ConnectionOptions, *,
+                     allow_downgrade: bool, expected_sha256: str | None, as_json: bool, lock_timeout: float) -> int:
+    async with AsyncExitStack() as stack:
+        pool = await stack.enter_async_context(RegistryPool(options))
+        target = open_destination(store, destination, pool)
+        if isinstance(target, StoreDestination):
+            await stack.enter_async_context(target.store.alock(lock_timeout, on_wait=log.warning, purpose="import"))
+            staging = Staging.in_store(target.store.root)
+        else:
+            staging = Staging.temporary()
+        stack.callback(staging.remove)
+        bars = make_progress(not as_json)
+        if bars is not None:
+            stack.enter_context(bars)
+        progress: Progress = bars if bars is not None else NoProgress()
+        vex_store = target.store if isinstance(target, StoreDestination) else None
+        importer = BundleImport(staging, [OciImport(staging.root, target), VexImport(staging.root, vex_store)],
+                                progress)
+        report = await importer.run(bundle, allow_downgrade=allow_downgrade, expected_sha256=expected_sha256)
+    _report(report, target.label, as_json)
+    return 0
+
+
+def _report(report: ImportReport, destination: str, as_json: bool) -> None:
+    manifest = report.manifest
+    if as_json:
+        document = {"destination": destination, "sha256": report.sha256, "created_at": iso(manifest.created_at),
+                    "tool_version": manifest.tool_version, "results": [r.to_json() for r in report.results]}
+        print(json.dumps(document, indent=2))
+        return
+    table = Table(title=f"import into {destination}", title_justify="left")
+    for column in ("asset", "reference", "result", "digest", "updated at", "copied"):
+        table.add_column(column)
+    for result in report.results:
+        copied = f"{result.stats.bytes_copied / 1e6:.1f} MB" if result.stats.bytes_copied else "-"
+        table.add_row(result.entry.asset, result.entry.reference, result.outcome, result.entry.digest[:19],
+                      iso(result.updated_at) or "-", copied, style=OUTCOME_STYLE.get(result.outcome))
+    console.stderr.print(table)
+    console.stderr.print(f"bundle sha256:{report.sha256}, exported {iso(manifest.created_at)} by trivy-mirror "
+                         f"{manifest.tool_version}")

@@ -1,0 +1,286 @@
+"""Client configuration for Trivy: ``trivy.yaml``, VEX ``repository.yaml``, ``TRIVY_*`` variables or flags.
+
+It encodes Trivy's pitfalls (TRIVY-ASSETS.md 2.1, 2.5, 2.6, 6.4, 7.2, 7.5): a host without ``.`` or ``:`` is
+read as a Docker Hub repository; Trivy falls through to the next repository only on 429/5xx, so the internet
+defaults listed after the mirror never help and are left out; plain HTTP works without ``insecure`` only for the
+hosts go-containerregistry recognises; ``--cacert`` is ignored by ``trivy vex repo download``; a missing
+``repository.yaml`` makes Trivy create one pointing at GitHub.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trivy_mirror import __version__, assets
+from trivy_mirror.errors import InvalidReference, UsageError
+from trivy_mirror.oci.reference import validate_registry, validate_repository
+from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
+from trivy_mirror.vex.source import NAME_RE
+
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+_ASSETS = {spec.name: spec for spec in assets.CATALOG}
+
+
+def trivy_uses_plain_http(registry: str) -> bool:
+    """go-containerregistry's ``name.Registry.Scheme()``: the hosts Trivy reaches over HTTP without ``insecure``.
+
+    An RFC 1918 IPv4 address, ``localhost:PORT``, ``*.localhost``, and any name containing ``127.0.0.1`` or
+    ``::1`` (an unanchored match, as in Go). ``127.0.0.2`` and a bare ``localhost`` are not among them.
+    """
+    try:
+        address = ipaddress.ip_address(registry.split(":")[0])
+    except ValueError:
+        address = None
+    if isinstance(address, ipaddress.IPv4Address) and any(address in net for net in _PRIVATE):
+        return True
+    return (registry.startswith("localhost:") or re.fullmatch(r".*\.localhost(:\d+)?", registry) is not None
+            or "127.0.0.1" in registry or "::1" in registry)
+
+
+@dataclass(frozen=True)
+class MirrorUrl:
+    """Where clients reach the mirror: the embedded server (``http[s]://HOST[:PORT][/PATH]``) or a registry
+    prefix without a scheme (``HOST[:PORT]/PATH``, e.g. the Harbor project ``sync --to`` fills)."""
+
+    scheme: str | None
+    registry: str
+    path: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> MirrorUrl:
+        value = text.strip()
+        scheme = None
+        if "://" in value:
+            scheme, _, value = value.partition("://")
+            scheme = scheme.lower()
+            if scheme not in ("http", "https"):
+                raise UsageError(f"--mirror {text!r}: the scheme must be http or https (or none for a registry)")
+        value = value.rstrip("/")
+        if not value or any(c in value for c in "?#@ "):
+            raise UsageError(f"--mirror {text!r} is not HOST[:PORT][/PATH] (credentials go in --username/--token)")
+        host, _, path = value.partition("/")
+        try:
+            registry = validate_registry(host)
+            if path:
+                validate_repository(path)
+        except InvalidReference as err:
+            raise UsageError(f"--mirror {text!r}: {err}") from None
+        if not ("." in registry or ":" in registry or registry == "localhost"):
+            raise UsageError(f"--mirror {text!r}: Trivy reads {registry}/aquasec/trivy-db as a Docker Hub "
+                             f"repository; give the host with its port ({registry}:PORT) or a qualified name")
+        return cls(scheme, registry, path)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.registry}/{self.path}" if self.path else self.registry
+
+    def reference(self, asset: str) -> str:
+        spec = _ASSETS[asset]
+        return f"{self.prefix}/{spec.mirror_repository}:{spec.tags[0].tag}"
+
+    @property
+    def needs_insecure(self) -> bool:
+        """Plain HTTP to a host Trivy would otherwise reach over https only."""
+        return self.scheme == "http" and not trivy_uses_plain_http(self.registry)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.prefix}" if self.scheme else self.prefix
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.token and (self.username or self.password):
+            raise UsageError("give either --token or --username/--password, not both")
+        if bool(self.username) != (self.password is not None):
+            raise UsageError("--username and --password go together")
+
+    def __bool__(self) -> bool:
+        return bool(self.token or self.username)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything the generated files say; built from the ``trivy-config`` flags."""
+
+    mirror: MirrorUrl
+    credentials: Credentials = Credentials()
+    vex_repositories: tuple[str, ...] = ()
+    vex_base: str | None = None
+    insecure: bool = False
+    ca_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.vex_repositories:
+            if not NAME_RE.fullmatch(name) or name == "default":
+                raise UsageError(f"VEX repository name {name!r} must be 1-64 lower-case letters, digits, '.', '_' "
+                                 f"or '-' (and not 'default', Trivy's own)")
+        if self.vex_repositories and self.vex_base is None:
+            raise UsageError(f"{self.mirror} has no URL scheme, so it is a registry, which serves no VEX "
+                             f"repositories: give --vex-url, or --no-vex")
+
+    @property
+    def use_insecure(self) -> bool:
+        return self.insecure or self.mirror.needs_insecure
+
+    def vex_url(self, name: str) -> str:
+        assert self.vex_base is not None
+        return f"{self.vex_base.rstrip('/')}/vex/{name}"
+
+    def warnings(self) -> list[str]:
+        """Pitfalls worth a line on stderr."""
+        notes = []
+        if self.mirror.needs_insecure:
+            notes.append(f"{self.mirror.registry} is not loopback or RFC 1918, so Trivy speaks plain HTTP to it only "
+                         f"with insecure, which also turns off TLS verification for every registry it pulls from; "
+                         f"prefer HTTPS (serve --tls-cert/--tls-key) with --ca-file")
+        if self.ca_file is not None and self.vex_repositories:
+            notes.append(f"trivy vex repo download and trivy registry login ignore cacert: run them with "
+                         f"SSL_CERT_FILE={self.ca_file}")
+        login = f"trivy registry login {self.mirror.registry} keeps credentials to the mirror alone"
+        if self.credentials.username:
+            notes.append(f"Trivy tries registry.username/password on every registry it pulls from, not only the "
+                         f"mirror; {login}")
+        if self.credentials.token:
+            notes.append(f"Trivy sends registry.token to every registry it pulls from and then ignores its docker "
+                         f"credentials (image pulls included); it suits serve --token-file, not Basic-auth "
+                         f"registries; {login}")
+        return notes
+
+
+def _comments(lines: list[str]) -> str:
+    return "".join(f"# {line}".rstrip() + "\n" for line in lines)
+
+
+def trivy_yaml(config: ClientConfig) -> str:
+    """``trivy.yaml`` for the mirror, with the why of every choice in comments."""
+    mirror = config.mirror
+    document: dict[str, Any] = {
+        "db": {"repository": [mirror.reference("db")], "java-repository": [mirror.reference("java-db")]},
+        "misconfiguration": {"checks-bundle-repository": mirror.reference("checks")},
+        "scan": {"skip-version-check": True, "disable-telemetry": True},
+    }
+    if config.vex_repositories:
+        document["vulnerability"] = {"vex": ["repo"]}
+    if config.use_insecure:
+        document["insecure"] = True
+    if config.ca_file is not None:
+        document["cacert"] = str(config.ca_file)
+    credentials = config.credentials
+    if credentials.token:
+        document["registry"] = {"token": credentials.token}
+    elif credentials.username:
+        document["registry"] = {"username": [credentials.username], "password": [credentials.password]}
+    header = [
+        f"Trivy configuration for the trivy-mirror at {mirror} (written by trivy-mirror {__version__}).",
+        "Use it with: trivy --config trivy.yaml image IMAGE   (or TRIVY_CONFIG=..., or ./trivy.yaml)",
+        "",
+        "Only the mirror is listed: Trivy tries a next repository only after a 429 or 5xx answer, never when a",
+        "host is unreachable, so mirror.gcr.io or ghcr.io after it would not help in an isolated network.",
+    ]
+    if config.vex_repositories:
+        header += ["vulnerability.vex: repo uses the VEX repositories of repository.yaml (install it first, or",
+                   "Trivy creates one pointing at GitHub)."]
+    if config.use_insecure:
+        header += ["insecure: plain HTTP to this host needs it; it also skips TLS verification for every registry."]
+    alternative = [
+        "",
+        "Alternative: keep Trivy's default repositories and redirect them to the mirror (trivy.yaml only; it",
+        "applies to image pulls from these hosts too, and Trivy falls back to the original host on any error):",
+        "registry:" + ("   # merged into the registry: section above" if config.credentials else ""),
+        "  mirrors:",
+        "    mirror.gcr.io:",
+        f"      - {mirror.prefix}",
+    ]
+    if mirror.scheme:
+        alternative += ["    ghcr.io:   # the embedded server also answers the ghcr paths (aquasecurity/...)",
+                        f"      - {mirror.prefix}"]
+    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    return _comments(header) + body + _comments(alternative)
+
+
+def repository_yaml(config: ClientConfig) -> str:
+    """Trivy's ``vex/repository.yaml``: the mirror's repositories in priority order, GitHub's disabled."""
+    repositories: list[dict[str, Any]] = []
+    for name in config.vex_repositories:
+        entry: dict[str, Any] = {"name": name, "url": config.vex_url(name), "enabled": True}
+        if config.credentials.token:
+            entry["token"] = config.credentials.token
+        elif config.credentials.username:
+            entry.update(username=config.credentials.username, password=config.credentials.password)
+        if config.insecure:
+            entry["insecure"] = True
+        repositories.append(entry)
+    repositories.append({"name": "default", "url": DEFAULT_VEX_URL, "enabled": False})
+    header = [
+        f"Trivy VEX repositories for the trivy-mirror at {config.mirror} (written by trivy-mirror {__version__}).",
+        "Trivy reads this file from $HOME/.trivy/vex/repository.yaml, or from",
+        "$XDG_DATA_HOME/.trivy/vex/repository.yaml when XDG_DATA_HOME is set. Trivy's default repository (GitHub)",
+        "stays disabled so nothing reaches for github.com; a missing file would make Trivy create it enabled.",
+    ]
+    return _comments(header) + yaml.safe_dump({"repositories": repositories}, sort_keys=False)
+
+
+def _settings(config: ClientConfig) -> list[tuple[str, str, str | None]]:
+    """(flag, environment variable, value; None for a switch) in the order they are printed."""
+    mirror = config.mirror
+    settings: list[tuple[str, str, str | None]] = [
+        ("--db-repository", "TRIVY_DB_REPOSITORY", mirror.reference("db")),
+        ("--java-db-repository", "TRIVY_JAVA_DB_REPOSITORY", mirror.reference("java-db")),
+        ("--checks-bundle-repository", "TRIVY_CHECKS_BUNDLE_REPOSITORY", mirror.reference("checks")),
+        ("--skip-version-check", "TRIVY_SKIP_VERSION_CHECK", None),
+        ("--disable-telemetry", "TRIVY_DISABLE_TELEMETRY", None),
+    ]
+    if config.use_insecure:
+        settings.append(("--insecure", "TRIVY_INSECURE", None))
+    if config.ca_file is not None:
+        settings.append(("--cacert", "TRIVY_CACERT", str(config.ca_file)))
+    credentials = config.credentials
+    if credentials.token:
+        settings.append(("--registry-token", "TRIVY_REGISTRY_TOKEN", credentials.token))
+    elif credentials.username:
+        settings += [("--username", "TRIVY_USERNAME", credentials.username),
+                     ("--password", "TRIVY_PASSWORD", credentials.password)]
+    return settings
+
+
+VEX_NOTE = ("VEX repositories are configured only in repository.yaml: write it with --format yaml --out DIR, "
+            "install it, then add --vex repo (TRIVY_VEX=repo)")
+
+
+def env_lines(config: ClientConfig) -> str:
+    """``export TRIVY_...=...`` lines for ``eval "$(trivy-mirror trivy-config ... --format env)"``."""
+    lines = [f"# Trivy settings for the trivy-mirror at {config.mirror}"]
+    lines += [f"export {env}={shlex.quote(value if value is not None else 'true')}"
+              for _flag, env, value in _settings(config)]
+    if config.vex_repositories:
+        lines.append(f"# {VEX_NOTE}")
+    return "\n".join(lines) + "\n"
+
+
+def flag_line(config: ClientConfig) -> str:
+    """The flags for a scan subcommand, on one line (``trivy config`` takes only the checks bundle's)."""
+    args: list[str] = []
+    for flag, _env, value in _settings(config):
+        args += [flag] if value is None else [flag, value]
+    return shlex.join(args) + "\n"
+
+
+def vex_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where this user's Trivy reads ``repository.yaml`` (``fsutils.TrivyHomeDir()/vex``)."""
+    env = os.environ if environ is None else environ
+    base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else Path.home()
+    return base / ".trivy" / "vex" / "repository.yaml"

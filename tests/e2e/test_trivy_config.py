@@ -1,0 +1,156 @@
+"""``trivy-config`` end to end: the generated configuration, given to a real Trivy, pulls from the mirror."""
+
+from __future__ import annotations
+
+import shlex
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.cli import MirrorCli, assert_one_error_line
+from support.registry import RegistryFactory, RegistryProcess, push_artifact
+from support.trivy import TrivySandbox, misconfig_ids, run_trivy, vuln_ids
+from support.trivy_assets import CHECK_ID, MAVEN_CVE, PIP_CVE, AssetSet
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> MirrorCli:
+    return MirrorCli(tmp_path / "mirror-home")
+
+
+def fill(process: RegistryProcess, prefix: str, assets: AssetSet, auth: tuple[str, str] | None = None) -> None:
+    for repository, tag, artifact in assets.upstream_tags():
+        push_artifact(process.host, f"{prefix}/{repository}", tag, artifact, auth=auth)
+
+
+@pytest.fixture
+def filled_registry(registry: RegistryFactory, assets: AssetSet) -> RegistryProcess:
+    """A registry holding the assets under ``trivy/``, as ``sync --to HOST/trivy`` leaves them."""
+    process = registry()
+    fill(process, "trivy", assets)
+    return process
+
+
+def test_generated_trivy_yaml_is_all_trivy_needs(mirror: MirrorCli, filled_registry: RegistryProcess,
+                                                 assets: AssetSet, trivy: TrivySandbox, tmp_path: Path) -> None:
+    out = tmp_path / "config"
+    result = mirror.run(["trivy-config", "--mirror", f"{filled_registry.host}/trivy", "--out", str(out)])
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["repository.yaml", "trivy.yaml"]
+    assert f"--config {out / 'trivy.yaml'}" in result.stdout
+    assert ".trivy/vex/repository.yaml" in result.stdout
+
+    document = yaml.safe_load((out / "trivy.yaml").read_text())
+    base = f"{filled_registry.host}/trivy/aquasec"
+    assert document["db"] == {"repository": [f"{base}/trivy-db:2"], "java-repository": [f"{base}/trivy-java-db:1"]}
+    assert document["misconfiguration"] == {"checks-bundle-repository": f"{base}/trivy-checks:2"}
+    assert document["scan"] == {"skip-version-check": True, "disable-telemetry": True}
+    assert "insecure" not in document and "vulnerability" not in document  # loopback; a registry serves no VEX
+    text = (out / "trivy.yaml").read_text()
+    assert "#   mirrors:\n#     mirror.gcr.io:\n" in text and f"#       - {filled_registry.host}/trivy\n" in text
+
+    configured = ["--config", str(out / "trivy.yaml")]
+    assert vuln_ids(trivy.scan([*configured, "fs", "--scanners", "vuln", str(assets.targets.requirements_dir)])) \
+        == {PIP_CVE}
+    assert vuln_ids(trivy.scan([*configured, "rootfs", "--scanners", "vuln", str(assets.targets.rootfs_dir)])) \
+        == {MAVEN_CVE}
+    assert CHECK_ID in misconfig_ids(trivy.scan([*configured, "config", str(assets.targets.dockerfile_dir)]))
+
+
+def test_env_and_flags_formats(mirror: MirrorCli, filled_registry: RegistryProcess, assets: AssetSet,
+                               trivy: TrivySandbox) -> None:
+    mirror_ref = f"{filled_registry.host}/trivy"
+    env_out = mirror.run(["trivy-config", "--mirror", mirror_ref, "--format", "env"])
+    assert env_out.returncode == 0, env_out.stderr
+    variables = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
+                     for line in env_out.stdout.splitlines() if line.startswith("export "))
+    assert variables["TRIVY_SKIP_VERSION_CHECK"] == "true"
+    report = trivy.scan(["fs", "--scanners", "vuln", str(assets.targets.requirements_dir)], env=variables)
+    assert vuln_ids(report) == {PIP_CVE}
+
+    flags_out = mirror.run(["trivy-config", "--mirror", mirror_ref, "--format", "flags"])
+    assert flags_out.returncode == 0, flags_out.stderr
+    flags = shlex.split(flags_out.stdout)
+    assert vuln_ids(trivy.scan(["rootfs", "--scanners", "vuln", *flags, str(assets.targets.rootfs_dir)])) \
+        == {MAVEN_CVE}
+
+
+def test_credentials_reach_trivy_and_the_files_stay_private(
+    mirror: MirrorCli, registry: RegistryFactory, assets: AssetSet, trivy: TrivySandbox, tmp_path: Path
+) -> None:
+    credentials = ("scanner", "s3cret-pass")
+    process = registry(auth=credentials)
+    fill(process, "trivy", assets, auth=credentials)
+    out = tmp_path / "config"
+    result = mirror.run(["trivy-config", "--mirror", f"{process.host}/trivy", "--username", credentials[0],
+                         "--out", str(out)], env={"TRIVY_MIRROR_CLIENT_PASSWORD": credentials[1]})
+    assert result.returncode == 0, result.stderr
+    assert "every registry" in result.stderr  # Trivy tries registry credentials everywhere: said once
+    for name in ("trivy.yaml", "repository.yaml"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
+    assert yaml.safe_load((out / "trivy.yaml").read_text())["registry"] == {
+        "username": [credentials[0]], "password": [credentials[1]]}
+    report = trivy.scan(["--config", str(out / "trivy.yaml"), "fs", "--scanners", "vuln",
+                         str(assets.targets.requirements_dir)])
+    assert vuln_ids(report) == {PIP_CVE}
+
+
+def test_repository_yaml_is_what_trivy_reads(mirror: MirrorCli, tmp_path: Path) -> None:
+    out = tmp_path / "config"
+    result = mirror.run(["trivy-config", "--mirror", "https://mirror.example:8443/base", "--vex-repo", "vexhub",
+                         "--vex-repo", "internal", "--token", "t0ken", "--out", str(out)])
+    assert result.returncode == 0, result.stderr
+    repositories = yaml.safe_load((out / "repository.yaml").read_text())["repositories"]
+    assert [(r["name"], r["url"], r["enabled"]) for r in repositories] == [
+        ("vexhub", "https://mirror.example:8443/base/vex/vexhub", True),
+        ("internal", "https://mirror.example:8443/base/vex/internal", True),
+        ("default", "https://github.com/aquasecurity/vexhub", False),
+    ]
+    assert repositories[0]["token"] == "t0ken"
+    assert yaml.safe_load((out / "trivy.yaml").read_text())["vulnerability"] == {"vex": ["repo"]}
+
+    home = tmp_path / "trivy-home"
+    data_home = home / ".local" / "share"  # XDG_DATA_HOME in the Trivy sandbox
+    (data_home / ".trivy" / "vex").mkdir(parents=True)
+    (data_home / ".trivy" / "vex" / "repository.yaml").write_bytes((out / "repository.yaml").read_bytes())
+    listing = run_trivy(["vex", "repo", "list"], tmp_path / "cache", home)
+    assert listing.returncode == 0, listing.stderr
+    text = listing.stdout + listing.stderr
+    assert "https://mirror.example:8443/base/vex/vexhub" in text and "Status: Disabled" in text
+
+
+@pytest.mark.parametrize(("url", "insecure"), [
+    ("http://127.0.0.1:5000", False), ("http://10.1.2.3:5000", False), ("http://192.168.7.7", False),
+    ("http://localhost:5000", False), ("https://mirror.example", False), ("mirror.example:5000/trivy", False),
+    ("http://mirror.example:5000", True), ("http://127.0.0.2:5000", True), ("http://localhost", True),
+])
+def test_insecure_only_when_trivy_needs_it(mirror: MirrorCli, url: str, insecure: bool) -> None:
+    result = mirror.run(["trivy-config", "--mirror", url, "--no-vex"])
+    assert result.returncode == 0, result.stderr
+    trivy_yaml = next(yaml.safe_load_all(result.stdout))
+    assert (trivy_yaml.get("insecure") is True) == insecure
+    assert ("plain HTTP" in result.stderr) == insecure
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mirror", "trivy-mirror/base"], "Docker Hub"),
+    (["--mirror", "ftp://mirror.example"], "scheme"),
+    (["--mirror", "mirror.example:5000/trivy", "--vex-repo", "vexhub"], "--vex-url"),
+    (["--mirror", "https://mirror.example", "--token", "t", "--username", "u", "--password", "p"], "either"),
+    (["--mirror", "https://mirror.example", "--format", "env", "--out", "x"], "--format yaml"),
+])
+def test_bad_arguments_are_usage_errors(mirror: MirrorCli, args: list[str], message: str) -> None:
+    result = mirror.run(["trivy-config", *args])
+    assert message in assert_one_error_line(result, code=2)
+
+
+def test_yaml_without_out_prints_both_documents(mirror: MirrorCli) -> None:
+    result = mirror.run(["trivy-config", "--mirror", "http://10.0.0.5:5000"])
+    assert result.returncode == 0, result.stderr
+    trivy_doc, repository_doc = yaml.safe_load_all(result.stdout)
+    assert trivy_doc["db"]["repository"] == ["10.0.0.5:5000/aquasec/trivy-db:2"]
+    assert repository_doc["repositories"][0]["url"] == "http://10.0.0.5:5000/vex/vexhub"

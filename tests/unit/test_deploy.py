@@ -1,0 +1,109 @@
+"""The deployment examples in ``deploy/``: every YAML file loads, and every trivy-mirror command line in them
+(Kubernetes args, compose command, systemd ExecStart, the image's CMD) parses with the real CLI, with only the
+``TRIVY_MIRROR_*`` variables the CLI reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from trivy_mirror import cli_airgap
+from trivy_mirror.cli import cli
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+YAML_FILES = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
+
+
+def _documents(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _pod_containers(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    spec = document.get("spec", {})
+    if document.get("kind") == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    yield from spec.get("template", {}).get("spec", {}).get("containers", [])
+
+
+def invocations() -> list[tuple[str, list[str]]]:
+    """(where, arguments after ``trivy-mirror``) for every command line in deploy/."""
+    found: list[tuple[str, list[str]]] = []
+    for path in YAML_FILES:
+        for document in _documents(path):
+            for container in _pod_containers(document):
+                if "trivy-mirror" in container["image"]:
+                    found.append((f"{path.name}:{container['name']}", [*container.get("command", [])[1:],
+                                                                       *container["args"]]))
+            for name, service in (document.get("services") or {}).items():
+                found.append((f"{path.name}:{name}", list(service["command"])))
+    for unit in DEPLOY.rglob("*.service"):
+        for line in unit.read_text().splitlines():
+            if line.startswith("ExecStart="):
+                binary, *args = shlex.split(line.removeprefix("ExecStart="))
+                assert binary.endswith("/trivy-mirror")
+                found.append((unit.name, args))
+    containerfile = (DEPLOY / "Containerfile").read_text()
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", containerfile, re.MULTILINE)
+    cmd = re.search(r"^CMD (\[.*\])$", containerfile, re.MULTILINE)
+    assert entrypoint and cmd and json.loads(entrypoint[1]) == ["trivy-mirror"]
+    found.append(("Containerfile", json.loads(cmd[1])))
+    return found
+
+
+def _group() -> click.Group:
+    group = click.Group(cli.name, params=cli.params, commands=dict(cli.commands))
+    for command in cli_airgap.AIRGAP_COMMANDS:
+        group.commands.setdefault(str(command.name), command)
+    return group
+
+
+def _known_variables(group: click.Group) -> set[str]:
+    params = [*group.params, *(p for c in group.commands.values() for p in c.params)]
+    names = {p.envvar for p in params if isinstance(p.envvar, str)}
+    names |= {f"TRIVY_MIRROR_{side}_{what}" for side in ("SRC", "DEST") for what in ("USERNAME", "PASSWORD")}
+    return names
+
+
+def test_deploy_has_what_operators_expect() -> None:
+    names = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file()}
+    assert {"README.md", "Containerfile", "compose.yaml", "systemd/trivy-mirror.service",
+            "kubernetes/serve.yaml", "kubernetes/sync-to-registry.yaml"} <= names
+    kinds = {doc.get("kind") for path in YAML_FILES for doc in _documents(path)}
+    assert {"Deployment", "Service", "PersistentVolumeClaim", "CronJob"} <= kinds
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.relative_to(DEPLOY).as_posix())
+def test_yaml_files_load(path: Path) -> None:
+    assert _documents(path)
+
+
+@pytest.mark.parametrize(("where", "args"), invocations(), ids=lambda value: value if isinstance(value, str) else "")
+def test_command_lines_parse_with_the_cli(where: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in [v for v in os.environ if v.startswith("TRIVY_MIRROR_")]:
+        monkeypatch.delenv(variable)
+    group = _group()
+    context = group.make_context("trivy-mirror", list(args))
+    with warnings.catch_warnings():  # click 8.2 deprecates protected_args; 9.0 puts everything in args
+        warnings.simplefilter("ignore", DeprecationWarning)
+        remaining = [*context.protected_args, *context.args]
+    name, command, rest = group.resolve_command(context, remaining)
+    assert command is not None, f"{where}: no command in {args}"
+    assert name in ("serve", "sync"), where
+    command.make_context(str(name), rest, parent=context)
+
+
+def test_environment_variables_are_ones_the_cli_reads() -> None:
+    known = _known_variables(_group())
+    texts = [p.read_text() for p in DEPLOY.rglob("*") if p.is_file()]
+    used = {name for text in texts for name in re.findall(r"\bTRIVY_MIRROR_[A-Z_]+\b", text)}
+    assert used and used <= known, used - known
