@@ -301,14 +301,16 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 
-def _register_airgap_commands() -> None:
+def _register_commands() -> None:
+    """Commands defined in their own modules (the air gap and maintenance groups)."""
     from trivy_mirror.cli_airgap import AIRGAP_COMMANDS
+    from trivy_mirror.cli_verify import verify_command
 
-    for command in AIRGAP_COMMANDS:
+    for command in (*AIRGAP_COMMANDS, verify_command):
         cli.add_command(command)
 
 
-_register_airgap_commands()
+_register_commands()
 
 
 def main() -> None:

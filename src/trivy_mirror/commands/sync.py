@@ -49,14 +49,15 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
 
 
 def report(results: Sequence[TagResult], destination: str, as_json: bool) -> None:
+    """Failures are error lines on stderr in every mode; the summary is JSON on stdout or a table/log lines."""
+    for result in results:
+        if result.failed:
+            console.error(f"{result.asset} {result.reference}: {result.message}")
     if as_json:
         document = {"destination": destination, "ok": not any(r.failed for r in results),
                     "results": [r.to_json() for r in results]}
         print(json.dumps(document, indent=2))
         return
-    for result in results:
-        if result.failed:
-            console.error(f"{result.asset} {result.reference}: {result.message}")
     if not console.interactive():
         for r in results:
             if not r.failed:

@@ -11,6 +11,7 @@ import email.utils
 import ipaddress
 import logging
 import math
+import os
 import random
 import ssl
 import urllib.request
@@ -76,6 +77,28 @@ class Timeouts:
     probe: float = 5.0
 
 
+def _env_seconds(name: str) -> float | None:
+    """A positive number of seconds from the environment; None when unset or not a positive number."""
+    try:
+        seconds = float(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def env_retry_policy() -> RetryPolicy:
+    """The default policy; ``TRIVY_MIRROR_RETRY_BASE`` (seconds, undocumented: for tests) replaces the backoff
+    base and the ``Retry-After`` floor, so fault-injection suites need not sleep for real."""
+    base = _env_seconds("TRIVY_MIRROR_RETRY_BASE")
+    return RetryPolicy() if base is None else RetryPolicy(backoff_base=base, retry_after_floor=min(base, 0.5))
+
+
+def env_timeouts() -> Timeouts:
+    """The default timeouts; ``TRIVY_MIRROR_READ_TIMEOUT`` (seconds, undocumented: for tests) replaces ``read``."""
+    read = _env_seconds("TRIVY_MIRROR_READ_TIMEOUT")
+    return Timeouts() if read is None else Timeouts(read=read)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value: delta seconds (fractions allowed) or an HTTP-date."""
     if not value:
@@ -134,11 +157,13 @@ class Transport:
         timeouts: Timeouts | None = None, user_agent: str = "trivy-mirror",
     ) -> None:
         self.insecure = insecure
-        self.retry = retry or RetryPolicy()
-        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or env_retry_policy()
+        self.timeouts = timeouts or env_timeouts()
         self.requests = 0
         """HTTP requests sent so far (every attempt counts)."""
-        self._ssl = False if insecure else _ssl_context(ca_file)
+        # True: aiohttp's default verified context (the system trust store), built once when aiohttp is imported;
+        # building another one here would block ~50 ms per client for the same result.
+        self._ssl: ssl.SSLContext | bool = False if insecure else True if ca_file is None else _ssl_context(ca_file)
         self._user_agent = user_agent
         self._proxies = urllib.request.getproxies_environment()
         self._session: aiohttp.ClientSession | None = None
@@ -261,12 +286,11 @@ class Transport:
             await asyncio.sleep(delay)
 
 
-def _ssl_context(ca_file: str | Path | None) -> ssl.SSLContext:
-    """The system trust store, plus ``ca_file`` when given (added to it, as Trivy's ``--cacert`` does)."""
+def _ssl_context(ca_file: str | Path) -> ssl.SSLContext:
+    """The system trust store plus ``ca_file`` (added to it, as Trivy's ``--cacert`` does)."""
     context = ssl.create_default_context()
-    if ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as err:
-            raise UsageError(f"cannot use CA file {ca_file}: {err.strerror or err}") from None
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as err:
+        raise UsageError(f"cannot use CA file {ca_file}: {err.strerror or err}") from None
     return context
