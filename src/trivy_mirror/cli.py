@@ -18,7 +18,7 @@ from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.sync.endpoints import ConnectionOptions
-from trivy_mirror.timefmt import parse_duration
+from trivy_mirror.timefmt import parse_go_duration
 from trivy_mirror.ui import console, logs
 
 T = TypeVar("T")
@@ -221,7 +221,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return parse_go_duration(value)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
 

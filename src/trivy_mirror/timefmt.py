@@ -29,23 +29,24 @@ def parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else None
 
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_GO_DURATION_ELEMENT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration: ``6h``, ``90m``, ``1h30m``, ``45s`` (``d`` for days too)."""
-    text = text.strip()
-    if not text:
-        raise ValueError("empty duration")
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
+def parse_go_duration(text: str) -> float:
+    """Seconds in a Go ``time.ParseDuration`` string (``24h``, ``1h30m``, ``90s``); ValueError otherwise.
+
+    Negative durations are refused too: an update interval cannot be negative.
+    """
+    if text == "0":
+        return 0.0
+    body = text[1:] if text.startswith("+") else text
     position, total = 0, 0.0
-    for match in _DURATION.finditer(text):
+    for match in _GO_DURATION_ELEMENT.finditer(body):
         if match.start() != position:
             break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
         position = match.end()
-    if position != len(text):
-        raise ValueError(f"invalid duration {text!r}: use e.g. 6h, 30m, 1h30m, 45s")
+    if not body or position != len(body):
+        raise ValueError(f"{text!r} is not a Go duration such as 24h, 30m or 1h30m")
     return total

@@ -21,6 +21,7 @@ from airgap_support import sha256_file, store_snapshot
 from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, RegistryProcess, free_port, push_artifact
 from support.serve import ServeProcess
+from support.skopeo import skopeo_raw
 from support.trivy import TrivySandbox, misconfig_ids, scan_json, vuln_ids
 from support.trivy_assets import (
     CHECK_ID,
@@ -67,11 +68,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess
 def mirror(tmp_path: Path) -> MirrorCli:
     """The isolated side's trivy-mirror, with a home of its own."""
     return MirrorCli(tmp_path / "isolated-home")
-
-
-def skopeo_raw(reference: str) -> bytes:
-    return subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", reference], capture_output=True,
-                          check=True, timeout=60).stdout
 
 
 def bundle_manifest(data: bytes) -> dict[str, Any]:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, RegistryProcess
+from support.skopeo import skopeo_raw
 from support.trivy_assets import DB_REPOSITORY, AssetSet
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> MirrorCli:
-    return MirrorCli(tmp_path / "mirror-home")
-
-
-def skopeo_raw(reference: str) -> bytes:
-    return subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", reference], capture_output=True,
-                          check=True, timeout=60).stdout
 
 
 def test_copy_registry_to_registry_to_layout_and_back(

@@ -36,19 +36,6 @@ USER, PASSWORD, TOKEN = "scanner", "correct-horse-battery", "static-token-for-tr
 
 
 @pytest.fixture
-def mirror(tmp_path: Path) -> MirrorCli:
-    return MirrorCli(tmp_path / "mirror-home")
-
-
-@pytest.fixture
-def private_upstream(registry: RegistryFactory, assets: AssetSet) -> RegistryProcess:
-    process = registry()
-    for repository, tag, artifact in assets.upstream_tags():
-        push_artifact(process.host, repository, tag, artifact)
-    return process
-
-
-@pytest.fixture
 def servers() -> Iterator[list[ServeProcess]]:
     """Servers started by a test; each must exit 0 on SIGTERM."""
     started: list[ServeProcess] = []

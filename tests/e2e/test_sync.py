@@ -12,6 +12,7 @@ import pytest
 
 from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, RegistryProcess, free_port, push_artifact
+from support.skopeo import skopeo_raw
 from support.trivy import TrivySandbox, misconfig_ids, vuln_ids
 from support.trivy_assets import (
     CHECK_ID,
@@ -27,25 +28,6 @@ from support.trivy_assets import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> MirrorCli:
-    return MirrorCli(tmp_path / "mirror-home")
-
-
-@pytest.fixture
-def private_upstream(registry: RegistryFactory, assets: AssetSet) -> RegistryProcess:
-    """An upstream of this test's own, so it can be stopped or changed."""
-    process = registry()
-    for repository, tag, artifact in assets.upstream_tags():
-        push_artifact(process.host, repository, tag, artifact)
-    return process
-
-
-def skopeo_raw(reference: str) -> bytes:
-    return subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", reference], capture_output=True,
-                          check=True, timeout=60).stdout
 
 
 def blob_requests(process: RegistryProcess, since: int) -> list[tuple[str, str]]:

@@ -17,11 +17,6 @@ from support.trivy_assets import CHECK_ID, MAVEN_CVE, PIP_CVE, AssetSet
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def mirror(tmp_path: Path) -> MirrorCli:
-    return MirrorCli(tmp_path / "mirror-home")
-
-
 def fill(process: RegistryProcess, prefix: str, assets: AssetSet, auth: tuple[str, str] | None = None) -> None:
     for repository, tag, artifact in assets.upstream_tags():
         push_artifact(process.host, f"{prefix}/{repository}", tag, artifact, auth=auth)

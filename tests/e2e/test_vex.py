@@ -48,11 +48,6 @@ FLAT_ARCHIVE = "/flat/vex-repository.zip"
 
 
 @pytest.fixture
-def mirror(tmp_path: Path) -> MirrorCli:
-    return MirrorCli(tmp_path / "mirror-home")
-
-
-@pytest.fixture
 async def vex_upstream() -> AsyncIterator[UpstreamVex]:
     """Two repositories: ``/gh`` as GitHub serves VEX Hub (an archive URL redirecting to codeload, a top-level
     ``vexhub-main/`` directory, hence ``//vexhub-main``) and ``/flat`` (a zip with index.json at its root)."""

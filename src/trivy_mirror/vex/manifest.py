@@ -8,37 +8,14 @@ A manifest that breaks these rules is refused: the mirror keeps serving what it 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from trivy_mirror.errors import RefusedCandidate
+from trivy_mirror.timefmt import parse_go_duration
 
 SPEC_VERSION = "0.1"
 """The only spec version Trivy 0.76 understands (an exact string match)."""
-
-_GO_DURATION_ELEMENT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go ``time.ParseDuration`` string (``24h``, ``1h30m``, ``90s``); ValueError otherwise.
-
-    Negative durations are refused too: an update interval cannot be negative.
-    """
-    if text == "0":
-        return 0.0
-    body = text[1:] if text.startswith("+") else text
-    position, total = 0, 0.0
-    for match in _GO_DURATION_ELEMENT.finditer(body):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
-        position = match.end()
-    if not body or position != len(body):
-        raise ValueError(f"{text!r} is not a Go duration such as 24h, 30m or 1h30m")
-    return total
-
 
 def _fail(detail: str) -> RefusedCandidate:
     return RefusedCandidate(f"invalid vex-repository.json: {detail}")

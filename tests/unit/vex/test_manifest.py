@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trivy_mirror.errors import RefusedCandidate
-from trivy_mirror.vex.manifest import RepositoryManifest, parse_go_duration
+from trivy_mirror.timefmt import parse_go_duration
+from trivy_mirror.vex.manifest import RepositoryManifest
 
 VEXHUB = {  # verbatim upstream (TRIVY-ASSETS.md section 7.4)
     "name": "VEX Hub", "description": "VEX Repository by Aqua Security",
