@@ -14,6 +14,7 @@ from aiohttp import web
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.app import CACHE_KEY, create_app, runner_options
+from trivy_mirror.server.idleguard import FirstRequestGuard
 from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler
 from trivy_mirror.server.settings import ServerSettings, parse_listen
 from trivy_mirror.server.storage import ServedStore
@@ -50,8 +51,13 @@ async def serve(
         scheduler = SyncScheduler(sync_once, settings.sync_every, next_due=lambda: _earliest_next_update(statuses),
                                   on_success=after_sync)
     app = create_app(settings, store, statuses, scheduler)
+    guard = FirstRequestGuard(settings.first_request_timeout)
+    app.middlewares.insert(0, guard.middleware)
     runner = web.AppRunner(app, **runner_options(app))
     await runner.setup()
+    server = runner.server
+    assert server is not None
+    watcher = asyncio.create_task(guard.watch(lambda: server.connections), name="trivy-mirror-idle-guard")
     stop = asyncio.Event()
     installed = _install_signal_handlers(stop)
     try:
@@ -75,6 +81,9 @@ async def serve(
             asyncio.get_running_loop().remove_signal_handler(signum)
         if scheduler is not None:
             await scheduler.stop()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await runner.cleanup()
 
 

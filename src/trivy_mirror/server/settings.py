@@ -46,6 +46,8 @@ class ServerSettings:
     client_max_size: int = MAX_MANIFEST_SIZE + 1024
     """Largest body read into memory (manifests, token forms); blob uploads stream to disk."""
     shutdown_timeout: float = 30.0
+    first_request_timeout: float = 30.0
+    """A connection that has not sent one complete request by then is closed (slow or silent clients)."""
     token_ttl: int = 300
     upload_dir: Path | None = None
     """Where unfinished chunked uploads wait; default: a private temporary directory."""
