@@ -8,9 +8,6 @@ import pytest
 
 from support.cli import MirrorCli
 
-FAST = {"TRIVY_MIRROR_RETRY_BASE": "0.05", "TRIVY_MIRROR_READ_TIMEOUT": "1"}
-"""Backoff base and the read timeout that detects a stalled server, shortened so faults cost milliseconds."""
-
 
 @pytest.fixture
 def mirror(tmp_path: Path) -> MirrorCli:

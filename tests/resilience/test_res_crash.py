@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST
 from support.cli import MirrorCli
+from support.faultproxy import FAST
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.serve import ServeProcess
 from support.trivy_assets import DB_REPOSITORY, OCI_MANIFEST, Artifact, AssetSet, build_vuln_db

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST
 from support.cli import MirrorCli, assert_one_error_line
-from support.faultproxy import Fault, FaultProxy
+from support.faultproxy import FAST, Fault, FaultProxy
 from support.registry import RegistryProcess, push_artifact
 from support.trivy_assets import DB_REPOSITORY, Artifact, AssetSet, build_vuln_db, sha256_digest
 from trivy_mirror.store import Store

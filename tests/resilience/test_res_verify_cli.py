@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST
 from support.cli import MirrorCli, assert_one_error_line
+from support.faultproxy import FAST
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.trivy_assets import DB_REPOSITORY, AssetSet, build_vuln_db, sha256_digest
 from trivy_mirror.store import Store

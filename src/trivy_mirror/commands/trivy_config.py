@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 from trivy_mirror.errors import UsageError
-from trivy_mirror.store.fsutil import FILE_MODE, os_errors
+from trivy_mirror.store.fsutil import FILE_MODE, os_errors, write_atomic
 from trivy_mirror.trivyconf import ClientConfig, env_lines, flag_line, repository_yaml, trivy_yaml, vex_config_path
 
 log = logging.getLogger("trivy_mirror.trivy_config")
@@ -20,19 +18,9 @@ REPOSITORY_YAML = "repository.yaml"
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    """Replace ``path`` whole; the temp file is created 0600, so credentials are never readable by others."""
+    """Replace ``path`` whole; the temp file has ``mode`` before any byte: credentials are never readable by others."""
     with os_errors(f"write {path}"):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                os.fchmod(handle.fileno(), mode)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path.parent, path, text.encode(), mode)
 
 
 def run_trivy_config(config: ClientConfig, output_format: str, out: Path | None) -> int:

@@ -57,12 +57,12 @@ def ensure_dir(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def open_temp(tmp_dir: Path, name: str) -> tuple[BinaryIO, Path]:
-    """A new, empty temp file in ``tmp_dir`` opened for writing, and its path."""
+def open_temp(tmp_dir: Path, name: str, mode: int = FILE_MODE) -> tuple[BinaryIO, Path]:
+    """A new, empty temp file in ``tmp_dir`` opened for writing (permissions ``mode`` before any byte), and its path."""
     ensure_dir(tmp_dir)
-    fd, path = tempfile.mkstemp(dir=tmp_dir, prefix=f"{name}.", suffix=".tmp")
+    fd, path = tempfile.mkstemp(dir=tmp_dir, prefix=f".{name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, mode)
         return os.fdopen(fd, "wb"), Path(path)
     except BaseException:
         os.close(fd)
@@ -85,9 +85,9 @@ def commit_file(file: BinaryIO, tmp: Path, target: Path) -> None:
     commit(tmp, target)
 
 
-def write_atomic(tmp_dir: Path, target: Path, data: bytes) -> None:
+def write_atomic(tmp_dir: Path, target: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``target`` with ``data`` so that readers and crashes see the old or the new content, whole."""
-    file, tmp = open_temp(tmp_dir, target.name)
+    file, tmp = open_temp(tmp_dir, target.name, mode)
     try:
         file.write(data)
         commit_file(file, tmp, target)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from trivy_mirror.assets import LayerMetadata
+from trivy_mirror.store.fsutil import write_atomic
 from trivy_mirror.timefmt import iso as _iso
 from trivy_mirror.timefmt import parse_time
 
@@ -109,17 +109,7 @@ class DirectoryStateBook:
 
     def save(self, repository: str, state: dict[str, Any]) -> None:
         path = self._path(repository)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(state, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomic(path.parent, path, json.dumps(state, indent=2, sort_keys=True).encode())
 
 
 def default_state_dir() -> Path:
