@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from rich.filesize import decimal
 from rich.table import Table
 
 from trivy_mirror.assets import AssetSpec
@@ -13,7 +15,6 @@ from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.status import asset_statuses
-from trivy_mirror.timefmt import iso
 from trivy_mirror.ui import console
 
 STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}
@@ -35,14 +36,23 @@ async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, sto
 
 
 def print_table(rows: Sequence[AssetStatus]) -> None:
+    """The human view; sources and full digests are in ``--json``."""
     table = Table()
-    for column in ("asset", "reference", "state", "digest", "size", "updated at", "next update", "source",
-                   "last sync"):
-        table.add_column(column)
+    for column in ("asset", "reference", "state", "digest", "size", "updated", "next update", "last sync"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
-        last = f"{iso(row.last_attempt)} {row.last_result}" if row.last_attempt else "-"
+        last = "-"
+        if row.last_attempt:
+            result = "ok" if row.last_result == "ok" else "failed"
+            last = f"{short_time(row.last_attempt)} {result}"
         table.add_row(row.asset, row.reference, f"[{STATE_STYLE[row.state]}]{row.state}[/]",
-                      row.digest[:19] if row.digest else "-",
-                      f"{row.size / 1e6:.1f} MB" if row.size is not None else "-",
-                      iso(row.updated_at) or "-", iso(row.next_update) or "-", row.source or "-", last)
+                      row.digest[:19] if row.digest else "-", decimal(row.size) if row.size is not None else "-",
+                      short_time(row.updated_at), short_time(row.next_update), last)
     console.stdout.print(table)
+    for row in rows:
+        if row.last_result and row.last_result != "ok":
+            console.stdout.print(f"{row.reference}: last sync {row.last_result}")
+
+
+def short_time(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if moment else "-"

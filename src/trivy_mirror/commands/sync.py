@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from rich.filesize import decimal
 from rich.table import Table
 
 from trivy_mirror.assets import AssetSpec
@@ -67,7 +68,7 @@ def report(results: Sequence[TagResult], destination: str, as_json: bool) -> Non
     for column in ("asset", "reference", "result", "digest", "source", "copied"):
         table.add_column(column)
     for r in results:
-        copied = f"{r.stats.bytes_copied / 1e6:.1f} MB" if r.stats.bytes_copied else "-"
+        copied = decimal(r.stats.bytes_copied) if r.stats.bytes_copied else "-"
         style = "red" if r.failed else "green" if r.outcome == "updated" else None
         table.add_row(r.asset, r.reference, r.outcome, r.digest[:19] if r.digest else "-", r.source or "-",
                       copied, style=style)
