@@ -19,17 +19,16 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from support.cli import MirrorCli
 from support.faultproxy import FAST
+from support.newer_source import NewerSource, newer_source, served_digest
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.serve import ServeProcess
-from support.trivy_assets import DB_REPOSITORY, OCI_MANIFEST, Artifact, AssetSet, build_vuln_db
+from support.trivy_assets import DB_REPOSITORY, OCI_MANIFEST, AssetSet
 from trivy_mirror.store import Store
 from trivy_mirror.verify import verify_store
 
@@ -39,29 +38,11 @@ STORE_KILLS = 30
 REGISTRY_KILLS = 20
 
 
-@dataclass(frozen=True)
-class Big:
-    base_store: Path
-    old: Artifact
-    new: Artifact
-    source: RegistryProcess
-
-
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess, assets: AssetSet) -> Iterator[Big]:
-    base = tmp_path_factory.mktemp("crash-base")
-    cli = MirrorCli(base / "home")
-    result = cli.run(["sync", "--from", f"{upstream.host}/aquasec", "--store", str(base / "store"), "--assets", "db"])
-    assert result.returncode == 0, result.stderr
-    new = build_vuln_db(updated_at=datetime.now(UTC) + timedelta(minutes=5), filler_bytes=16_000_000)
-    with RegistryProcess(tmp_path_factory.mktemp("big")) as source:
-        push_artifact(source.host, DB_REPOSITORY, "2", new)
-        yield Big(base / "store", assets.db, new, source)
-
-
-def served_digest(store: Path) -> str | None:
-    tags = Store(store).layout(DB_REPOSITORY).tags()
-    return str(tags["2"].digest) if "2" in tags else None
+def big(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess, assets: AssetSet) -> Iterator[NewerSource]:
+    """A store holding the current DB and a registry holding a newer, 16 MB one (long enough to be killed in)."""
+    with newer_source(tmp_path_factory.mktemp("crash-base"), upstream, assets, filler_bytes=16_000_000) as prepared:
+        yield prepared
 
 
 def kill_at_random(cli: MirrorCli, args: list[str], window: float, rng: random.Random) -> None:
@@ -79,7 +60,7 @@ def timed_run(cli: MirrorCli, args: list[str]) -> float:
     return time.monotonic() - started
 
 
-def test_kill_9_during_sync_into_the_store(big: Big, mirror: MirrorCli, tmp_path: Path) -> None:
+def test_kill_9_during_sync_into_the_store(big: NewerSource, mirror: MirrorCli, tmp_path: Path) -> None:
     rng = random.Random(7)
     store = tmp_path / "store"
     args = ["sync", "--from", f"{big.source.host}/aquasec", "--store", str(store), "--assets", "db"]
@@ -124,7 +105,7 @@ def assert_complete(host: str, blobs: list[tuple[str, int]]) -> None:
         assert int(response.getheader("Content-Length") or -1) == size
 
 
-def test_kill_9_during_sync_into_a_registry(big: Big, mirror: MirrorCli, registry: RegistryFactory) -> None:
+def test_kill_9_during_sync_into_a_registry(big: NewerSource, mirror: MirrorCli, registry: RegistryFactory) -> None:
     rng = random.Random(9)
     dest = registry()
     push_artifact(dest.host, DB_REPOSITORY, "2", big.old)
@@ -145,7 +126,7 @@ def test_kill_9_during_sync_into_a_registry(big: Big, mirror: MirrorCli, registr
     assert_complete(dest.host, blobs)
 
 
-def test_two_syncs_on_one_store(big: Big, mirror: MirrorCli, tmp_path: Path) -> None:
+def test_two_syncs_on_one_store(big: NewerSource, mirror: MirrorCli, tmp_path: Path) -> None:
     store = tmp_path / "store"
     shutil.copytree(big.base_store, store)
     args = ["sync", "--from", f"{big.source.host}/aquasec", "--store", str(store), "--assets", "db"]
@@ -161,7 +142,7 @@ def test_two_syncs_on_one_store(big: Big, mirror: MirrorCli, tmp_path: Path) -> 
     assert report.ok and not report.problems
 
 
-def test_sync_lands_while_16_clients_download(big: Big, mirror: MirrorCli, tmp_path: Path) -> None:
+def test_sync_lands_while_16_clients_download(big: NewerSource, mirror: MirrorCli, tmp_path: Path) -> None:
     store = tmp_path / "store"
     shutil.copytree(big.base_store, store)
     failures: list[str] = []
@@ -215,7 +196,7 @@ def test_sync_lands_while_16_clients_download(big: Big, mirror: MirrorCli, tmp_p
     assert seen == {big.old.digest, big.new.digest}
 
 
-def test_silent_clients_do_not_block_others(big: Big, mirror: MirrorCli, tmp_path: Path) -> None:
+def test_silent_clients_do_not_block_others(big: NewerSource, mirror: MirrorCli, tmp_path: Path) -> None:
     """32 connections that send nothing or half a request line, held open: other clients are still served."""
     import socket
 

@@ -12,15 +12,15 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from support.cli import MirrorCli, assert_one_error_line
 from support.faultproxy import FAST, Fault, FaultProxy
-from support.registry import RegistryProcess, push_artifact
-from support.trivy_assets import DB_REPOSITORY, Artifact, AssetSet, build_vuln_db, sha256_digest
+from support.newer_source import NewerSource, newer_source, served_digest
+from support.registry import RegistryProcess
+from support.trivy_assets import DB_REPOSITORY, AssetSet
 from trivy_mirror.store import Store
 from trivy_mirror.verify import verify_store
 
@@ -29,34 +29,12 @@ pytestmark = pytest.mark.resilience
 RECOVERED, KEPT = "recovered", "kept previous"
 
 
-@dataclass(frozen=True)
-class World:
-    base_store: Path
-    old: Artifact
-    new: Artifact
-    newer_registry: RegistryProcess
-
-    @property
-    def layer(self) -> str:
-        return sha256_digest(self.new.layers[0])
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess, assets: AssetSet) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess,
+          assets: AssetSet) -> Iterator[NewerSource]:
     """A store holding the current DB (synced once, copied per test) and a registry holding a newer one."""
-    base = tmp_path_factory.mktemp("base")
-    cli = MirrorCli(base / "home")
-    result = cli.run(["sync", "--from", f"{upstream.host}/aquasec", "--store", str(base / "store"), "--assets", "db"])
-    assert result.returncode == 0, result.stderr
-    new = build_vuln_db(updated_at=datetime.now(UTC) + timedelta(minutes=5), filler_bytes=1_500_000)
-    with RegistryProcess(tmp_path_factory.mktemp("newer")) as newer:
-        push_artifact(newer.host, DB_REPOSITORY, "2", new)
-        yield World(base / "store", assets.db, new, newer)
-
-
-def served_digest(store: Path) -> str | None:
-    tags = Store(store).layout(DB_REPOSITORY).tags()
-    return str(tags["2"].digest) if "2" in tags else None
+    with newer_source(tmp_path_factory.mktemp("base"), upstream, assets, filler_bytes=1_500_000) as prepared:
+        yield prepared
 
 
 def manifest_path() -> str:
@@ -107,12 +85,12 @@ SCENARIOS = list(scenarios("sha256:" + "0" * 64))
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_fault_scenario(name: str, world: World, mirror: MirrorCli, tmp_path: Path) -> None:
+def test_fault_scenario(name: str, world: NewerSource, mirror: MirrorCli, tmp_path: Path) -> None:
     scenario = scenarios(world.layer)[name]
     store = tmp_path / "store"
     shutil.copytree(world.base_store, store)
     assert served_digest(store) == world.old.digest
-    with FaultProxy(world.newer_registry.host) as proxy:
+    with FaultProxy(world.source.host) as proxy:
         for fault in scenario.faults:
             proxy.add(fault)
         started = time.monotonic()
@@ -138,11 +116,11 @@ def test_fault_scenario(name: str, world: World, mirror: MirrorCli, tmp_path: Pa
     assert not list((store / ".tmp").glob("*")), "temp files left behind"
 
 
-def test_retry_after_floor_is_honoured(world: World, mirror: MirrorCli, tmp_path: Path) -> None:
+def test_retry_after_floor_is_honoured(world: NewerSource, mirror: MirrorCli, tmp_path: Path) -> None:
     """ghcr's 0.000035 s Retry-After must not turn into a tight loop: the retries are spaced by the floor."""
     store = tmp_path / "store"
     shutil.copytree(world.base_store, store)
-    with FaultProxy(world.newer_registry.host) as proxy:
+    with FaultProxy(world.source.host) as proxy:
         proxy.add(Fault("status", manifest_path(), status=429, retry_after="0.000035", times=None))
         result = mirror.run(["sync", "--from", f"{proxy.host}/aquasec", "--store", str(store), "--assets", "db"],
                             env=FAST, timeout=60)
@@ -154,11 +132,11 @@ def test_retry_after_floor_is_honoured(world: World, mirror: MirrorCli, tmp_path
     assert served_digest(store) == world.old.digest
 
 
-def test_resume_uses_range(world: World, mirror: MirrorCli, tmp_path: Path) -> None:
+def test_resume_uses_range(world: NewerSource, mirror: MirrorCli, tmp_path: Path) -> None:
     """A reset mid-blob is resumed from the first missing byte, not restarted."""
     store = tmp_path / "store"
     shutil.copytree(world.base_store, store)
-    with FaultProxy(world.newer_registry.host) as proxy:
+    with FaultProxy(world.source.host) as proxy:
         proxy.add(Fault("reset", blob_path(world.layer)))
         result = mirror.run(["sync", "--from", f"{proxy.host}/aquasec", "--store", str(store), "--assets", "db"],
                             env=FAST, timeout=60)
