@@ -8,7 +8,6 @@ Properties the spec does not define are ignored, as Trivy ignores them.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.timefmt import parse_time
+from trivy_mirror.vex.document import load_json, refused
 
 FORMATS = ("openvex", "csaf")
 """VEX formats Trivy reads; an absent or empty ``format`` means openvex."""
@@ -26,7 +26,7 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def _fail(detail: str) -> RefusedCandidate:
-    return RefusedCandidate(f"invalid index.json: {detail}")
+    return refused("index.json", detail)
 
 
 def check_package_id(value: str) -> str:
@@ -72,11 +72,7 @@ class VexIndex:
 
     @classmethod
     def parse(cls, data: bytes) -> VexIndex:
-        try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise _fail(f"not JSON ({err})") from None
-        return cls.from_json(document)
+        return cls.from_json(load_json(data, "index.json"))
 
     @classmethod
     def from_json(cls, document: Any) -> VexIndex:

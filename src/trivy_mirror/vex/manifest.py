@@ -7,18 +7,19 @@ A manifest that breaks these rules is refused: the mirror keeps serving what it 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.timefmt import parse_go_duration
+from trivy_mirror.vex.document import load_json, refused
 
 SPEC_VERSION = "0.1"
 """The only spec version Trivy 0.76 understands (an exact string match)."""
 
+
 def _fail(detail: str) -> RefusedCandidate:
-    return RefusedCandidate(f"invalid vex-repository.json: {detail}")
+    return refused("vex-repository.json", detail)
 
 
 def _string(obj: dict[str, Any], key: str, where: str) -> str:
@@ -47,11 +48,7 @@ class RepositoryManifest:
 
     @classmethod
     def parse(cls, data: bytes) -> RepositoryManifest:
-        try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise _fail(f"not JSON ({err})") from None
-        return cls.from_json(document)
+        return cls.from_json(load_json(data, "vex-repository.json"))
 
     @classmethod
     def from_json(cls, document: Any) -> RepositoryManifest:
