@@ -233,12 +233,8 @@ class OciPlanned:
         self.staged = staged
         self.target = target
         self.destination = destination
-        self._changed = changed
+        self.changed = changed
         self.downgrade: str | None = None
-
-    @property
-    def changed(self) -> bool:
-        return self._changed
 
     async def publish(self) -> ImportResult:
         updated_at = self.metadata.updated_at if self.metadata else None

@@ -125,12 +125,8 @@ class VexPlanned:
         self.state = state
         self.archive = archive
         self.target = target
-        self._changed = changed
+        self.changed = changed
         self.downgrade: str | None = None
-
-    @property
-    def changed(self) -> bool:
-        return self._changed
 
     async def publish(self) -> ImportResult:
         updated_at, next_update = dates(self.state)
