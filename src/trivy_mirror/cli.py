@@ -23,7 +23,7 @@ from trivy_mirror.ui import console, logs
 
 T = TypeVar("T")
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_STALE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
 
 
@@ -183,14 +183,14 @@ def status(store: Path | None, destination: str | None, dest_creds: str | None, 
            ca_file: Path | None, asset_names: str | None, as_json: bool) -> None:
     """Show what the mirror holds: per asset the digest, size, UpdatedAt, NextUpdate and state.
 
-    Exit 3 when an asset is missing or stale (its NextUpdate has passed), so monitoring can alert on it.
+    Exit 3 when an asset is missing or stale (its NextUpdate has passed); else exit 4 when the last sync or import
+    of an asset failed or was refused (what is served is still fresh), so monitoring can alert on both.
     """
     from trivy_mirror.commands.status import run_status
 
     names = parse_assets(asset_names)
-    all_fresh = run(run_status(assets.select(names), connection_options(dest_creds, "dest", insecure, ca_file),
-                               store, destination, as_json=as_json, asset_names=names))
-    sys.exit(EXIT_OK if all_fresh else EXIT_STALE)
+    sys.exit(run(run_status(assets.select(names), connection_options(dest_creds, "dest", insecure, ca_file),
+                            store, destination, as_json=as_json, asset_names=names)))
 
 
 @cli.command()

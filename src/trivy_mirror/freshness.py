@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from trivy_mirror.attempt import FAILED_RESULTS
 from trivy_mirror.timefmt import iso as _iso
 
 State = Literal["fresh", "stale", "missing"]
@@ -24,7 +25,20 @@ class AssetStatus:
     source: str | None = None
     last_attempt: datetime | None = None
     last_result: str | None = None
+    """One word of :data:`trivy_mirror.attempt.RESULTS`."""
     state: State = "missing"
+    last_message: str = ""
+
+    @property
+    def last_failed(self) -> bool:
+        """The last attempt to write this asset failed or was refused (what is served may still be fresh)."""
+        return self.last_result in FAILED_RESULTS
+
+    @property
+    def failure(self) -> str:
+        """The line monitoring shows for a failed last attempt."""
+        return f"{self.asset}: last sync of {self.reference} {self.last_result} at {_iso(self.last_attempt)}: " \
+               f"{self.last_message}"
 
     @property
     def ready(self) -> bool:
@@ -49,6 +63,7 @@ class AssetStatus:
             "source": self.source,
             "last_attempt": _iso(self.last_attempt),
             "last_result": self.last_result,
+            "last_message": self.last_message,
             "state": self.state,
         }
 

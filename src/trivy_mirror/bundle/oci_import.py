@@ -16,6 +16,7 @@ from pathlib import Path
 
 from trivy_mirror import assets
 from trivy_mirror.assets import AssetSpec, LayerMetadata
+from trivy_mirror.attempt import Attempt
 from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
 from trivy_mirror.bundle.oci_export import ROOT
 from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
@@ -240,18 +241,21 @@ class OciPlanned:
         updated_at = self.metadata.updated_at if self.metadata else None
         next_update = self.metadata.next_update if self.metadata else None
         if not self.changed:
+            self._record(changed=False)
             return ImportResult(self.entry, "unchanged", updated_at, next_update)
         stats = await engine.copy(self.staged, self.manifest, self.target, self.tag)
-        self._record()
+        self._record(changed=True)
         return ImportResult(self.entry, "updated", updated_at, next_update, stats)
 
-    def _record(self) -> None:
+    def _record(self, *, changed: bool) -> None:
+        """The attempt always (an import after a failed sync clears the failure); the tag record on a change."""
         source = f"bundle ({self.entry.source})" if self.entry.source else "bundle"
         record = TagRecord(str(self.manifest.digest), self.entry.size, source, datetime.now(UTC), self.metadata,
-                           self.entry.version)
+                           self.entry.version) if changed else None
+        attempt = Attempt.now("imported", f"from {source}" if changed else f"already up to date ({source})")
         book = self.destination.state
         repository = self.spec.mirror_repository
         try:
-            book.save(repository, with_attempt(book.load(repository), self.tag, "ok", record))
+            book.save(repository, with_attempt(book.load(repository), self.tag, attempt, record))
         except (OSError, MirrorError) as err:
             log.warning("cannot record the import of %s: %s", self.entry.reference, err)

@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import replace
 
+from trivy_mirror.attempt import NO_ATTEMPT
 from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
 from trivy_mirror.bundle.sections import ExportPart, SourceFile
 from trivy_mirror.oci.digest import Digest
@@ -47,7 +48,7 @@ class VexExport:
             if current is None or state.manifest is None or not repository.has_blob(current.digest):
                 log.warning("%s: not exported: the store has no usable version of it", reference(name))
                 continue
-            document = replace(state, attempt_at=None, attempt_result=None).to_json()
+            document = replace(state, attempt=NO_ATTEMPT).to_json()
             data = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
             files += [SourceFile(BundleFile(member(name, STATE_FILE), Digest.of(data), len(data)), data=data),
                       SourceFile(BundleFile(member(name, ARCHIVE_FILE), Digest.parse(current.digest), current.size),

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from trivy_mirror.attempt import Attempt
 from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
 from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
 from trivy_mirror.bundle.vex_export import ARCHIVE_FILE, ROOT, STATE_FILE, member
@@ -132,6 +133,8 @@ class VexPlanned:
         updated_at, next_update = dates(self.state)
         if self.changed:
             await asyncio.to_thread(self._store)
+        else:
+            await asyncio.to_thread(self._confirm)
         return ImportResult(self.entry, "updated" if self.changed else "unchanged", updated_at, next_update)
 
     def _store(self) -> None:
@@ -142,8 +145,13 @@ class VexPlanned:
         old = self.target.load()
         previous = old.current.digest if old.current is not None and old.current.digest != current.digest \
             else old.previous
-        self.target.save(replace(self.state, previous=previous).with_attempt("ok (imported from a bundle)"))
+        self.target.save(replace(self.state, previous=previous).with_attempt(Attempt.now("imported", "from a bundle")))
         self.target.prune({current.digest, *([previous] if previous else [])})
+
+
+    def _confirm(self) -> None:
+        """An unchanged repository: record the import as the last attempt (it clears an earlier failure)."""
+        self.target.save(self.target.load().with_attempt(Attempt.now("imported", "already up to date (bundle)")))
 
 
 class SkippedVex:

@@ -18,11 +18,20 @@ from trivy_mirror.sync.status import asset_statuses
 from trivy_mirror.ui import console
 
 STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}
+EXIT_OK, EXIT_STALE, EXIT_LAST_SYNC_FAILED = 0, 3, 4
+"""``status`` exit codes: 3 wins over 4 (clients are affected now; a failed sync only will be)."""
+
+
+def exit_code(rows: Sequence[AssetStatus]) -> int:
+    """3 when an asset is missing or stale; else 4 when the last attempt of an asset failed; else 0."""
+    if not all(row.ready for row in rows):
+        return EXIT_STALE
+    return EXIT_LAST_SYNC_FAILED if any(row.last_failed for row in rows) else EXIT_OK
 
 
 async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, store: Path | None,
-                     destination: str | None, *, as_json: bool, asset_names: Sequence[str] = ()) -> bool:
-    """Print the status; True when every asset is present and fresh."""
+                     destination: str | None, *, as_json: bool, asset_names: Sequence[str] = ()) -> int:
+    """Print the status; the exit code of :func:`exit_code`."""
     async with RegistryPool(options) as pool:
         target = open_destination(store, destination, pool)
         rows = await asset_statuses(target, specs) if specs else []
@@ -32,7 +41,7 @@ async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, sto
         print(json.dumps({"assets": [row.to_json() for row in rows]}, indent=2))
     else:
         print_table(rows)
-    return all(row.ready for row in rows)
+    return exit_code(rows)
 
 
 def print_table(rows: Sequence[AssetStatus]) -> None:
@@ -43,15 +52,14 @@ def print_table(rows: Sequence[AssetStatus]) -> None:
     for row in rows:
         last = "-"
         if row.last_attempt:
-            result = "ok" if row.last_result == "ok" else "failed"
-            last = f"{short_time(row.last_attempt)} {result}"
+            last = f"{short_time(row.last_attempt)} {row.last_result or '?'}"
         table.add_row(row.asset, row.reference, f"[{STATE_STYLE[row.state]}]{row.state}[/]",
                       row.digest[:19] if row.digest else "-", decimal(row.size) if row.size is not None else "-",
                       short_time(row.updated_at), short_time(row.next_update), last)
     console.stdout.print(table)
     for row in rows:
-        if row.last_result and row.last_result != "ok":
-            console.stdout.print(f"{row.reference}: last sync {row.last_result}")
+        if row.last_failed:
+            console.stdout.print(row.failure, markup=False, highlight=False)
 
 
 def short_time(moment: datetime | None) -> str:

@@ -25,7 +25,8 @@ class Readiness:
         self._scheduler = scheduler
 
     async def readyz(self, request: web.Request) -> web.Response:
-        """200 when every asset is ready, else 503; the body says why, asset by asset."""
+        """200 when every asset is ready, else 503; the body says why, asset by asset, and lists the assets
+        whose last sync failed (``failures``, also while ready)."""
         try:
             statuses = await asyncio.to_thread(self._statuses)
         except Exception as err:
@@ -36,6 +37,8 @@ class Readiness:
         body: dict[str, object] = {
             "ready": ready,
             "reasons": [status.reason for status in statuses if not status.ready],
+            # A failed last attempt does not make the mirror unready (what it serves is still good), but says so.
+            "failures": [status.failure for status in statuses if status.last_failed],
             "assets": [status.to_json() for status in statuses],
         }
         state = self._scheduler()

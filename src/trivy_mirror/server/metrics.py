@@ -66,6 +66,12 @@ class _StateCollector(Collector):
         size = GaugeMetricFamily("trivy_mirror_asset_size_bytes", "Size of the served artifact", labels=["asset"])
         ready = GaugeMetricFamily("trivy_mirror_asset_ready", "1 when the asset is present and fresh",
                                   labels=["asset"])
+        attempt = GaugeMetricFamily("trivy_mirror_asset_last_attempt_timestamp_seconds",
+                                    "When the asset was last synced or imported, successfully or not (unix time)",
+                                    labels=["asset", "reference"])
+        failed = GaugeMetricFamily("trivy_mirror_asset_last_attempt_failed",
+                                   "1 when the last sync of the asset failed or was refused (it may still be fresh)",
+                                   labels=["asset", "reference"])
         try:
             statuses = self._statuses()
         except Exception:
@@ -79,7 +85,10 @@ class _StateCollector(Collector):
             if status.size is not None:
                 size.add_metric([status.asset], status.size)
             ready.add_metric([status.asset], 1 if status.ready else 0)
-        return updated, next_update, size, ready
+            if status.last_attempt is not None:
+                attempt.add_metric([status.asset, status.reference], status.last_attempt.timestamp())
+                failed.add_metric([status.asset, status.reference], 1 if status.last_failed else 0)
+        return updated, next_update, size, ready, attempt, failed
 
 
 def _sync_metrics(state: SchedulerState) -> Iterable[Metric]:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from trivy_mirror import assets
 from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.attempt import Attempt
 from trivy_mirror.errors import MirrorError, NotFound, RefusedCandidate, Unreachable
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
@@ -47,6 +48,12 @@ class TagResult:
     @property
     def failed(self) -> bool:
         return self.outcome in FAILED_OUTCOMES
+
+    def attempt(self) -> Attempt:
+        """What the state records for this result (a dry run and an absent optional tag record nothing)."""
+        if self.outcome in ("refused", "failed"):
+            return Attempt.now(self.outcome, self.message)
+        return Attempt.now("ok", self.message)
 
     def to_json(self) -> dict[str, object]:
         from trivy_mirror.timefmt import iso
@@ -106,9 +113,16 @@ class AssetSync:
         """Every tag of every asset, concurrently (bounded); one failing never stops the others.
 
         Raises Unreachable, before any work, when no source registry answers: one line instead of one failure
-        per asset for the same cause.
+        per asset for the same cause (the failure is still recorded for every asset, for ``status``).
         """
-        await self._drop_unreachable_sources()
+        try:
+            await self._drop_unreachable_sources()
+        except Unreachable as err:
+            for spec in specs:
+                for tag in spec.tags:
+                    self._record(spec, tag.tag, TagResult(spec.name, f"{spec.mirror_repository}:{tag.tag}", "failed",
+                                                          f"no source could be used: {err}"))
+            raise
         jobs = [self._guarded(spec, tag) for spec in specs for tag in spec.tags]
         return list(await asyncio.gather(*jobs))
 
@@ -148,9 +162,8 @@ class AssetSync:
         if result.outcome == "updated" and result.digest and result.source:
             record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC), result.metadata,
                                None)
-        outcome = "ok" if not result.failed else f"error: {result.message}"
         try:
-            book.save(spec.mirror_repository, with_attempt(state, tag, outcome, record))
+            book.save(spec.mirror_repository, with_attempt(state, tag, result.attempt(), record))
         except OSError as err:
             log.warning("cannot record the sync state of %s: %s", spec.mirror_repository, err)
 

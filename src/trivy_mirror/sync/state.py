@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from trivy_mirror.assets import LayerMetadata
+from trivy_mirror.attempt import Attempt
 from trivy_mirror.store.fsutil import write_atomic
 from trivy_mirror.timefmt import iso as _iso
 from trivy_mirror.timefmt import parse_time
@@ -69,20 +70,17 @@ def tag_record(state: dict[str, Any], tag: str) -> TagRecord | None:
     return TagRecord.from_json(tags.get(tag)) if isinstance(tags, dict) else None
 
 
-def last_attempt(state: dict[str, Any], tag: str) -> tuple[datetime | None, str | None]:
+def last_attempt(state: dict[str, Any], tag: str) -> Attempt:
     attempts = state.get("attempts")
-    entry = attempts.get(tag) if isinstance(attempts, dict) else None
-    if not isinstance(entry, dict):
-        return None, None
-    result = entry.get("result")
-    return parse_time(entry.get("at")), result if isinstance(result, str) else None
+    return Attempt.from_json(attempts.get(tag) if isinstance(attempts, dict) else None)
 
 
-def with_attempt(state: dict[str, Any], tag: str, result: str, record: TagRecord | None = None) -> dict[str, Any]:
+def with_attempt(state: dict[str, Any], tag: str, attempt: Attempt,
+                 record: TagRecord | None = None) -> dict[str, Any]:
     """A copy of ``state`` with this attempt (and, on success, the new tag record) written in."""
     updated = dict(state)
     attempts = dict(updated.get("attempts") or {})
-    attempts[tag] = {"at": _iso(datetime.now(UTC)), "result": result}
+    attempts[tag] = attempt.to_json()
     updated["attempts"] = attempts
     if record is not None:
         tags = dict(updated.get("tags") or {})

@@ -22,16 +22,17 @@ def _row(spec: AssetSpec, tag_spec: TagSpec, state: dict[str, Any], current: Des
          metadata: LayerMetadata | None, size: int | None, now: datetime | None) -> AssetStatus | None:
     """One status row; None for an optional tag the destination does not hold."""
     reference = f"{spec.mirror_repository}:{tag_spec.tag}"
-    attempted_at, result = last_attempt(state, tag_spec.tag)
+    attempt = last_attempt(state, tag_spec.tag)
     if current is None:
         if not tag_spec.required:
             return None
-        return AssetStatus(spec.name, reference, last_attempt=attempted_at, last_result=result)
+        return AssetStatus(spec.name, reference, last_attempt=attempt.at, last_result=attempt.result,
+                           last_message=attempt.message)
     record = _matching_record(state, tag_spec.tag, current)
     next_update = metadata.next_update if metadata else None
     return AssetStatus(spec.name, reference, str(current.digest), size, metadata.updated_at if metadata else None,
-                       next_update, record.source if record else None, attempted_at, result,
-                       state_of(True, next_update, now))
+                       next_update, record.source if record else None, attempt.at, attempt.result,
+                       state_of(True, next_update, now), attempt.message)
 
 
 def _matching_record(state: dict[str, Any], tag: str, current: Descriptor) -> TagRecord | None:

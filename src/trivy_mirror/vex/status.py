@@ -35,11 +35,12 @@ def repository_status(repository: VexRepository, now: datetime | None = None) ->
     state = repository.load()
     current = state.current
     if current is None or not repository.has_blob(current.digest):
-        return AssetStatus(ASSET, reference(state.name), last_attempt=state.attempt_at,
-                           last_result=state.attempt_result)
+        return AssetStatus(ASSET, reference(state.name), last_attempt=state.attempt.at,
+                           last_result=state.attempt.result, last_message=state.attempt.message)
     updated_at, next_update = dates(state)
     return AssetStatus(ASSET, reference(state.name), current.digest, current.size, updated_at, next_update,
-                       current.source, state.attempt_at, state.attempt_result, state_of(True, next_update, now))
+                       current.source, state.attempt.at, state.attempt.result, state_of(True, next_update, now),
+                       state.attempt.message)
 
 
 def vex_statuses(store_root: Path, expected: Sequence[str] = (), now: datetime | None = None) -> list[AssetStatus]:

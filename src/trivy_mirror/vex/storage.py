@@ -18,10 +18,11 @@ import json
 import os
 import shutil
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trivy_mirror.attempt import NO_ATTEMPT, Attempt
 from trivy_mirror.errors import MirrorError, StoreError
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store.fsutil import commit, os_errors, write_atomic
@@ -90,8 +91,7 @@ class VexState:
     current: VexVersion | None = None
     previous: str | None = None
     """Digest of the version served before ``current``; its archive is kept."""
-    attempt_at: datetime | None = None
-    attempt_result: str | None = None
+    attempt: Attempt = NO_ATTEMPT
 
     def version(self) -> RepositoryVersion | None:
         """The manifest's spec-0.1 version (its ``update_interval``), None when unknown or invalid."""
@@ -102,26 +102,22 @@ class VexState:
         except MirrorError:
             return None
 
-    def with_attempt(self, result: str, at: datetime | None = None) -> VexState:
-        return replace(self, attempt_at=at or datetime.now(UTC), attempt_result=result)
+    def with_attempt(self, attempt: Attempt) -> VexState:
+        return replace(self, attempt=attempt)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "manifest": self.manifest,
                 "current": self.current.to_json() if self.current else None, "previous": self.previous,
-                "attempt": {"at": iso(self.attempt_at), "result": self.attempt_result}}
+                "attempt": self.attempt.to_json()}
 
     @classmethod
     def from_json(cls, name: str, obj: Any) -> VexState:
         if not isinstance(obj, dict):
             return cls(name)
-        attempt = obj.get("attempt")
-        if not isinstance(attempt, dict):
-            attempt = {}
         manifest, url, previous = obj.get("manifest"), obj.get("url"), obj.get("previous")
-        result = attempt.get("result")
         return cls(name, url if isinstance(url, str) else None, manifest if isinstance(manifest, dict) else None,
                    VexVersion.from_json(obj.get("current")), previous if isinstance(previous, str) else None,
-                   parse_time(attempt.get("at")), result if isinstance(result, str) else None)
+                   Attempt.from_json(obj.get("attempt")))
 
 
 class VexRepository:

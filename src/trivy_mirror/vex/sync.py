@@ -109,7 +109,7 @@ class _VexSync:
 
     def _record(self, repository: VexRepository, state: VexState, result: TagResult) -> None:
         try:
-            repository.save(state.with_attempt(f"error: {result.message}" if result.failed else "ok"))
+            repository.save(state.with_attempt(result.attempt()))
         except MirrorError as err:
             if result.outcome == "updated":
                 result.outcome, result.message = "failed", str(err)

@@ -117,7 +117,7 @@ async def test_a_vex_repository_crosses_whole(vex_store: Store, tmp_path: Path) 
     source_state, state = VexRepository(vex_store.root, "vexhub").load(), VexRepository(target.root, "vexhub").load()
     assert state.current == source_state.current and state.manifest == source_state.manifest
     assert VexRepository(target.root, "vexhub").has_blob(source_state.current.digest)  # type: ignore[union-attr]
-    assert state.attempt_result is not None and "bundle" in state.attempt_result
+    assert state.attempt.result == "imported" and "bundle" in state.attempt.message
 
     again = await import_into(target, data, tmp_path)
     assert [r.outcome for r in again.results] == ["unchanged"]

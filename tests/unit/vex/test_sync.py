@@ -60,7 +60,8 @@ async def test_refused_candidate_keeps_the_last_good_version(store: Store, vex_u
     assert served_digest(store) == good.digest
     [row] = vex_statuses(store.root)
     assert row.digest == good.digest and row.state == "fresh"
-    assert row.last_result is not None and row.last_result.startswith("error: kept the current version")
+    assert row.last_result == "refused" and row.last_message.startswith("kept the current version")
+    assert row.last_failed
 
 
 async def test_refused_first_version_leaves_nothing_served(store: Store, vex_upstream: UpstreamVex) -> None:
@@ -69,7 +70,7 @@ async def test_refused_first_version_leaves_nothing_served(store: Store, vex_ups
     assert result.outcome == "refused"
     assert "nothing to serve yet: " in result.message and "//vexhub-main is not in the archive" in result.message
     [row] = vex_statuses(store.root, ["gh"])
-    assert row.state == "missing" and row.last_result is not None
+    assert row.state == "missing" and row.last_result == "refused"
 
 
 async def test_changed_upstream_is_picked_up_and_old_archives_pruned(store: Store,

@@ -1,0 +1,41 @@
+"""The recorded last attempt: one result word, a separate message, and state from earlier versions still read."""
+
+from __future__ import annotations
+
+import pytest
+
+from trivy_mirror.attempt import Attempt
+from trivy_mirror.commands.status import exit_code
+from trivy_mirror.freshness import AssetStatus
+
+
+@pytest.mark.parametrize(("stored", "result", "message"), [
+    ({"at": "2026-01-01T00:00:00Z", "result": "failed", "message": "no source could be used: x"}, "failed",
+     "no source could be used: x"),
+    ({"at": "2026-01-01T00:00:00Z", "result": "error: no source could be used: x"}, "failed",
+     "no source could be used: x"),
+    ({"result": "error: kept the current version: too old"}, "refused", "kept the current version: too old"),
+    ({"result": "ok (imported from a bundle)"}, "imported", ""),
+    ({"result": "ok"}, "ok", ""),
+    (None, None, ""),
+])
+def test_attempts_read_from_state(stored: object, result: str | None, message: str) -> None:
+    attempt = Attempt.from_json(stored)
+    assert (attempt.result, attempt.message) == (result, message)
+    assert attempt.failed == (result in ("failed", "refused"))
+
+
+def test_round_trip_and_messages_are_bounded() -> None:
+    attempt = Attempt.now("failed", "x" * 10_000)
+    again = Attempt.from_json(attempt.to_json())
+    assert again.result == "failed" and len(again.message) == 2000 and again.at == attempt.at
+
+
+def test_status_exit_code_stale_wins_over_a_failed_sync() -> None:
+    fresh_ok = AssetStatus("db", "aquasec/trivy-db:2", state="fresh", last_result="ok")
+    fresh_failed = AssetStatus("java-db", "aquasec/trivy-java-db:1", state="fresh", last_result="failed")
+    imported = AssetStatus("vex", "vex/vexhub", state="fresh", last_result="imported")
+    stale = AssetStatus("checks", "aquasec/trivy-checks:2", state="stale", last_result="ok")
+    assert exit_code([fresh_ok, imported]) == 0
+    assert exit_code([fresh_ok, fresh_failed]) == 4
+    assert exit_code([fresh_failed, stale]) == 3
