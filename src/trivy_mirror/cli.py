@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from trivy_mirror import __version__, assets
+from trivy_mirror.cli_airgap import keep_option
 from trivy_mirror.config import load_config
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix
@@ -144,9 +145,10 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for another sync holding the store.")
+@keep_option
 def sync(store: Path | None, destination: str | None, dest_creds: str | None, sources: tuple[str, ...],
          src_creds: str | None, insecure: bool, ca_file: Path | None, vex_sources: tuple[str, ...],
-         asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float) -> None:
+         asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float, keep: int) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -168,7 +170,7 @@ def sync(store: Path | None, destination: str | None, dest_creds: str | None, so
     code = run(run_sync(
         assets.select(names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
-        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
+        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names), keep=keep,
     ))
     sys.exit(code)
 
@@ -256,8 +258,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--anonymous-pull", is_flag=True, help="With auth on, let anyone pull; pushing still needs auth.")
 @click.option("--allow-push", is_flag=True,
               help="Accept pushes (skopeo copy, oras cp, trivy-mirror sync --to) from authenticated clients.")
-@click.option("--keep", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Versions of each asset kept in the store after a sync.")
+@keep_option
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
           no_sync: bool, sources: tuple[str, ...], src_creds: str | None, vex_sources: tuple[str, ...],

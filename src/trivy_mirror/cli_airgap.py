@@ -18,6 +18,11 @@ from trivy_mirror import assets
 
 STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
 
+keep_option = click.option(
+    "--keep", type=click.IntRange(min=1), default=2, show_default=True, envvar="TRIVY_MIRROR_KEEP",
+    help="Versions of each asset the store keeps after every write; blobs no kept version uses are deleted once "
+         "10 minutes old. A registry destination (--to) is never pruned.")
+
 
 def _selection(asset_names: str | None) -> tuple[list[assets.AssetSpec], bool | None]:
     """The OCI assets and whether VEX repositories go too: None when --assets is not given (those the store
@@ -84,9 +89,10 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for a sync or import holding the store.")
+@keep_option
 def import_command(bundle: BinaryIO, store: Path | None, destination: str | None, dest_creds: str | None,
                    insecure: bool, ca_file: Path | None, expected_sha256: str | None, allow_downgrade: bool,
-                   as_json: bool, lock_timeout: float) -> None:
+                   as_json: bool, lock_timeout: float, keep: int) -> None:
     """Import a bundle made by export into the store (then serve it) or into a registry.
 
     Every member is verified against the bundle manifest while it is read, into a staging directory; only
@@ -113,7 +119,7 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
     options = connection_options(dest_creds, "dest", insecure, ca_file)
     sys.exit(asyncio.run(run_import(bundle, store, destination, options, allow_downgrade=allow_downgrade,
                                     expected_sha256=parse_sha256(expected_sha256), as_json=as_json,
-                                    lock_timeout=lock_timeout)))
+                                    lock_timeout=lock_timeout, keep=keep)))
 
 
 @click.command("trivy-cache")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.errors import UsageError
+from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.progress import NoProgress, Progress
 from trivy_mirror.timefmt import iso
@@ -39,7 +41,8 @@ def parse_sha256(text: str | None) -> str | None:
 
 
 async def run_import(bundle: BinaryIO, store: Path | None, destination: str | None, options: ConnectionOptions, *,
-                     allow_downgrade: bool, expected_sha256: str | None, as_json: bool, lock_timeout: float) -> int:
+                     allow_downgrade: bool, expected_sha256: str | None, as_json: bool, lock_timeout: float,
+                     keep: int = DEFAULT_KEEP) -> int:
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(RegistryPool(options))
         target = open_destination(store, destination, pool)
@@ -57,6 +60,8 @@ async def run_import(bundle: BinaryIO, store: Path | None, destination: str | No
         importer = BundleImport(staging, [OciImport(staging.root, target), VexImport(staging.root, vex_store)],
                                 progress)
         report = await importer.run(bundle, allow_downgrade=allow_downgrade, expected_sha256=expected_sha256)
+        if isinstance(target, StoreDestination):
+            await asyncio.to_thread(maintain, target.store, keep)
     _report(report, target.label, as_json)
     return 0
 

@@ -17,7 +17,7 @@ from trivy_mirror.server.scheduler import SyncOutcome
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination
-from trivy_mirror.sync.mirror import AssetSync
+from trivy_mirror.sync.mirror import AssetSync, TagResult
 from trivy_mirror.sync.status import store_statuses
 from trivy_mirror.vex import VexSource, vex_statuses
 
@@ -38,14 +38,19 @@ class StoreSync:
 
     async def __call__(self) -> SyncOutcome:
         started = time.monotonic()
+        failures: list[str] = []
+        results: list[TagResult] = []
         try:
             async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
-                results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(self.specs) \
-                    if self.specs else []
+                try:
+                    if self.specs:
+                        results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(self.specs)
+                except MirrorError as err:  # no source answers: recorded per asset; the VEX sources may still
+                    failures.append(str(err))
                 results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)
         except MirrorError as err:
             return SyncOutcome(False, str(err), time.monotonic() - started)
-        failures = [f"{r.reference}: {r.message}" for r in results if r.failed]
+        failures += [f"{r.reference}: {r.message}" for r in results if r.failed]
         changed = [r.reference for r in results if r.outcome == "updated"]
         message = "; ".join(failures) if failures else (
             f"updated {', '.join(changed)}" if changed else "everything up to date")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from trivy_mirror.assets import AssetSpec
 from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import UsageError
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.mirror import AssetSync, TagResult
 from trivy_mirror.ui import console
@@ -26,7 +28,8 @@ log = logging.getLogger("trivy_mirror.sync")
 
 async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source_options: ConnectionOptions,
                    dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
-                   dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = ()) -> int:
+                   dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = (),
+                   keep: int = DEFAULT_KEEP) -> int:
     """Sync and report; returns the exit code (1 when any asset failed or was refused)."""
     async with AsyncExitStack() as stack:
         source_pool = await stack.enter_async_context(RegistryPool(source_options))
@@ -40,11 +43,16 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
         progress = make_progress(not as_json)
         if progress is not None:
             stack.enter_context(progress)
-        results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
-            if specs else []
-        if vex:
-            assert isinstance(target, StoreDestination)
-            results += await run_vex_sync(target.store, vex, source_options, dry_run=dry_run)
+        try:
+            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
+                if specs else []
+            if vex:
+                assert isinstance(target, StoreDestination)
+                results += await run_vex_sync(target.store, vex, source_options, dry_run=dry_run)
+        finally:
+            # Whatever failed: the store stays bounded, asset by asset.
+            if isinstance(target, StoreDestination) and not dry_run:
+                await asyncio.to_thread(maintain, target.store, keep)
     report(results, target.label, as_json)
     return 1 if any(r.failed for r in results) else 0
 

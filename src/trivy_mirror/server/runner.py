@@ -19,10 +19,13 @@ from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler
 from trivy_mirror.server.settings import ServerSettings, parse_listen
 from trivy_mirror.server.storage import ServedStore
 from trivy_mirror.server.tls import server_ssl_context
+from trivy_mirror.store.retention import maintain
 
 log = logging.getLogger(__name__)
 
 MAINTENANCE_LOCK_TIMEOUT = 600.0
+MAINTENANCE_MIN_INTERVAL = 60.0
+"""Periodic maintenance never runs more often than this, whatever the grace period."""
 
 
 async def serve(
@@ -38,18 +41,30 @@ async def serve(
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key \
         else None
 
+    async def maintenance() -> None:
+        """Prune and collect (see ``store.retention``); a store another process holds is only logged."""
+        try:
+            async with store.alock(MAINTENANCE_LOCK_TIMEOUT, on_wait=log.info, purpose="prune"):
+                await asyncio.to_thread(maintain, store, settings.keep, settings.gc_grace)
+        except MirrorError as err:
+            log.warning("store maintenance skipped: %s", err)
+        app[CACHE_KEY].invalidate()
+
     async def after_sync(outcome: SyncOutcome) -> None:
+        # After every sync, failed or not: one failing asset must not keep the others' old versions on disk.
         app[CACHE_KEY].invalidate()
-        async with store.alock(MAINTENANCE_LOCK_TIMEOUT, on_wait=log.info, purpose="prune"):
-            freed = await asyncio.to_thread(maintain, store, settings.keep, settings.gc_grace)
-        app[CACHE_KEY].invalidate()
-        if freed:
-            log.info("garbage collection freed %d bytes", freed)
+        await maintenance()
+
+    async def maintain_periodically() -> None:
+        # At start (a store filled while no server ran) and then regularly: pushes and other processes write too.
+        while True:
+            await maintenance()
+            await asyncio.sleep(max(settings.gc_grace, MAINTENANCE_MIN_INTERVAL))
 
     scheduler = None
     if sync_once is not None:
         scheduler = SyncScheduler(sync_once, settings.sync_every, next_due=lambda: _earliest_next_update(statuses),
-                                  on_success=after_sync)
+                                  after_run=after_sync)
     app = create_app(settings, store, statuses, scheduler)
     guard = FirstRequestGuard(settings.first_request_timeout)
     app.middlewares.insert(0, guard.middleware)
@@ -58,6 +73,7 @@ async def serve(
     server = runner.server
     assert server is not None
     watcher = asyncio.create_task(guard.watch(lambda: server.connections), name="trivy-mirror-idle-guard")
+    maintainer = asyncio.create_task(maintain_periodically(), name="trivy-mirror-maintenance")
     stop = asyncio.Event()
     installed = _install_signal_handlers(stop)
     try:
@@ -81,27 +97,11 @@ async def serve(
             asyncio.get_running_loop().remove_signal_handler(signum)
         if scheduler is not None:
             await scheduler.stop()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in (watcher, maintainer):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await runner.cleanup()
-
-
-def maintain(store: ServedStore, keep: int, grace: float) -> int:
-    """Prune old versions and collect unreferenced blobs in every repository; the bytes freed.
-
-    Blobs of the versions still kept stay; downloads of a pruned version that already opened their file finish
-    (the file is only unlinked), and the grace period spares blobs pushed moments ago.
-    """
-    freed = 0
-    for repository in store.repositories():
-        layout = store.layout(repository)
-        try:
-            layout.prune(keep)
-            freed += layout.collect_garbage(grace)
-        except MirrorError as err:
-            log.warning("maintenance of %s skipped: %s", repository, err)
-    return freed
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> list[signal.Signals]:

@@ -3,7 +3,8 @@
 It runs one sync as soon as it starts (in the background: serving does not wait), then every ``every`` seconds
 (± ``jitter``, so a fleet of mirrors does not hit upstream at the same instant), and earlier when the served
 DB's NextUpdate has passed. A failed sync, or one after which the DB is still overdue, is retried with
-exponential backoff (``retry_base`` doubling up to ``every``). Nothing a sync raises stops the loop.
+exponential backoff (``retry_base`` doubling up to ``every``). Nothing a sync raises stops the loop. After every
+sync, failed or not (a failed one may still have updated some assets), ``after_run`` runs.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class SyncScheduler:
         next_due: Callable[[], datetime | None] = _never_due,
         *,
         retry_base: float = 30.0,
-        on_success: Callable[[SyncOutcome], Awaitable[None]] | None = None,
+        after_run: Callable[[SyncOutcome], Awaitable[None]] | None = None,
     ) -> None:
         if every <= 0 or not 0 <= jitter < 1 or retry_base <= 0:
             raise ValueError("every and retry_base must be positive and jitter in [0, 1)")
@@ -82,7 +83,7 @@ class SyncScheduler:
         self._jitter = jitter
         self._next_due = next_due
         self._retry_base = retry_base
-        self._on_success = on_success
+        self._after_run = after_run
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._running = False
@@ -152,17 +153,17 @@ class SyncScheduler:
             self._successes += 1
             self._last_success, self._last_error = datetime.now(UTC), None
             log.info("sync finished in %.1f s: %s", outcome.duration, outcome.message)
-            if self._on_success is not None:
-                try:
-                    await self._on_success(outcome)
-                except Exception:
-                    log.exception("post-sync step failed")
-            return True
-        self._failures += 1
-        self._consecutive += 1
-        self._last_failure, self._last_error = datetime.now(UTC), outcome.message
-        log.warning("sync failed (attempt %d): %s", self._consecutive, outcome.message)
-        return False
+        else:
+            self._failures += 1
+            self._consecutive += 1
+            self._last_failure, self._last_error = datetime.now(UTC), outcome.message
+            log.warning("sync failed (attempt %d): %s", self._consecutive, outcome.message)
+        if self._after_run is not None:
+            try:
+                await self._after_run(outcome)
+            except Exception:
+                log.exception("post-sync step failed")
+        return outcome.ok
 
     async def _sleep(self, deadline: float, watch_due: bool) -> None:
         """Until ``deadline``, or earlier when triggered or (``watch_due``) when ``next_due`` passes."""

@@ -60,6 +60,22 @@ async def test_serves_until_sigterm(store: Store) -> None:
     await asyncio.wait_for(task, 10)
 
 
+async def test_no_sync_serve_prunes_the_store_at_start(store: Store) -> None:
+    """A store filled while no server ran (imports, pushes, syncs elsewhere) is bounded once serve starts."""
+    versions = [await populate(store, "aquasec/trivy-db", "2", f"db v{i}".encode()) for i in range(4)]
+    task, _url = await start(ServerSettings(listen="127.0.0.1:0", keep=2, gc_grace=0), store)
+    layout = store.layout("aquasec/trivy-db")
+    for _ in range(200):
+        if len(layout.manifests()) == 2 and not layout.blob_path(versions[0].layer[0].digest).exists():
+            break
+        await asyncio.sleep(0.02)
+    assert [e.digest for e in layout.manifests()] == [v.manifest.digest for v in versions[2:]]
+    assert not layout.blob_path(versions[1].layer[0].digest).exists()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_cancelled_serve_cleans_up(store: Store) -> None:
     task, url = await start(ServerSettings(listen="127.0.0.1:0"), store)
     task.cancel()

@@ -153,7 +153,7 @@ async def test_next_due_raising_is_ignored() -> None:
     await run(scheduler, lambda: len(sync.times) >= 2)
 
 
-async def test_on_success_hook_runs_and_its_failure_is_contained() -> None:
+async def test_after_run_hook_runs_after_failures_too_and_its_failure_is_contained() -> None:
     seen: list[SyncOutcome] = []
 
     async def hook(outcome: SyncOutcome) -> None:
@@ -161,9 +161,9 @@ async def test_on_success_hook_runs_and_its_failure_is_contained() -> None:
         raise RuntimeError("gc failed")
 
     sync = FakeSync(FAILED, OK, OK)
-    scheduler = SyncScheduler(sync, every=0.05, jitter=0.0, retry_base=0.01, on_success=hook)
-    await run(scheduler, lambda: len(seen) >= 2)
-    assert all(outcome.ok for outcome in seen)
+    scheduler = SyncScheduler(sync, every=0.05, jitter=0.0, retry_base=0.01, after_run=hook)
+    await run(scheduler, lambda: len(seen) >= 3)
+    assert [outcome.ok for outcome in seen[:3]] == [False, True, True]
 
 
 def test_invalid_parameters() -> None:

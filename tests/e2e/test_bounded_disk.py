@@ -1,0 +1,70 @@
+"""Bounded disk: ten syncs of a changing upstream, through ``sync --store`` and through ``import``, leave at most
+``--keep`` versions and a store no larger than ``keep`` times the asset, even when another asset (an unreachable
+VEX repository) fails every time."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from support.cli import MirrorCli
+from support.registry import RegistryFactory, push_artifact
+from support.trivy_assets import DB_REPOSITORY, Artifact, build_vuln_db
+from trivy_mirror.store import Store
+
+pytestmark = pytest.mark.e2e
+
+ROUNDS = 10
+GC_GRACE = 600
+
+
+def artifact_size(artifact: Artifact) -> int:
+    return len(artifact.manifest) + sum(len(blob) for blob in artifact.blobs.values())
+
+
+def blobs_size(store: Path) -> int:
+    return sum(path.stat().st_size for path in (store / DB_REPOSITORY / "blobs").rglob("*") if path.is_file())
+
+
+def age_blobs(store: Path) -> None:
+    """What the hours between two scheduled syncs do: every blob is older than the GC grace period."""
+    then = time.time() - GC_GRACE - 60
+    for path in (store / DB_REPOSITORY / "blobs").rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))
+
+
+def test_ten_syncs_and_imports_keep_the_store_bounded(
+    mirror: MirrorCli, registry: RegistryFactory, tmp_path: Path,
+) -> None:
+    keep = 2
+    upstream = registry()
+    synced, imported, bundle = tmp_path / "synced", tmp_path / "imported", tmp_path / "bundle.tar"
+    dead_vex = f"dead=http://{upstream.host}/no-vex-here"  # a 404: fails at once, every round
+    start = datetime.now(UTC)
+    versions: list[Artifact] = []
+    for round_ in range(ROUNDS):
+        versions.append(build_vuln_db(updated_at=start + timedelta(minutes=round_)))
+        push_artifact(upstream.host, DB_REPOSITORY, "2", versions[-1])
+        for store in (synced, imported):
+            if store.exists():
+                age_blobs(store)
+        result = mirror.run(["sync", "--store", str(synced), "--from", f"{upstream.host}/aquasec",
+                             "--assets", "db,vex", "--vex-from", dead_vex, "--keep", str(keep)])
+        assert result.returncode == 1 and "vex/dead" in result.stderr, result.stderr  # VEX fails every time
+        exported = mirror.run(["export", str(bundle), "--store", str(synced), "--assets", "db"])
+        assert exported.returncode == 0, exported.stderr
+        result = mirror.run(["import", str(bundle), "--store", str(imported), "--keep", str(keep)])
+        assert result.returncode == 0, result.stderr
+
+        for store in (synced, imported):
+            layout = Store(store).layout(DB_REPOSITORY)
+            assert str(layout.tags()["2"].digest) == versions[-1].digest
+            kept = [str(entry.digest) for entry in layout.manifests()]
+            assert kept == [v.digest for v in versions[-keep:]], f"round {round_}: {store.name} keeps {kept}"
+            bound = sum(artifact_size(v) for v in versions[-keep:])
+            assert blobs_size(store) <= bound, f"round {round_}: {store.name} holds {blobs_size(store)} > {bound}"
