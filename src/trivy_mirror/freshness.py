@@ -28,6 +28,8 @@ class AssetStatus:
     """One word of :data:`trivy_mirror.attempt.RESULTS`."""
     state: State = "missing"
     last_message: str = ""
+    error: str | None = None
+    """Why the destination's record of this asset cannot be read (a damaged store); the state is then missing."""
 
     @property
     def last_failed(self) -> bool:
@@ -46,6 +48,8 @@ class AssetStatus:
 
     @property
     def reason(self) -> str:
+        if self.error is not None:
+            return f"{self.asset}: {self.reference} cannot be read: {self.error}"
         if self.state == "missing":
             return f"{self.asset}: {self.reference} is not in the mirror"
         if self.state == "stale":
@@ -65,6 +69,7 @@ class AssetStatus:
             "last_result": self.last_result,
             "last_message": self.last_message,
             "state": self.state,
+            "error": self.error,
         }
 
 

@@ -53,11 +53,14 @@ def print_table(rows: Sequence[AssetStatus]) -> None:
         last = "-"
         if row.last_attempt:
             last = f"{short_time(row.last_attempt)} {row.last_result or '?'}"
-        table.add_row(row.asset, row.reference, f"[{STATE_STYLE[row.state]}]{row.state}[/]",
+        state = "damaged" if row.error else row.state
+        table.add_row(row.asset, row.reference, f"[{STATE_STYLE[row.state]}]{state}[/]",
                       row.digest[:19] if row.digest else "-", decimal(row.size) if row.size is not None else "-",
                       short_time(row.updated_at), short_time(row.next_update), last)
     console.stdout.print(table)
     for row in rows:
+        if row.error:
+            console.stdout.print(row.reason, markup=False, highlight=False)
         if row.last_failed:
             console.stdout.print(row.failure, markup=False, highlight=False)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
-from trivy_mirror.errors import MirrorError
+from trivy_mirror.errors import MirrorError, StoreError
 from trivy_mirror.freshness import AssetStatus, state_of
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.store import Store
@@ -63,7 +63,11 @@ async def asset_statuses(destination: Destination, specs: Sequence[AssetSpec],
         target = await destination.target(spec.mirror_repository)
         state = destination.state.load(spec.mirror_repository)
         for tag_spec in spec.tags:
-            current = await target.resolve(tag_spec.tag)
+            try:
+                current = await target.resolve(tag_spec.tag)
+            except StoreError as err:
+                rows += _broken(spec, tag_spec, err)
+                continue
             record = _matching_record(state, tag_spec.tag, current) if current else None
             metadata, size = (record.metadata, record.size) if record else (None, None)
             if current is not None and (size is None or (spec.has_metadata and metadata is None)):
@@ -74,12 +78,23 @@ async def asset_statuses(destination: Destination, specs: Sequence[AssetSpec],
     return rows
 
 
+def _broken(spec: AssetSpec, tag_spec: TagSpec, err: StoreError) -> list[AssetStatus]:
+    """The row of a tag whose index cannot be read: shown (as missing, with the error) among the others."""
+    if not tag_spec.required:
+        return []
+    return [AssetStatus(spec.name, f"{spec.mirror_repository}:{tag_spec.tag}", error=str(err))]
+
+
 def store_statuses(store: Store, specs: Sequence[AssetSpec], now: datetime | None = None) -> list[AssetStatus]:
     """The store's rows from its index and state files only: cheap enough for every /readyz and /metrics."""
     rows: list[AssetStatus] = []
     for spec in specs:
         layout = store.layout(spec.mirror_repository)
-        tags = layout.tags()
+        try:
+            tags = layout.tags()
+        except StoreError as err:
+            rows += [row for tag_spec in spec.tags for row in _broken(spec, tag_spec, err)]
+            continue
         state = layout.read_state()
         for tag_spec in spec.tags:
             current = tags.get(tag_spec.tag)
