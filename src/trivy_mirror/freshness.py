@@ -29,7 +29,7 @@ class AssetStatus:
     state: State = "missing"
     last_message: str = ""
     error: str | None = None
-    """Why the destination's record of this asset cannot be read (a damaged store); the state is then missing."""
+    """Why the asset cannot be served (a damaged store, a store nothing fills); the state is then missing."""
 
     @property
     def last_failed(self) -> bool:
@@ -49,7 +49,7 @@ class AssetStatus:
     @property
     def reason(self) -> str:
         if self.error is not None:
-            return f"{self.asset}: {self.reference} cannot be read: {self.error}"
+            return f"{self.asset}: {self.reference}: {self.error}"
         if self.state == "missing":
             return f"{self.asset}: {self.reference} is not in the mirror"
         if self.state == "stale":

@@ -33,7 +33,7 @@ def test_one_bad_index_does_not_hide_the_other_assets(
     table = mirror.run(["status", *store])
     assert table.returncode == 3 and "Traceback" not in table.stderr
     assert "damaged" in table.stdout and "trivy-db" in table.stdout and "trivy-checks" in table.stdout
-    assert "java-db: aquasec/trivy-java-db:1 cannot be read: " in table.stdout
+    assert "java-db: aquasec/trivy-java-db:1: " in table.stdout and "not a valid OCI image index" in table.stdout
 
     with ServeProcess(mirror, [*store, "--no-sync"]) as server:
         for _ in range(3):
@@ -41,5 +41,22 @@ def test_one_bad_index_does_not_hide_the_other_assets(
             readiness = json.loads(body)
             assert status == 503 and len(readiness["assets"]) == 4
             [reason] = readiness["reasons"]
-            assert reason.startswith("java-db: aquasec/trivy-java-db:1 cannot be read: ")
+            assert reason.startswith("java-db: aquasec/trivy-java-db:1: ") and "index.json" in reason
         assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty"])
+def test_no_sync_on_a_store_that_holds_nothing_says_so(case: str, mirror: MirrorCli, tmp_path: Path) -> None:
+    store = tmp_path / "stroe"  # the typo
+    if case == "empty":
+        store.mkdir()
+    with ServeProcess(mirror, ["--store", str(store), "--no-sync"]) as server:
+        status, body = server.get("/readyz")
+        readiness = json.loads(body)
+        assert status == 503 and len(readiness["reasons"]) == 3
+        assert all(str(store) in reason and "--no-sync" in reason for reason in readiness["reasons"])
+        if case == "missing":
+            assert "does not exist" in readiness["reasons"][0]
+        warnings = [line for line in server.log().splitlines() if "WARNING" in line]
+        assert len(warnings) == 1 and str(store) in warnings[0] and "404" in warnings[0], server.log()
+    assert store.exists() == (case == "empty")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from trivy_mirror.assets import AssetSpec
@@ -66,8 +67,39 @@ class StoreSync:
         return min(due) if due else None
 
 
+def unfilled(store: Store, statuses: Callable[[], list[AssetStatus]]) -> Callable[[], list[AssetStatus]]:
+    """The statuses of a store nothing fills (``--no-sync``): a missing asset says why, naming the store."""
+    def explained() -> list[AssetStatus]:
+        why = _why_missing(store)
+        return [replace(row, error=why) if row.state == "missing" and row.error is None else row
+                for row in statuses()]
+    return explained
+
+
+def _why_missing(store: Store) -> str:
+    if not store.root.is_dir():
+        return f"the store {store.root} does not exist (a typo?) and serve --no-sync never fills it"
+    return f"not in the store {store.root}, and serve --no-sync never syncs: fill it with sync --store or import"
+
+
+def warn_if_unfilled(store: Store, statuses: Sequence[AssetStatus]) -> None:
+    """The loud line at start of ``serve --no-sync`` on a store missing assets: clients would get 404s."""
+    missing = [row.reference for row in statuses if row.state == "missing"]
+    if not store.root.is_dir():
+        log.warning("the store %s does not exist; with --no-sync nothing is served (Trivy gets 404s) "
+                    "until sync --store or import fills it", store.root)
+    elif missing:
+        log.warning("the store %s does not hold %s; with --no-sync Trivy gets 404s for %s until sync "
+                    "--store or import fills it", store.root, ", ".join(missing),
+                    "them" if len(missing) > 1 else "it")
+
+
 async def run_serve(settings: ServerSettings, store: Store, store_sync: StoreSync, sync: bool) -> None:
     def started(url: str) -> None:
         log.info("serving %s on %s", store.root, url)
 
-    await serve(settings, store, store_sync.statuses, store_sync if sync else None, on_started=started)
+    statuses = store_sync.statuses
+    if not sync:
+        statuses = unfilled(store, store_sync.statuses)
+        warn_if_unfilled(store, store_sync.statuses())
+    await serve(settings, store, statuses, store_sync if sync else None, on_started=started)

@@ -43,6 +43,8 @@ async def serve(
 
     async def maintenance() -> None:
         """Prune and collect (see ``store.retention``); a store another process holds is only logged."""
+        if not store.root.is_dir():
+            return  # nothing to maintain, and taking the lock would create the directory
         try:
             async with store.alock(MAINTENANCE_LOCK_TIMEOUT, on_wait=log.info, purpose="prune"):
                 await asyncio.to_thread(maintain, store, settings.keep, settings.gc_grace)
