@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from support.cli import MirrorCli, assert_one_error_line
-from support.registry import RegistryFactory, RegistryProcess
+from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.skopeo import skopeo_raw
-from support.trivy_assets import DB_REPOSITORY, AssetSet
+from support.trivy_assets import CHECKS_REPOSITORY, DB_REPOSITORY, AssetSet, build_checks_bundle, build_vuln_db
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,27 @@ def test_dry_run_copies_nothing(mirror: MirrorCli, upstream: RegistryProcess, re
     status = mirror.run(["status", "--to", destination.host, "--json"])
     assert status.returncode == 3
     assert {row["state"] for row in json.loads(status.stdout)["assets"]} == {"missing"}
+
+
+def test_dry_run_refuses_what_sync_refuses_and_names_what_it_did_not_check(
+    mirror: MirrorCli, registry: RegistryFactory, tmp_path: Path,
+) -> None:
+    upstream = registry()
+    push_artifact(upstream.host, CHECKS_REPOSITORY, "2", build_checks_bundle(version="1.2.0"))
+    push_artifact(upstream.host, DB_REPOSITORY, "2", build_vuln_db())
+    args = ["sync", "--from", f"{upstream.host}/aquasec", "--store", str(tmp_path / "s"), "--assets", "db,checks"]
+    dry = mirror.run([*args, "--dry-run", "--json"])
+    real = mirror.run([*args, "--json"])
+    assert dry.returncode == real.returncode == 1
+    dry_results = {r["reference"]: r for r in json.loads(dry.stdout)["results"]}
+    real_results = {r["reference"]: r for r in json.loads(real.stdout)["results"]}
+    checks = dry_results["aquasec/trivy-checks:2"]
+    assert checks["outcome"] == real_results["aquasec/trivy-checks:2"]["outcome"] == "refused"
+    assert "needs 2.x" in checks["message"]
+    db = dry_results["aquasec/trivy-db:2"]
+    assert db["outcome"] == "would-update" and real_results["aquasec/trivy-db:2"]["outcome"] == "updated"
+    assert "not checked without the download: metadata.json Version" in db["message"]
+    assert any("UpdatedAt" in item for item in db["unchecked"])
 
 
 def test_status_of_a_registry_destination(mirror: MirrorCli, upstream: RegistryProcess, registry: RegistryFactory,

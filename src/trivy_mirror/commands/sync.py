@@ -81,3 +81,7 @@ def report(results: Sequence[TagResult], destination: str, as_json: bool) -> Non
         table.add_row(r.asset, r.reference, r.outcome, r.digest[:19] if r.digest else "-", r.source or "-",
                       copied, style=style)
     console.stderr.print(table)
+    for r in results:
+        if r.unchecked:
+            console.stderr.print(f"{r.reference}: not checked without the download: {', '.join(r.unchecked)}",
+                                 markup=False, highlight=False)
