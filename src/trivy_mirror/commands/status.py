@@ -7,10 +7,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rich import box
+from rich.console import Console
 from rich.filesize import decimal
+from rich.measure import Measurement
 from rich.table import Table
 
-from trivy_mirror.assets import AssetSpec
+from trivy_mirror.assets import MIRROR_NAMESPACE, AssetSpec
 from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
@@ -18,6 +21,8 @@ from trivy_mirror.sync.status import asset_statuses
 from trivy_mirror.ui import console
 
 STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}
+UNBOUNDED = 10_000
+"""A width no table reaches: to measure the width a table wants, not the one it is given."""
 EXIT_OK, EXIT_STALE, EXIT_LAST_SYNC_FAILED = 0, 3, 4
 """``status`` exit codes: 3 wins over 4 (clients are affected now; a failed sync only will be)."""
 
@@ -44,26 +49,48 @@ async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, sto
     return exit_code(rows)
 
 
-def print_table(rows: Sequence[AssetStatus]) -> None:
-    """The human view; sources and full digests are in ``--json``."""
-    table = Table()
-    for column in ("asset", "reference", "state", "digest", "size", "updated", "next update", "last sync"):
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        last = "-"
-        if row.last_attempt:
-            last = f"{short_time(row.last_attempt)} {row.last_result or '?'}"
-        state = "damaged" if row.error else row.state
-        table.add_row(row.asset, row.reference, f"[{STATE_STYLE[row.state]}]{state}[/]",
-                      row.digest[:19] if row.digest else "-", decimal(row.size) if row.size is not None else "-",
-                      short_time(row.updated_at), short_time(row.next_update), last)
-    console.stdout.print(table)
+def print_table(rows: Sequence[AssetStatus], out: Console | None = None) -> None:
+    """The human view, as wide as the terminal allows (80 columns hold it): the digest, then the time of the last
+    sync, are left out when they do not fit. Sources and full digests are in ``--json``."""
+    out = out or console.stdout
+    table = _table(rows, digest=True, last_time=True)
+    for digest, last_time in ((False, True), (False, False)):
+        if Measurement.get(out, out.options.update_width(UNBOUNDED), table).maximum <= out.width:
+            break
+        table = _table(rows, digest=digest, last_time=last_time)
+    out.print(table)
     for row in rows:
         if row.error:
-            console.stdout.print(row.reason, markup=False, highlight=False)
+            out.print(row.reason, markup=False, highlight=False)
         if row.last_failed:
-            console.stdout.print(row.failure, markup=False, highlight=False)
+            out.print(row.failure, markup=False, highlight=False)
+
+
+def _table(rows: Sequence[AssetStatus], *, digest: bool, last_time: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False,
+                  caption="times in UTC; full digests, sources and messages: status --json", caption_justify="left")
+    columns = ["asset", "state", *(["digest"] if digest else []), "size", "updated", "next update", "last sync"]
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        last = row.last_result or "-"
+        if last_time and row.last_attempt:
+            last = f"{short_time(row.last_attempt)} {last}"
+        state = "damaged" if row.error else row.state
+        cells = [display_name(row), f"[{STATE_STYLE[row.state]}]{state}[/]"]
+        if digest:
+            cells.append(row.digest.partition(":")[2][:12] if row.digest else "-")
+        cells += [decimal(row.size) if row.size is not None else "-", short_time(row.updated_at),
+                  short_time(row.next_update), last]
+        table.add_row(*cells)
+    return table
+
+
+def display_name(row: AssetStatus) -> str:
+    """``trivy-db:2``, ``vex/vexhub``: the reference without the mirror namespace every OCI asset shares."""
+    return row.reference.removeprefix(f"{MIRROR_NAMESPACE}/")
 
 
 def short_time(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if moment else "-"
+    """``11-30 07:54`` (UTC, as the table's caption says): the year is in ``--json``."""
+    return moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "-"
