@@ -123,6 +123,8 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
     """Self-host Trivy's scan assets: mirror the vulnerability DB, Java DB and checks bundle into a local store
     or your own registry, serve them to Trivy clients, and keep them fresh.
 
+    The options below may also be given after the command (trivy-mirror sync -v).
+
     \b
     Quick start:
       trivy-mirror sync                 # copy the assets into the local store
@@ -314,10 +316,56 @@ def _register_commands() -> None:
 _register_commands()
 
 
+GLOBAL_FLAGS = frozenset({"-v", "--verbose", "-q", "--quiet"})
+GLOBAL_VALUED = frozenset({"--config", "--log-format"})
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``trivy-mirror sync -v --config F`` as ``trivy-mirror -v --config F sync``: the global options are
+    accepted after the command too (click reads them only before it). Nothing after ``--`` moves."""
+    position = _command_position(args)
+    if position is None:
+        return args
+    hoisted: list[str] = []
+    rest: list[str] = []
+    tail = args[position + 1:]
+    index = 0
+    while index < len(tail):
+        arg = tail[index]
+        name = arg.partition("=")[0]
+        if arg == "--":
+            rest += tail[index:]
+            break
+        if arg in GLOBAL_FLAGS or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            hoisted.append(arg)
+        elif name in GLOBAL_VALUED:
+            hoisted.append(arg)
+            if "=" not in arg and index + 1 < len(tail):
+                index += 1
+                hoisted.append(tail[index])
+        else:
+            rest.append(arg)
+        index += 1
+    return [*args[:position], *hoisted, args[position], *rest]
+
+
+def _command_position(args: list[str]) -> int | None:
+    """Index of the command name among the arguments (after any global options and their values)."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if not arg.startswith("-"):
+            return index
+        if arg in GLOBAL_VALUED:
+            index += 1
+        index += 1
+    return None
+
+
 def main() -> None:
     """Entry point: expected failures become one line on stderr and a documented exit code."""
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(args=hoist_global_options(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.Abort:
         console.error("aborted")
         sys.exit(130)
