@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,11 @@ def test_copy_registry_to_registry_to_layout_and_back(
     again = mirror.json(["copy", source, f"{destination.host}/copies/trivy-db:2"])
     assert again["outcome"] == "unchanged" and again["bytes_copied"] == 0
 
-    layout = tmp_path / "usb" / "trivy-db"
+    layout = tmp_path / "usb" / "Trivy_DB"  # a plain directory: no repository-name rules apply
     mirror.json(["copy", f"{destination.host}/copies/trivy-db@{assets.db.digest}", f"oci-layout:{layout}:2"])
     assert skopeo_raw(f"oci:{layout}:2") == assets.db.manifest
+    assert sorted(os.listdir(layout.parent)) == ["Trivy_DB"]  # no .lock or .tmp beside it
+    assert sorted(os.listdir(layout)) == ["blobs", "index.json", "oci-layout"]
 
     back = registry()
     mirror.json(["copy", f"oci-layout:{layout}:2", f"{back.host}/aquasec/trivy-db:2"])

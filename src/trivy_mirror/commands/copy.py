@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from trivy_mirror.errors import UsageError
 from trivy_mirror.oci.reference import Reference, validate_tag
-from trivy_mirror.store import Store
+from trivy_mirror.store.layout import Layout
+from trivy_mirror.store.paths import TMP_DIR
 from trivy_mirror.sync import engine
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool
 from trivy_mirror.target import WriteTarget
@@ -47,16 +49,15 @@ class Endpoint:
         return self.tag
 
 
-async def open_target(endpoint: Endpoint, pool: RegistryPool, stack: AsyncExitStack, lock: bool) -> WriteTarget:
+async def open_target(endpoint: Endpoint, pool: RegistryPool, stack: AsyncExitStack) -> WriteTarget:
+    """A registry repository, or a plain OCI layout directory: any name, and nothing left beside it (its temp
+    directory, inside it, is removed when the copy ends)."""
     if endpoint.reference is not None:
         client = await pool.client(endpoint.reference.registry)
         return client.repository(endpoint.reference.repository)
     assert endpoint.layout_dir is not None
-    directory = endpoint.layout_dir.absolute()
-    store = Store(directory.parent)
-    layout = store.layout(directory.name)
-    if lock:
-        await stack.enter_async_context(store.alock())
+    layout = Layout.plain(endpoint.layout_dir.absolute())
+    stack.callback(shutil.rmtree, layout.path / TMP_DIR, ignore_errors=True)
     return layout
 
 
@@ -66,8 +67,8 @@ async def run_copy(source: str, target: str, source_options: ConnectionOptions, 
     async with AsyncExitStack() as stack:
         src_pool = await stack.enter_async_context(RegistryPool(source_options))
         dst_pool = await stack.enter_async_context(RegistryPool(dest_options))
-        src = await open_target(src_end, src_pool, stack, lock=False)
-        dst = await open_target(dst_end, dst_pool, stack, lock=True)
+        src = await open_target(src_end, src_pool, stack)
+        dst = await open_target(dst_end, dst_pool, stack)
         manifest = await src.get_manifest(src_end.manifest_reference)
         current = await dst.resolve(dst_end.push_tag or str(manifest.digest))
         if current is not None and current.digest == manifest.digest:

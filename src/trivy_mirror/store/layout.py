@@ -65,6 +65,19 @@ class Layout:
         self._tmp = root / TMP_DIR
         self._mutex = _index_lock(self.path)
 
+    @classmethod
+    def plain(cls, directory: Path) -> Layout:
+        """A layout that is a plain directory outside any store (``copy oci-layout:DIR``): no repository-name rules
+        apply to it, and temp files go to ``DIR/.tmp`` (the caller removes it when done), never to its parent."""
+        layout = cls.__new__(cls)
+        layout.repository = directory.name
+        layout.path = directory
+        layout.location = f"oci-layout:{directory}"
+        layout.index_path = directory / INDEX_FILE
+        layout._tmp = directory / TMP_DIR
+        layout._mutex = _index_lock(directory)
+        return layout
+
     def __repr__(self) -> str:
         return f"Layout({self.path})"
 
