@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,13 +82,23 @@ def _vex_option(function: Any) -> Any:
     )(function)
 
 
-def _destination_options(function: Any) -> Any:
+TO_HELP = {
+    "sync": "Push into this registry instead of the store: assets land at REGISTRY/PREFIX/aquasec/trivy-db:2 and "
+            "so on.",
+    "status": "Report on this registry instead of the store: the assets at REGISTRY/PREFIX/aquasec/trivy-db:2 and "
+              "so on.",
+}
+
+
+def _destination_options(command: str) -> Callable[[Any], Any]:
+    return lambda function: _add_destination_options(function, TO_HELP[command])
+
+
+def _add_destination_options(function: Any, to_help: str) -> Any:
     for option in reversed([
         click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
                      help=STORE_HELP),
-        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]", envvar="TRIVY_MIRROR_TO",
-                     help="Push into this registry instead of the store: assets land at "
-                          "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on."),
+        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]", envvar="TRIVY_MIRROR_TO", help=to_help),
         click.option("--dest-creds", metavar="USER:PASS",
                      help="Credentials for --to (or TRIVY_MIRROR_DEST_USERNAME/_PASSWORD; else docker "
                           "config.json, podman auth.json, anonymous)."),
@@ -136,7 +146,7 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
 
 
 @cli.command()
-@_destination_options
+@_destination_options("sync")
 @_source_options
 @_transport_options
 @_vex_option
@@ -178,10 +188,11 @@ def sync(store: Path | None, destination: str | None, dest_creds: str | None, so
 
 
 @cli.command()
-@_destination_options
+@_destination_options("status")
 @_transport_options
 @click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS",
-              help="Comma-separated assets to report. [default: all]")
+              help=f"Comma-separated assets to report: {', '.join(assets.OCI_ASSET_NAMES)}, vex. [default: the OCI "
+                   f"assets, plus the VEX repositories the store holds]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def status(store: Path | None, destination: str | None, dest_creds: str | None, insecure: bool,
            ca_file: Path | None, asset_names: str | None, as_json: bool) -> None:
@@ -238,14 +249,15 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--public-url", envvar="TRIVY_MIRROR_PUBLIC_URL", metavar="URL",
               help="The URL clients use to reach this server (behind a proxy or NAT) [default: the request's Host].")
 @click.option("--sync-every", default="6h", show_default=True, callback=_duration, envvar="TRIVY_MIRROR_SYNC_EVERY",
-              metavar="DURATION", help="Re-sync interval (with 10%% jitter); earlier when the served DB's NextUpdate "
+              metavar="DURATION", help="Re-sync interval (with 10% jitter); earlier when the served DB's NextUpdate "
                                        "passes. Go-style: 6h, 90m, 1h30m.")
 @click.option("--no-sync", is_flag=True, help="Only serve what the store holds; never sync.")
 @_source_options
 @_vex_option
 @_transport_options
 @click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS",
-              help="Comma-separated assets to sync and report in /readyz. [default: all]")
+              help=f"Comma-separated assets to sync and report in /readyz: {', '.join(assets.OCI_ASSET_NAMES)}, vex. "
+                   f"[default: the OCI assets, plus vex with --vex-from]")
 @click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               envvar="TRIVY_MIRROR_TLS_CERT",
               help="Serve HTTPS with this PEM certificate (chain).")
