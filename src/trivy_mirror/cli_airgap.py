@@ -83,7 +83,8 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               envvar="TRIVY_MIRROR_CA_FILE", help="PEM file of extra CA certificates to trust for --to.")
 @click.option("--sha256", "expected_sha256", metavar="DIGEST",
-              help="Refuse the bundle unless its sha256 is this one (what export printed).")
+              help="Refuse the bundle unless its sha256 is this one: the digest export printed, or its whole "
+                   "sha256sum line (--sha256 \"$(cat BUNDLE.tar.sha256)\").")
 @click.option("--allow-downgrade", is_flag=True,
               help="Import assets older than those the destination serves (by default the bundle is refused).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")

@@ -31,12 +31,15 @@ _SHA256 = re.compile(r"(?:sha256:)?([a-f0-9]{64})")
 
 
 def parse_sha256(text: str | None) -> str | None:
-    """``--sha256``: the hex digest export printed, with or without ``sha256:``."""
+    """``--sha256``: the hex digest export printed, with or without ``sha256:``, or the whole ``sha256sum`` line
+    (``HEX  FILE``, what ``$(cat bundle.tar.sha256)`` gives): its first word is the digest."""
     if text is None:
         return None
-    match = _SHA256.fullmatch(text.strip().lower())
+    words = text.split()
+    match = _SHA256.fullmatch(words[0].lower()) if words else None
     if match is None:
-        raise UsageError(f"--sha256 {text[:80]!r} is not a sha256 digest (64 hex digits, optionally sha256:...)")
+        raise UsageError(f"--sha256 {text[:80]!r} is not a sha256 digest (64 hex digits, optionally sha256:..., "
+                         f"or a sha256sum line)")
     return match[1]
 
 
