@@ -8,6 +8,9 @@ import json
 import os
 import re
 import shlex
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ import click
 import pytest
 import yaml
 
+from support.registry import free_port
 from trivy_mirror import cli_airgap
 from trivy_mirror.cli import cli
 
@@ -107,3 +111,47 @@ def test_environment_variables_are_ones_the_cli_reads() -> None:
     texts = [p.read_text() for p in DEPLOY.rglob("*") if p.is_file()]
     used = {name for text in texts for name in re.findall(r"\bTRIVY_MIRROR_[A-Z_]+\b", text)}
     assert used and used <= known, used - known
+
+
+def _healthcheck_code() -> str:
+    match = re.search(r"^\s*CMD (\[.*\])$", (DEPLOY / "Containerfile").read_text().split("HEALTHCHECK", 1)[1],
+                      re.MULTILINE)
+    assert match is not None
+    command = json.loads(match[1])
+    assert command[:2] == ["python", "-c"]
+    return str(command[2])
+
+
+def test_container_healthcheck_follows_the_listen_address(tmp_path: Path) -> None:
+    """The image's HEALTHCHECK, run as Docker runs it, against a real ``serve`` on a port other than 5000."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIVY_MIRROR_")}
+    env.update(HOME=str(tmp_path), TRIVY_MIRROR_LISTEN=f"0.0.0.0:{port}", TRIVY_MIRROR_STORE=str(tmp_path / "s"))
+
+    def probe() -> int:
+        return subprocess.run([sys.executable, "-c", _healthcheck_code()], env=env, capture_output=True,
+                              timeout=30, check=False).returncode
+
+    assert probe() != 0  # nothing listens yet
+    with subprocess.Popen([sys.executable, "-m", "trivy_mirror", "serve", "--no-sync"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
+        try:
+            deadline = time.monotonic() + 20
+            while probe() != 0:
+                assert time.monotonic() < deadline and server.poll() is None, "the health check never passed"
+                time.sleep(0.2)
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def test_systemd_secrets_reach_the_dynamic_user_through_credentials() -> None:
+    """A DynamicUser cannot read a root-only key or htpasswd: such paths go through LoadCredential= and %d."""
+    unit = (DEPLOY / "systemd" / "trivy-mirror.service").read_text()
+    assert "DynamicUser=yes" in unit
+    settings = [line.lstrip("#") for line in unit.splitlines()]
+    for variable, credential in (("TRIVY_MIRROR_TLS_KEY", "tls.key"), ("TRIVY_MIRROR_HTPASSWD", "htpasswd")):
+        assert any(f"{variable}=%d/{credential}" in line for line in settings), variable
+        assert f"LoadCredential={credential}:/etc/trivy-mirror/{credential}" in settings
+    env_file = (DEPLOY / "systemd" / "trivy-mirror.env").read_text()
+    assert "TRIVY_MIRROR_TLS_KEY=/" not in env_file and "TRIVY_MIRROR_HTPASSWD=/" not in env_file
