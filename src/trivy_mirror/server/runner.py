@@ -24,6 +24,8 @@ from trivy_mirror.store.retention import maintain
 log = logging.getLogger(__name__)
 
 MAINTENANCE_LOCK_TIMEOUT = 600.0
+PERIODIC_LOCK_TIMEOUT = 1.0
+"""The periodic maintenance gives way to a writer holding the store (a sync, an import) instead of waiting."""
 MAINTENANCE_MIN_INTERVAL = 60.0
 """Periodic maintenance never runs more often than this, whatever the grace period."""
 
@@ -41,27 +43,33 @@ async def serve(
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key \
         else None
 
-    async def maintenance() -> None:
-        """Prune and collect (see ``store.retention``); a store another process holds is only logged."""
+    async def maintenance(*, periodic: bool) -> None:
+        """Prune and collect (see ``store.retention``). After a sync it waits for the lock; the periodic run
+        skips quietly while another writer holds it (that writer's own maintenance follows)."""
         if not store.root.is_dir():
             return  # nothing to maintain, and taking the lock would create the directory
+        timeout, on_wait = (PERIODIC_LOCK_TIMEOUT, None) if periodic else (MAINTENANCE_LOCK_TIMEOUT, log.info)
         try:
-            async with store.alock(MAINTENANCE_LOCK_TIMEOUT, on_wait=log.info, purpose="prune"):
+            async with store.alock(timeout, on_wait=on_wait, purpose="prune"):
                 await asyncio.to_thread(maintain, store, settings.keep, settings.gc_grace)
         except MirrorError as err:
-            log.warning("store maintenance skipped: %s", err)
+            (log.debug if periodic else log.warning)("store maintenance skipped: %s", err)
         app[CACHE_KEY].invalidate()
 
     async def after_sync(outcome: SyncOutcome) -> None:
         # After every sync, failed or not: one failing asset must not keep the others' old versions on disk.
         app[CACHE_KEY].invalidate()
-        await maintenance()
+        await maintenance(periodic=False)
 
-    async def maintain_periodically() -> None:
-        # At start (a store filled while no server ran) and then regularly: pushes and other processes write too.
+    async def maintain_periodically(start_now: bool) -> None:
+        # Pushes and other processes write too. Without a sync loop, also at start (a store filled while no
+        # server ran); with one, its first sync is followed by maintenance anyway.
+        interval = max(settings.gc_grace, MAINTENANCE_MIN_INTERVAL)
+        if not start_now:
+            await asyncio.sleep(interval)
         while True:
-            await maintenance()
-            await asyncio.sleep(max(settings.gc_grace, MAINTENANCE_MIN_INTERVAL))
+            await maintenance(periodic=True)
+            await asyncio.sleep(interval)
 
     scheduler = None
     if sync_once is not None:
@@ -75,7 +83,8 @@ async def serve(
     server = runner.server
     assert server is not None
     watcher = asyncio.create_task(guard.watch(lambda: server.connections), name="trivy-mirror-idle-guard")
-    maintainer = asyncio.create_task(maintain_periodically(), name="trivy-mirror-maintenance")
+    maintainer = asyncio.create_task(maintain_periodically(start_now=scheduler is None),
+                                     name="trivy-mirror-maintenance")
     stop = asyncio.Event()
     installed = _install_signal_handlers(stop)
     try:
