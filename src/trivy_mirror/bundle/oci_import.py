@@ -240,19 +240,17 @@ class OciPlanned:
     async def publish(self) -> ImportResult:
         updated_at = self.metadata.updated_at if self.metadata else None
         next_update = self.metadata.next_update if self.metadata else None
-        if not self.changed:
-            self._record(changed=False)
+        if not self.changed:  # nothing written, not even the state: re-importing a bundle changes nothing
             return ImportResult(self.entry, "unchanged", updated_at, next_update)
         stats = await engine.copy(self.staged, self.manifest, self.target, self.tag)
-        self._record(changed=True)
+        self._record()
         return ImportResult(self.entry, "updated", updated_at, next_update, stats)
 
-    def _record(self, *, changed: bool) -> None:
-        """The attempt always (an import after a failed sync clears the failure); the tag record on a change."""
+    def _record(self) -> None:
         source = f"bundle ({self.entry.source})" if self.entry.source else "bundle"
         record = TagRecord(str(self.manifest.digest), self.entry.size, source, datetime.now(UTC), self.metadata,
-                           self.entry.version) if changed else None
-        attempt = Attempt.now("imported", f"from {source}" if changed else f"already up to date ({source})")
+                           self.entry.version)
+        attempt = Attempt.now("imported", f"from {source}")
         book = self.destination.state
         repository = self.spec.mirror_repository
         try:

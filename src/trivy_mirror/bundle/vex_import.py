@@ -133,8 +133,6 @@ class VexPlanned:
         updated_at, next_update = dates(self.state)
         if self.changed:
             await asyncio.to_thread(self._store)
-        else:
-            await asyncio.to_thread(self._confirm)
         return ImportResult(self.entry, "updated" if self.changed else "unchanged", updated_at, next_update)
 
     def _store(self) -> None:
@@ -147,11 +145,6 @@ class VexPlanned:
             else old.previous
         self.target.save(replace(self.state, previous=previous).with_attempt(Attempt.now("imported", "from a bundle")))
         self.target.prune({current.digest, *([previous] if previous else [])})
-
-
-    def _confirm(self) -> None:
-        """An unchanged repository: record the import as the last attempt (it clears an earlier failure)."""
-        self.target.save(self.target.load().with_attempt(Attempt.now("imported", "already up to date (bundle)")))
 
 
 class SkippedVex:
