@@ -13,6 +13,7 @@ import pytest
 
 from support.cli import MirrorCli
 from support.registry import RegistryFactory, push_artifact
+from support.serve import ServeProcess
 from support.trivy_assets import DB_REPOSITORY, Artifact, build_vuln_db
 from trivy_mirror.store import Store
 
@@ -68,3 +69,29 @@ def test_ten_syncs_and_imports_keep_the_store_bounded(
             assert kept == [v.digest for v in versions[-keep:]], f"round {round_}: {store.name} keeps {kept}"
             bound = sum(artifact_size(v) for v in versions[-keep:])
             assert blobs_size(store) <= bound, f"round {round_}: {store.name} holds {blobs_size(store)} > {bound}"
+
+
+def test_serve_keeps_the_store_bounded_while_another_asset_fails(
+    mirror: MirrorCli, registry: RegistryFactory, tmp_path: Path,
+) -> None:
+    """Every scheduled sync fails (its VEX source is a 404), yet the DB's old versions go after each one."""
+    upstream = registry()
+    store = tmp_path / "store"
+    start = datetime.now(UTC)
+    args = ["--store", str(store), "--from", f"{upstream.host}/aquasec", "--assets", "db,vex", "--keep", "1",
+            "--vex-from", f"dead=http://{upstream.host}/no-vex-here", "--sync-every", "1s"]
+    with ServeProcess(mirror, args) as server:
+        for round_ in range(4):
+            version = build_vuln_db(updated_at=start + timedelta(minutes=round_))
+            push_artifact(upstream.host, DB_REPOSITORY, "2", version)
+            deadline = time.monotonic() + 60
+            while True:
+                if store.exists():
+                    age_blobs(store)
+                    layout = Store(store).layout(DB_REPOSITORY)
+                    kept = [str(entry.digest) for entry in layout.manifests()]
+                    if kept == [version.digest] and blobs_size(store) <= artifact_size(version):
+                        break
+                assert time.monotonic() < deadline, f"round {round_}: {kept}\n{server.log()}"
+                time.sleep(0.3)
+        assert "vex/dead" in server.log()
