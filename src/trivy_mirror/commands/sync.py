@@ -14,7 +14,7 @@ from rich.table import Table
 
 from trivy_mirror.assets import AssetSpec
 from trivy_mirror.commands.vex_sync import run_vex_sync
-from trivy_mirror.errors import UsageError
+from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
@@ -43,16 +43,19 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
         progress = make_progress(not as_json)
         if progress is not None:
             stack.enter_context(progress)
+        maintained = target.store if isinstance(target, StoreDestination) and not dry_run else None
         try:
             results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
                 if specs else []
             if vex:
                 assert isinstance(target, StoreDestination)
                 results += await run_vex_sync(target.store, vex, source_options, dry_run=dry_run)
-        finally:
-            # Whatever failed: the store stays bounded, asset by asset.
-            if isinstance(target, StoreDestination) and not dry_run:
-                await asyncio.to_thread(maintain, target.store, keep)
+        except MirrorError:
+            if maintained is not None:  # whatever failed, the store stays bounded, asset by asset
+                await asyncio.to_thread(maintain, maintained, keep)
+            raise
+        if maintained is not None:
+            await asyncio.to_thread(maintain, maintained, keep)
     report(results, target.label, as_json)
     return 1 if any(r.failed for r in results) else 0
 
