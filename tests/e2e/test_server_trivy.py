@@ -5,7 +5,6 @@ with htpasswd users, with a static ``--registry-token``, through ``registry.mirr
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import threading
 import urllib.request
@@ -189,7 +188,6 @@ def test_trivy_registry_mirrors_redirect_the_defaults(open_server: ServerThread,
     assert "Using the mirror registry" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
 def test_skopeo_pushes_and_reads_back(filled_store: Store, credentials: tuple[Path, Path], assets: AssetSet,
                                       tmp_path: Path) -> None:
     store = Store(tmp_path / "push-store")
