@@ -5,7 +5,7 @@
 #
 #   bash scripts/install.sh            # the tool:       .venv/bin/trivy-mirror
 #   bash scripts/install.sh --dev      # plus the test and lint tools (what scripts/test.sh uses)
-#   TRIVY_MIRROR_VENV=/opt/trivy-mirror bash scripts/install.sh
+#   VENV=/opt/trivy-mirror bash scripts/install.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,7 @@ case "${1:-}" in
     --dev) extras="[dev]" ;;
     *) echo "install.sh: error: unknown argument ${1} (expected nothing or --dev)" >&2; exit 2 ;;
 esac
-venv="${TRIVY_MIRROR_VENV:-$PWD/.venv}"
+venv="${VENV:-$PWD/.venv}"
 
 python=""
 for candidate in python3 python3.13 python3.12 python3.11; do
