@@ -252,10 +252,15 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
               envvar="TRIVY_MIRROR_HTPASSWD", help="Require Basic/Bearer auth with users from this file (htpasswd -B).")
 @click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               envvar="TRIVY_MIRROR_TOKEN_FILE",
-              help="Accept these static bearer tokens, one per line (what trivy --registry-token sends).")
+              help="Accept these static bearer tokens, one per line (what trivy --registry-token sends); a token "
+                   "may push only when its line reads 'TOKEN push'.")
 @click.option("--anonymous-pull", is_flag=True, help="With auth on, let anyone pull; pushing still needs auth.")
 @click.option("--allow-push", is_flag=True,
-              help="Accept pushes (skopeo copy, oras cp, trivy-mirror sync --to) from authenticated clients.")
+              help="Accept pushes (skopeo copy, oras cp, trivy-mirror sync --to) from the push users and push "
+                   "tokens; every other credential only pulls.")
+@click.option("--push-user", multiple=True, metavar="NAME", envvar="TRIVY_MIRROR_PUSH_USER",
+              help="htpasswd user allowed to push (repeatable; with --allow-push). Pushes into the Trivy "
+                   "repositories pass the same checks as a sync.")
 @click.option("--keep", type=click.IntRange(min=1), default=2, show_default=True,
               help="Versions of each asset kept in the store after a sync.")
 @click.pass_context
@@ -263,7 +268,8 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
           no_sync: bool, sources: tuple[str, ...], src_creds: str | None, vex_sources: tuple[str, ...],
           insecure: bool, ca_file: Path | None,
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
-          token_file: Path | None, anonymous_pull: bool, allow_push: bool, keep: int) -> None:
+          token_file: Path | None, anonymous_pull: bool, allow_push: bool, push_user: tuple[str, ...],
+          keep: int) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
 
     Serving starts at once with what the store holds; a sync runs in the background at start and then every
@@ -291,7 +297,8 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     log_format = ctx.find_root().params.get("log_format", "text")
     settings = ServerSettings(listen=listen, public_url=public_url, tls_cert=tls_cert, tls_key=tls_key,
                               htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
-                              allow_push=allow_push, sync_every=sync_every, keep=keep, log_format=log_format)
+                              allow_push=allow_push, push_users=frozenset(push_user), sync_every=sync_every,
+                              keep=keep, log_format=log_format)
     settings.validate()
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)

@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from trivy_mirror.errors import InvalidManifest, InvalidReference, MirrorError, VerificationError
+from trivy_mirror.errors import InvalidManifest, InvalidReference, MirrorError, RefusedCandidate, VerificationError
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.server.cache import ManifestCache
+from trivy_mirror.server.catalogpush import check_catalog_push
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
 from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
@@ -113,6 +114,11 @@ class PushApi:
         if missing:
             raise OciError("MANIFEST_BLOB_UNKNOWN", "the manifest references content that was not pushed",
                            detail=[str(digest) for digest in missing])
+        try:
+            await check_catalog_push(layout.repository, layout, manifest, tag)
+        except RefusedCandidate as err:
+            log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
+            raise OciError("MANIFEST_INVALID", str(err)) from None
         try:
             await layout.push_manifest(manifest, tag)
         except MirrorError as err:

@@ -36,6 +36,9 @@ class ServerSettings:
     token_file: Path | None = None
     anonymous_pull: bool = False
     allow_push: bool = False
+    push_users: frozenset[str] = frozenset()
+    """htpasswd users who may push (with ``allow_push``); every other credential only pulls. Static tokens
+    push only when their line in the token file says ``push``."""
     sync_every: float = 3600.0
     keep: int = 2
     """Versions of each repository kept by the prune that follows a sync."""
@@ -65,6 +68,13 @@ class ServerSettings:
         parse_listen(self.listen)
         if self.allow_push and not self.auth_enabled:
             raise UsageError("pushing needs authentication: give an htpasswd file or a token file as well")
+        if self.allow_push and not self.push_users and self.token_file is None:
+            raise UsageError("nobody may push: name the users allowed to with --push-user NAME "
+                             "(or mark tokens with 'push' in a token file)")
+        if self.push_users and not self.allow_push:
+            raise UsageError("--push-user needs --allow-push")
+        if self.push_users and self.htpasswd is None:
+            raise UsageError("--push-user names users of the htpasswd file: give --htpasswd as well")
         if self.anonymous_pull and not self.auth_enabled:
             raise UsageError("anonymous pull only makes sense with an htpasswd file or a token file")
         if (self.tls_cert is None) != (self.tls_key is None):

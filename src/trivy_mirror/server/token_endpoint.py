@@ -34,7 +34,7 @@ class TokenEndpoint:
         try:
             if scheme.lower() != "basic":
                 raise BadCredentials("the token endpoint takes Basic credentials")
-            identity = await self._auth.basic(value.strip())
+            identity = await self._auth.basic(value.strip(), request.remote)
         except BadCredentials as err:
             return self._refused(request, err)
         except OciError as err:
@@ -53,7 +53,7 @@ class TokenEndpoint:
         if not isinstance(user, str) or not isinstance(password, str):
             return web.json_response({"error": "invalid_request"}, status=400)
         try:
-            identity = await self._auth.password(user, password)
+            identity = await self._auth.password(user, password, request.remote)
         except BadCredentials as err:
             return self._refused(request, err)
         except OciError as err:

@@ -19,7 +19,7 @@ from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.server.watch import CHECK_INTERVAL
 from trivy_mirror.store import Store
 
-from .conftest import PASSWORD, STATIC_TOKEN, USER, ClientFactory
+from .conftest import PASSWORD, PULL_PASSWORD, PULL_USER, PUSH_TOKEN, STATIC_TOKEN, USER, ClientFactory
 from .helpers import Artifact, basic, bearer, error_codes
 
 Client = TestClient[web.Request, web.Application]
@@ -67,7 +67,7 @@ async def test_basic_credentials_on_every_request(make_client: ClientFactory, ht
     assert (response.status, error_codes(await response.read())) == (401, ["UNAUTHORIZED"])
     response = await client.get("/v2/", headers=basic("mallory", PASSWORD))
     assert response.status == 401
-    response = await client.get("/v2/", headers=basic("bob", "anything"))  # not a bcrypt entry: ignored
+    response = await client.get("/v2/", headers=basic(PULL_USER, PASSWORD))  # another user's password
     assert response.status == 401
 
 
@@ -132,7 +132,8 @@ async def test_token_file_is_reread_when_it_changes(make_client: ClientFactory, 
 
 
 async def test_anonymous_pull(make_client: ClientFactory, htpasswd: Path, db: Artifact) -> None:
-    client = await make_client(ServerSettings(htpasswd=htpasswd, anonymous_pull=True, allow_push=True))
+    client = await make_client(ServerSettings(htpasswd=htpasswd, anonymous_pull=True, allow_push=True,
+                                              push_users=frozenset({USER})))
     for path in pull_paths(db)[1:5]:
         assert (await client.get(path)).status == 200, path
         assert (await client.head(path)).status == 200, path
@@ -153,7 +154,7 @@ async def test_anonymous_pull(make_client: ClientFactory, htpasswd: Path, db: Ar
 
 
 async def test_push_with_user_token(make_client: ClientFactory, htpasswd: Path) -> None:
-    client = await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True))
+    client = await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER})))
     token = await token_for(client, basic(USER, PASSWORD))
     response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=bearer(token))
     assert response.status == 202
@@ -215,9 +216,9 @@ async def test_successful_checks_are_cached(make_client: ClientFactory, htpasswd
     for _ in range(5):
         assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
     assert len(calls) == 1
-    for _ in range(2):
+    for _ in range(3):
         assert (await client.get("/v2/", headers=basic(USER, "wrong"))).status == 401
-    assert len(calls) == 3  # failures are never cached as successes
+    assert len(calls) == 2  # a failure is remembered briefly, and never as a success
 
 
 @pytest.fixture
@@ -256,3 +257,54 @@ def test_missing_credential_files_are_usage_errors(store: Store, tmp_path: Path)
         create_app(ServerSettings(htpasswd=tmp_path / "missing"), store)
     with pytest.raises(UsageError, match="cannot read"):
         create_app(ServerSettings(token_file=tmp_path / "missing"), store)
+
+
+PUSH_ROUTES = [
+    ("POST", "/v2/aquasec/trivy-db/blobs/uploads/"),
+    ("POST", "/v2/aquasec/trivy-db/blobs/uploads/?digest=sha256:" + "a" * 64),
+    ("POST", "/v2/aquasec/trivy-db/blobs/uploads/?mount=sha256:" + "a" * 64 + "&from=team/tool"),
+    ("PATCH", "/v2/aquasec/trivy-db/blobs/uploads/00000000-0000-0000-0000-000000000000"),
+    ("PUT", "/v2/aquasec/trivy-db/blobs/uploads/00000000-0000-0000-0000-000000000000?digest=sha256:" + "a" * 64),
+    ("PUT", "/v2/aquasec/trivy-db/manifests/2"),
+    ("PUT", "/v2/aquasecurity/trivy-db/manifests/2"),
+    ("DELETE", "/v2/aquasec/trivy-db/blobs/uploads/00000000-0000-0000-0000-000000000000"),
+]
+
+
+async def test_only_push_users_and_push_tokens_may_push(make_client: ClientFactory, htpasswd: Path,
+                                                       token_file: Path) -> None:
+    """Credentials handed to scanners pull; pushing needs a named push user or a token marked ``push``."""
+    client = await make_client(ServerSettings(htpasswd=htpasswd, token_file=token_file, allow_push=True,
+                                              push_users=frozenset({USER})))
+    pull_token = await token_for(client, basic(PULL_USER, PULL_PASSWORD))
+    for headers in (basic(PULL_USER, PULL_PASSWORD), bearer(pull_token), bearer(STATIC_TOKEN)):
+        for method, path in PUSH_ROUTES:
+            response = await client.request(method, path, headers=headers)
+            assert (response.status, error_codes(await response.read())) == (403, ["DENIED"]), (method, path)
+        assert (await client.get("/v2/", headers=headers)).status == 200
+    push_token = await token_for(client, basic(USER, PASSWORD))
+    for headers in (basic(USER, PASSWORD), bearer(push_token), bearer(PUSH_TOKEN)):
+        response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=headers)
+        assert response.status == 202, headers
+
+
+async def test_push_marks_mean_nothing_without_allow_push(make_client: ClientFactory, token_file: Path) -> None:
+    client = await make_client(ServerSettings(token_file=token_file))
+    response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=bearer(PUSH_TOKEN))
+    assert (response.status, error_codes(await response.read())) == (405, ["UNSUPPORTED"])
+
+
+def test_push_settings_are_checked(store: Store, htpasswd: Path, token_file: Path) -> None:
+    with pytest.raises(UsageError, match="--push-user"):
+        create_app(ServerSettings(htpasswd=htpasswd, allow_push=True), store)
+    with pytest.raises(UsageError, match="needs --allow-push"):
+        create_app(ServerSettings(htpasswd=htpasswd, push_users=frozenset({USER})), store)
+    create_app(ServerSettings(token_file=token_file, allow_push=True), store)
+
+
+def test_token_file_syntax(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("good-token push\nsecret-value pull\n")
+    with pytest.raises(UsageError, match="line 2: expected TOKEN or 'TOKEN push'") as raised:
+        create_app(ServerSettings(token_file=path), store)
+    assert "secret-value" not in str(raised.value)
