@@ -67,7 +67,9 @@ def create_app(
         app.router.add_get("/token", _labelled("token", tokens.get), allow_head=False)
         app.router.add_post("/token", _labelled("token", tokens.post))
     app.router.add_get("/healthz", _labelled("healthz", healthz))
-    app.router.add_get("/readyz", _labelled("readyz", Readiness(statuses, scheduler_state).readyz))
+    readiness = Readiness(statuses, scheduler_state, auth.authenticated if settings.auth_enabled else None,
+                          auth.problems)
+    app.router.add_get("/readyz", _labelled("readyz", readiness.readyz))
     app.router.add_get("/metrics", _labelled("metrics", _metrics_handler(metrics)))
 
     async def vex_authorize(request: web.Request) -> web.StreamResponse | None:

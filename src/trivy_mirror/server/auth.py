@@ -68,6 +68,13 @@ class Authenticator:
             raise OciError("DENIED", "these credentials may only pull; pushing needs a push user or a push token")
         return identity
 
+    async def authenticated(self, request: web.Request) -> bool:
+        """Whether the request carries valid credentials (never raises: for pages that only hide details)."""
+        try:
+            return await self._identify(request) is not None
+        except (BadCredentials, OciError):
+            return False
+
     async def _identify(self, request: web.Request) -> Identity | None:
         """The identity of the request's credentials; None when there are none. Raises :class:`BadCredentials`."""
         header = request.headers.get("Authorization")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import bcrypt
@@ -15,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from trivy_mirror.errors import UsageError
 from trivy_mirror.server.app import create_app
+from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.server.watch import CHECK_INTERVAL
 from trivy_mirror.store import Store
@@ -308,3 +312,101 @@ def test_token_file_syntax(store: Store, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="line 2: expected TOKEN or 'TOKEN push'") as raised:
         create_app(ServerSettings(token_file=path), store)
     assert "secret-value" not in str(raised.value)
+
+
+async def test_wrong_passwords_cannot_lock_out_other_clients(htpasswd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One address flooding wrong passwords gets 429 beyond its share; other addresses and known-good
+    credentials still log in, and a repeated wrong password costs no bcrypt at all."""
+    from trivy_mirror.server import htpasswd as module
+
+    calls: list[bytes] = []
+    original = module._checkpw
+
+    def slow(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        time.sleep(0.2)
+        return original(password, hashed)
+
+    monkeypatch.setattr(module, "_checkpw", slow)
+    users = module.Htpasswd(htpasswd)
+    try:
+        assert await users.verify(USER, PASSWORD, "192.0.2.1")  # known good from now on
+        calls.clear()
+
+        async def attempt(password: str, client: str) -> str:
+            try:
+                return "ok" if await users.verify(USER, password, client) else "wrong"
+            except OciError as err:
+                return err.code
+
+        flood = [attempt(f"guess-{n}", "198.51.100.7") for n in range(40)]
+        others = [attempt(PASSWORD, "192.0.2.1"), attempt(PULL_PASSWORD, "203.0.113.9")]
+        results = await asyncio.gather(*flood, *others)
+        assert results[:40].count("wrong") == module.MAX_PENDING_PER_CLIENT
+        assert results[:40].count("TOOMANYREQUESTS") == 40 - module.MAX_PENDING_PER_CLIENT
+        assert results[40] == "ok"  # cached: no bcrypt, no queue
+        assert results[41] == "wrong"  # PULL_PASSWORD is not USER's: checked, not refused for load
+        calls.clear()
+        for _ in range(5):
+            assert not await users.verify(USER, "guess-0", "198.51.100.7")
+        assert calls == []  # the failure is remembered
+    finally:
+        users.close()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n", "line 1 is not a bcrypt entry; create the user again with "
+                                                  "htpasswd -B"),
+    ("# only a comment\n\nalice:$apr1$abc$def\n", "line 3 is not a bcrypt entry"),
+    ("# nobody yet\n", "has no users: add one with htpasswd -B"),
+])
+def test_htpasswd_without_bcrypt_entries_is_refused_at_start(store: Store, tmp_path: Path, content: str,
+                                                             message: str) -> None:
+    path = tmp_path / "users"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=re.escape(message)) as raised:
+        create_app(ServerSettings(htpasswd=path), store)
+    assert "W6ph5" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+async def test_deleted_htpasswd_keeps_the_last_good_copy_and_says_so(
+        make_client: ClientFactory, htpasswd: Path, caplog: pytest.LogCaptureFixture) -> None:
+    client = await make_client(ServerSettings(htpasswd=htpasswd))
+    assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
+    await asyncio.to_thread(htpasswd.unlink)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            await asyncio.sleep(CHECK_INTERVAL + 0.05)
+            assert (await client.get("/v2/", headers=basic(PULL_USER, PULL_PASSWORD))).status == 200
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "is missing" in errors[0].getMessage(), caplog.text
+    body = await (await client.get("/readyz", headers=basic(USER, PASSWORD))).json()
+    assert body["credentials"] == ["the htpasswd file is missing; the last good version stays in force"]
+    # A refused replacement (not bcrypt) is the same: logged, the last good copy stays, /readyz says why.
+    await asyncio.to_thread(htpasswd.write_text, "alice:plaintext\n")
+    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
+    body = await (await client.get("/readyz", headers=basic(USER, PASSWORD))).json()
+    assert "line 1 is not a bcrypt entry" in body["credentials"][0]
+    # An empty file is a deliberate "nobody": it is accepted and locks everyone out.
+    await asyncio.to_thread(htpasswd.write_text, "# revoked\n")
+    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 401
+
+
+async def test_readyz_without_credentials_shows_only_states(make_client: ClientFactory, htpasswd: Path) -> None:
+    """Probes need no credentials, but sources, sync errors and digests are for authenticated eyes only."""
+    from trivy_mirror.freshness import AssetStatus
+
+    row = AssetStatus("db", "aquasec/trivy-db:2", digest="sha256:" + "a" * 64, source="upstream.internal:5000",
+                      last_result="error: cannot reach upstream.internal:5000", state="stale")
+    client = await make_client(ServerSettings(htpasswd=htpasswd), statuses=lambda: [row])
+    for headers in ({}, basic(USER, "wrong"), bearer("nope")):
+        response = await client.get("/readyz", headers=headers)
+        text = await response.text()
+        assert response.status == 503
+        assert json.loads(text) == {"ready": False, "assets": [{"asset": "db", "state": "stale"}]}
+        assert "upstream.internal" not in text
+    response = await client.get("/readyz", headers=basic(PULL_USER, PULL_PASSWORD))
+    body = await response.json()
+    assert body["assets"][0]["source"] == "upstream.internal:5000" and body["credentials"] == []
