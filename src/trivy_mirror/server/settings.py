@@ -50,7 +50,8 @@ class ServerSettings:
     """Largest body read into memory (manifests, token forms); blob uploads stream to disk."""
     shutdown_timeout: float = 30.0
     first_request_timeout: float = 30.0
-    """A connection that has not sent one complete request by then is closed (slow or silent clients)."""
+    """A connection that has not sent one complete request by then is closed (slow or silent clients), and so is
+    one whose request headers, on any request, are not complete that long after their first byte."""
     token_ttl: int = 300
     upload_dir: Path | None = None
     """Where unfinished chunked uploads wait; default: a private temporary directory."""
