@@ -52,7 +52,8 @@ def create_app(
     cache = ManifestCache(store)
     scheduler_state: Callable[[], SchedulerState | None] = scheduler.state if scheduler else lambda: None
     metrics = Metrics(statuses, scheduler_state)
-    uploads = Uploads(settings.upload_dir, settings.max_uploads) if settings.allow_push else None
+    uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,
+                      settings.max_spool_per_user) if settings.allow_push else None
     push = PushApi(cache, settings.aliases, uploads) if uploads is not None else None
     v2 = V2(auth, PullApi(store, cache, settings.aliases), push)
 

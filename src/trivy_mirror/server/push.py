@@ -15,6 +15,7 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index
 from trivy_mirror.oci.reference import validate_tag
+from trivy_mirror.server.accesslog import USER_KEY
 from trivy_mirror.server.cache import ManifestCache
 from trivy_mirror.server.catalogpush import check_catalog_push
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
@@ -49,22 +50,22 @@ class PushApi:
             if request.content_length is not None:
                 await self._store_blob(layout, digest, request.content.iter_chunked(CHUNK), request.content_length)
             else:
-                upload = self._uploads.start(layout.repository)
+                upload = self._uploads.start(layout.repository, _owner(request))
                 try:
                     await self._uploads.append(upload, request.content.iter_chunked(CHUNK))
                     await self._store_blob(layout, digest, self._uploads.read(upload), upload.size)
                 finally:
                     self._uploads.discard(upload)
             return _created(route.name, "blobs", digest)
-        upload = self._uploads.start(layout.repository)
+        upload = self._uploads.start(layout.repository, _owner(request))
         return web.Response(status=202, headers=_upload_headers(route.name, upload))
 
     async def upload_status(self, request: web.Request, route: Route) -> web.Response:
-        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases), _owner(request))
         return web.Response(status=204, headers=_upload_headers(route.name, upload))
 
     async def patch_upload(self, request: web.Request, route: Route) -> web.Response:
-        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases), _owner(request))
         async with upload.lock:
             _check_range(request, route.name, upload)
             await self._uploads.append(upload, request.content.iter_chunked(CHUNK))
@@ -73,7 +74,7 @@ class PushApi:
     async def finish_upload(self, request: web.Request, route: Route) -> web.Response:
         """PUT ``?digest=``: the last chunk (if any) is appended, then the whole blob is verified and stored."""
         layout = self._layout(route.name)
-        upload = self._uploads.get(route.reference, layout.repository)
+        upload = self._uploads.get(route.reference, layout.repository, _owner(request))
         digest = parse_digest(request.query.get("digest", ""))
         async with upload.lock:
             try:
@@ -90,7 +91,7 @@ class PushApi:
         return _created(route.name, "blobs", digest)
 
     async def cancel_upload(self, request: web.Request, route: Route) -> web.Response:
-        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases), _owner(request))
         self._uploads.discard(upload)
         return web.Response(status=204, headers=API_VERSION_HEADER)
 
@@ -197,6 +198,12 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
         if len(data) > limit:
             raise OciError("SIZE_INVALID", f"a manifest is at most {limit} bytes", status=413)
     return bytes(data)
+
+
+def _owner(request: web.Request) -> str:
+    """The credential an upload session belongs to (the user name or token label; pushes are never anonymous)."""
+    owner: str = request.get(USER_KEY, "-")
+    return owner
 
 
 def _created(name: str, kind: str, digest: Digest) -> web.Response:

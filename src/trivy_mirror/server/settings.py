@@ -56,6 +56,10 @@ class ServerSettings:
     upload_dir: Path | None = None
     """Where unfinished chunked uploads wait; default: a private temporary directory."""
     max_uploads: int = 64
+    max_uploads_per_user: int = 8
+    """Unfinished upload sessions one credential may hold (of ``max_uploads``)."""
+    max_spool_per_user: int = 4 << 30
+    """Bytes the unfinished chunked uploads of one credential may spool (Trivy's largest asset is under 1 GiB)."""
 
     @property
     def auth_enabled(self) -> bool:

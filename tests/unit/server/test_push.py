@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from trivy_mirror.server.app import create_app
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
 
-from .conftest import PASSWORD, USER, ClientFactory
+from .conftest import PASSWORD, PULL_PASSWORD, PULL_USER, USER, ClientFactory
 from .helpers import Artifact, basic, error_codes, make_artifact
 
 AUTH = basic(USER, PASSWORD)
@@ -322,3 +323,37 @@ async def test_checks_bundle_push_needs_the_tag_major(client: Client) -> None:
     body = await push_trivy(client, "aquasec/trivy-checks", "2", bundle, status=400)
     assert b"tag :2 needs 2.x" in body
     await push_trivy(client, "aquasec/trivy-checks", "1", bundle)
+
+
+async def test_upload_sessions_are_bounded_per_credential(make_client: ClientFactory, htpasswd: Path,
+                                                          tmp_path: Path) -> None:
+    settings = ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER, PULL_USER}),
+                              max_uploads_per_user=3, max_spool_per_user=1000, upload_dir=tmp_path / "spool")
+    client = await make_client(settings)
+    other = basic(PULL_USER, PULL_PASSWORD)
+    held = [(await client.post("/v2/team/tool/blobs/uploads/", headers=AUTH)).headers["Location"] for _ in range(3)]
+    response = await client.post("/v2/team/tool/blobs/uploads/", headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (429, ["TOOMANYREQUESTS"])
+    assert (await client.post("/v2/team/tool/blobs/uploads/", headers=other)).status == 202
+    # A session belongs to the credential that started it.
+    response = await client.patch(held[0], data=b"x", headers=other)
+    assert (response.status, error_codes(await response.read())) == (404, ["BLOB_UPLOAD_UNKNOWN"])
+    # Spooled bytes are bounded across the credential's sessions; the session that overflows is dropped.
+    assert (await client.patch(held[0], data=b"a" * 600, headers=AUTH)).status == 202
+    response = await client.patch(held[1], data=b"b" * 600, headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (413, ["SIZE_INVALID"])
+    assert (await client.get(held[1], headers=AUTH)).status == 404
+    assert sum(path.stat().st_size for path in (tmp_path / "spool").rglob("*") if path.is_file()) == 600
+
+
+def test_spools_left_by_a_dead_server_are_removed_at_start(store: Store, htpasswd: Path, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    dead = spool / "trivy-mirror-uploads-999999999-abc"
+    alive = spool / f"trivy-mirror-uploads-{os.getppid()}-def"
+    unrelated = spool / "something-else"
+    for directory in (dead, alive, unrelated):
+        directory.mkdir(parents=True)
+        (directory / "chunk").write_bytes(b"x" * 100)
+    create_app(ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER}), upload_dir=spool),
+               store)
+    assert not dead.exists() and alive.exists() and unrelated.exists()
