@@ -19,6 +19,7 @@ from trivy_mirror.server.accesslog import USER_KEY
 from trivy_mirror.server.cache import ManifestCache
 from trivy_mirror.server.catalogpush import check_catalog_push
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
+from trivy_mirror.server.manifestcheck import check_pushed_manifest
 from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
 from trivy_mirror.server.storage import ServedLayout
@@ -98,6 +99,7 @@ class PushApi:
     async def put_manifest(self, request: web.Request, route: Route) -> web.Response:
         layout = self._layout(route.name)
         body = await _read_limited(request, MAX_MANIFEST_SIZE)
+        check_pushed_manifest(body, request.headers.get("Content-Type"))
         try:
             manifest = ManifestBytes.of(body, request.headers.get("Content-Type"))
         except InvalidManifest as err:

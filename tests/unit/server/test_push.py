@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -357,3 +358,35 @@ def test_spools_left_by_a_dead_server_are_removed_at_start(store: Store, htpassw
     create_app(ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER}), upload_dir=spool),
                store)
     assert not dead.exists() and alive.exists() and unrelated.exists()
+
+
+async def test_manifest_checks_are_as_strict_as_distribution(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    artifact = make_artifact(b"strict")
+    for descriptor, data in (artifact.config, artifact.layer):
+        await monolithic(client, "team/tool", data, str(descriptor.digest))
+    good = json.loads(artifact.manifest.data)
+    index_type = mediatype.OCI_INDEX
+    cases: list[tuple[bytes, str, str]] = [
+        (json.dumps({**good, "manifests": []}).encode(), mediatype.OCI_MANIFEST, "ambiguous"),
+        (artifact.manifest.data, index_type, "does not match"),
+        (json.dumps({**good, "mediaType": mediatype.DOCKER_MANIFEST}).encode(), mediatype.OCI_MANIFEST,
+         "does not match"),
+        (json.dumps({**good, "mediaType": index_type}).encode(), index_type, "structure does not match"),
+        (json.dumps({**good, "schemaVersion": 2.0}).encode(), mediatype.OCI_MANIFEST, "integer 2"),
+        (json.dumps({**good, "schemaVersion": True}).encode(), mediatype.OCI_MANIFEST, "integer 2"),
+        (json.dumps({**good, "schemaVersion": "2"}).encode(), mediatype.OCI_MANIFEST, "integer 2"),
+        (artifact.manifest.data.replace(b'"schemaVersion"', b'"\xff\xfe"', 1), mediatype.OCI_MANIFEST, "UTF-8"),
+        (b'{"schemaVersion": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", mediatype.OCI_MANIFEST,
+         "nested too deeply"),
+    ]
+    with caplog.at_level(logging.ERROR):
+        for body, content_type, reason in cases:
+            response = await client.put("/v2/team/tool/manifests/v1", data=body,
+                                        headers={**AUTH, "Content-Type": content_type})
+            text = await response.text()
+            assert (response.status, error_codes(text.encode())) == (400, ["MANIFEST_INVALID"]), (reason, text)
+            assert reason in text, (reason, text)
+    assert not caplog.records  # no traceback, no internal error
+    response = await client.put("/v2/team/tool/manifests/v1", data=artifact.manifest.data,
+                                headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
+    assert response.status == 201
