@@ -33,7 +33,7 @@ def check_pushed_manifest(body: bytes, content_type: str | None) -> None:
     if header in MANIFEST_TYPES and body_type is not None and header != body_type:
         raise _invalid(f"Content-Type {header} does not match the manifest's mediaType {body_type[:100]}")
     declared = body_type or (header if header in MANIFEST_TYPES else None)
-    if declared in mediatype.INDEXES and not is_index or declared in mediatype.IMAGE_MANIFESTS and is_index:
+    if (declared in mediatype.INDEXES) != is_index and declared in MANIFEST_TYPES:
         raise _invalid(f"the manifest's structure does not match its media type {declared}")
 
 
