@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from trivy_mirror.errors import InvalidManifest, InvalidReference, MirrorError, RefusedCandidate, VerificationError
+from trivy_mirror.errors import (
+    InvalidManifest,
+    InvalidReference,
+    MirrorError,
+    RefusedCandidate,
+    StoreError,
+    VerificationError,
+)
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index
@@ -124,6 +131,8 @@ class PushApi:
             raise OciError("MANIFEST_INVALID", str(err)) from None
         try:
             await layout.push_manifest(manifest, tag)
+        except StoreError as err:
+            raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
         except MirrorError as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
@@ -145,6 +154,8 @@ class PushApi:
             await layout.push_blob(descriptor, verified(chunks, digest, size))
         except VerificationError as err:
             raise OciError("DIGEST_INVALID", str(err)) from None
+        except StoreError as err:
+            raise _store_failure(f"upload of {digest.short} into {layout.repository}", err) from None
 
     async def _mount(self, layout: ServedLayout, digest: Digest, source_name: str) -> bool:
         """Link a blob from another repository of the store; False means "upload it instead"."""
@@ -200,6 +211,12 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
         if len(data) > limit:
             raise OciError("SIZE_INVALID", f"a manifest is at most {limit} bytes", status=413)
     return bytes(data)
+
+
+def _store_failure(what: str, err: StoreError) -> OciError:
+    """The store failed (disk full, permissions): the details, paths included, go to the log, not the client."""
+    log.error("%s failed: %s", what, err)
+    return OciError("UNKNOWN", "the store could not save the content; the server log says why")
 
 
 def _owner(request: web.Request) -> str:

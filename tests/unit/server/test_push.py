@@ -390,3 +390,28 @@ async def test_manifest_checks_are_as_strict_as_distribution(client: Client, cap
     response = await client.put("/v2/team/tool/manifests/v1", data=artifact.manifest.data,
                                 headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
     assert response.status == 201
+
+
+async def test_store_failures_never_show_paths(client: Client, monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    from trivy_mirror.errors import StoreError
+    from trivy_mirror.store import Layout
+
+    async def full(*_: object) -> None:
+        raise StoreError("cannot write: No space left on device (/srv/private/store/.tmp/upload)")
+
+    artifact = make_artifact(b"disk full")
+    monkeypatch.setattr(Layout, "push_blob", full)
+    response = await client.post("/v2/team/tool/blobs/uploads/", params={"digest": artifact.layer_digest},
+                                 data=artifact.layer_bytes, headers=AUTH)
+    text = await response.text()
+    assert response.status == 500 and "/srv/private" not in text and "server log" in text
+    monkeypatch.undo()
+    for descriptor, data in (artifact.config, artifact.layer):
+        await monolithic(client, "team/tool", data, str(descriptor.digest))
+    monkeypatch.setattr(Layout, "push_manifest", full)
+    response = await client.put("/v2/team/tool/manifests/v1", data=artifact.manifest.data,
+                                headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
+    text = await response.text()
+    assert response.status == 500 and "/srv/private" not in text and "server log" in text
+    assert "/srv/private" in caplog.text  # the operator still learns where
