@@ -73,7 +73,7 @@ class Served:
             connection.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synced_store(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess) -> Path:
     """A store holding ``aquasec/trivy-db:2`` synced from the session's upstream by the CLI."""
     root = tmp_path_factory.mktemp("security-store")
@@ -84,7 +84,7 @@ def synced_store(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryPro
     return store
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory, synced_store: Path) -> Iterator[Served]:
     """``serve --allow-push --push-user robot`` with a pull-only user, a pull token and a push token."""
     root = tmp_path_factory.mktemp("security-serve")
@@ -99,6 +99,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, synced_store: Path) -> Iter
         served = Served(process, synced_store, htpasswd, "")
         served.db_digest = served.served_digest()
         yield served
+
+
+@pytest.fixture
+def upstream_host(upstream: RegistryProcess) -> str:
+    return upstream.host
 
 
 @pytest.fixture
