@@ -64,7 +64,6 @@ class Authenticator:
             raise self._unauthorized(request, name, write, "authentication required")
         if write and not identity.push and self._allow_push:
             # Without allow_push there are no write handlers: the dispatcher answers 405 UNSUPPORTED.
-            log.warning("push refused from %s: %s may only pull", request.remote, identity.user or "anonymous")
             raise OciError("DENIED", "these credentials may only pull; pushing needs a push user or a push token")
         return identity
 

@@ -410,3 +410,17 @@ async def test_readyz_without_credentials_shows_only_states(make_client: ClientF
     response = await client.get("/readyz", headers=basic(PULL_USER, PULL_PASSWORD))
     body = await response.json()
     assert body["assets"][0]["source"] == "upstream.internal:5000" and body["credentials"] == []
+
+
+async def test_tokens_say_which_scopes_were_granted(make_client: ClientFactory, htpasswd: Path) -> None:
+    client = await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER})))
+    asked = {"service": "x", "scope": "repository:aquasec/trivy-db:pull,push"}
+    for credentials, granted in ((basic(PULL_USER, PULL_PASSWORD), "repository:aquasec/trivy-db:pull"),
+                                 (basic(USER, PASSWORD), "repository:aquasec/trivy-db:pull,push")):
+        body = await (await client.get("/token", params=asked, headers=credentials)).json()
+        assert body["scope"] == granted
+        response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=bearer(body["token"]))
+        assert response.status == (202 if "push" in granted else 403)
+    response = await client.post("/token", data={"grant_type": "password", "username": PULL_USER,
+                                                 "password": PULL_PASSWORD, "scope": "repository:a/b:push"})
+    assert "scope" not in await response.json()  # nothing of what was asked is granted
