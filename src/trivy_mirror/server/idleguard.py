@@ -27,7 +27,7 @@ from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
 
-BAD_REQUEST_BODY = "400 Bad Request: malformed HTTP request\n"
+BAD_REQUEST_BODY = "malformed HTTP request\n"
 
 
 class FirstRequestGuard:
@@ -91,12 +91,12 @@ class GuardedRequestHandler(RequestHandler):
 
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        if status != 400:
+        if not 400 <= status < 500:
             return super().handle_error(request, status, exc, message)
         log.debug("malformed request from %s: %s", request.remote, type(exc).__name__ if exc else "bad request")
         if request.writer.output_size > 0:
             raise ConnectionError("the response was already started")
-        response = web.Response(status=400, text=BAD_REQUEST_BODY)
+        response = web.Response(status=status, text=f"{status} {BAD_REQUEST_BODY}")
         response.force_close()
         return response
 
