@@ -59,7 +59,8 @@ def test_a_wrong_password_flood_does_not_lock_out_real_users(served: Served) -> 
         cached_status = cached.result()
     elapsed = time.monotonic() - started
     assert login_status == 200 and cached_status == 200
-    assert set(statuses) <= {401, 429} and statuses.count(429) >= FLOOD - 8, statuses
+    # The flood's bcrypt work is bounded per address (4 at a time): most of it is refused at once.
+    assert set(statuses) <= {401, 429} and statuses.count(429) >= FLOOD // 2, statuses
     assert login_seconds < 3 and elapsed < 10, (login_seconds, elapsed)
     # The same wrong password again is answered from memory: no bcrypt, never a 429.
     again = [served.request("GET", "/v2/", headers={"Authorization": basic(SCANNER, "guess-0")})[0]
