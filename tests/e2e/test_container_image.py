@@ -104,7 +104,7 @@ def test_image_travels_through_the_mirrors_own_registry(image_archive: Path, tmp
     htpasswd.write_text(f"{USER}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(5)).decode()}\n")
     cli = MirrorCli(tmp_path / "home")
     server = ServeProcess(cli, ["--no-sync", "--store", str(tmp_path / "store"), "--htpasswd", str(htpasswd),
-                                "--allow-push"]).start()
+                                "--allow-push", "--push-user", USER]).start()
     try:
         creds = f"{USER}:{PASSWORD}"
         target = f"docker://{server.host}/tools/trivy-mirror:0.1.0"

@@ -181,7 +181,8 @@ def test_skopeo_reads_and_a_sync_pushes_into_an_allow_push_server(
     htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, text=True,
                                        check=True).stdout)
     spoke = start(servers, ServeProcess(mirror, ["--store", str(tmp_path / "spoke"), "--no-sync", "--htpasswd",
-                                                 str(htpasswd), "--allow-push", "--anonymous-pull"]))
+                                                 str(htpasswd), "--allow-push", "--push-user", USER,
+                                                 "--anonymous-pull"]))
     summary = mirror.json(["sync", "--from", f"{hub.host}/aquasec", "--to", spoke.host,
                            "--dest-creds", f"{USER}:{PASSWORD}"])
     assert {r["outcome"] for r in summary["results"]} == {"updated"}

@@ -193,7 +193,7 @@ def test_skopeo_pushes_and_reads_back(filled_store: Store, credentials: tuple[Pa
     store = Store(tmp_path / "push-store")
     htpasswd, _ = credentials
     source = _oci_dir(filled_store, CHECKS_REPOSITORY)
-    settings = ServerSettings(listen="127.0.0.1:0", htpasswd=htpasswd, allow_push=True)
+    settings = ServerSettings(listen="127.0.0.1:0", htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER}))
     with ServerThread(settings, store) as server:
         creds = f"{USER}:{PASSWORD}"
         _skopeo("copy", "--dest-creds", creds, "--dest-tls-verify=false", f"oci:{source}:2",

@@ -52,7 +52,8 @@ def create_app(
     cache = ManifestCache(store)
     scheduler_state: Callable[[], SchedulerState | None] = scheduler.state if scheduler else lambda: None
     metrics = Metrics(statuses, scheduler_state)
-    uploads = Uploads(settings.upload_dir, settings.max_uploads) if settings.allow_push else None
+    uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,
+                      settings.max_spool_per_user) if settings.allow_push else None
     push = PushApi(cache, settings.aliases, uploads) if uploads is not None else None
     v2 = V2(auth, PullApi(store, cache, settings.aliases), push)
 
@@ -67,7 +68,9 @@ def create_app(
         app.router.add_get("/token", _labelled("token", tokens.get), allow_head=False)
         app.router.add_post("/token", _labelled("token", tokens.post))
     app.router.add_get("/healthz", _labelled("healthz", healthz))
-    app.router.add_get("/readyz", _labelled("readyz", Readiness(statuses, scheduler_state).readyz))
+    readiness = Readiness(statuses, scheduler_state, auth.authenticated if settings.auth_enabled else None,
+                          auth.problems)
+    app.router.add_get("/readyz", _labelled("readyz", readiness.readyz))
     app.router.add_get("/metrics", _labelled("metrics", _metrics_handler(metrics)))
 
     async def vex_authorize(request: web.Request) -> web.StreamResponse | None:

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 from aiohttp import hdrs, web
 from aiohttp.helpers import ETag
 
-from trivy_mirror.errors import MirrorError
+from trivy_mirror.errors import InvalidReference, MirrorError
+from trivy_mirror.oci.reference import validate_registry
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.source import MANIFEST_FILE
 from trivy_mirror.vex.storage import VexRepository, VexState
@@ -101,7 +102,7 @@ class _VexHandlers:
             return denied
         if state is None or state.current is None or state.manifest is None:
             return _not_found(f"VEX repository {repository.name!r} is not in this mirror")
-        base = self._public_url or f"{request.scheme}://{request.host}"
+        base = self._public_url or _request_base(request)
         try:
             document = RepositoryManifest.from_json(state.manifest).served(archive_url(base, repository.name))
         except MirrorError as err:  # stored by an older version with other rules; never for a synced manifest
@@ -146,3 +147,17 @@ class _VexHandlers:
         state = await asyncio.to_thread(repository.load)
         self._states[repository.name] = (signature, state)
         return state
+
+
+def _request_base(request: web.Request) -> str:
+    """The client's scheme and Host when Host is a plain ``host[:port]``, else the address it connected to: a
+    forged Host must not put another server's URL into the manifest Trivy caches for ever."""
+    try:
+        validate_registry(request.host)
+    except InvalidReference:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        if not isinstance(sockname, tuple):
+            return f"{request.scheme}://localhost"
+        host, port = sockname[0], sockname[1]
+        return f"{request.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    return f"{request.scheme}://{request.host}"

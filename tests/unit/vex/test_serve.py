@@ -62,6 +62,14 @@ async def test_manifest_names_one_stable_location(make_client: MakeClient, synce
     assert head.status == 200 and await head.read() == b""
 
 
+async def test_a_forged_host_never_reaches_the_manifest(make_client: MakeClient, synced: TagResult) -> None:
+    client = await make_client()
+    for forged in ('evil.example"/x', "evil.example/steal?", "user@evil.example"):
+        response = await client.get("/vex/gh/.well-known/vex-repository.json", headers={"Host": forged})
+        url = (await response.json())["versions"][0]["locations"][0]["url"]
+        assert url == f"http://127.0.0.1:{client.port}/vex/gh/archive.tar.gz", (forged, url)
+
+
 async def test_manifest_uses_the_public_url(make_client: MakeClient, synced: TagResult) -> None:
     client = await make_client("https://mirror.example.com/trivy/")
     document = await (await client.get("/vex/gh/.well-known/vex-repository.json")).json()
