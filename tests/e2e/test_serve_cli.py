@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import MirrorCli
-from support.old_trivy import old_trivy_binary
+from support.trivy_versions import trivy_binary
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.serve import ServeProcess
 from support.trivy import TrivySandbox, misconfig_ids, vuln_ids
@@ -77,7 +77,7 @@ def test_serve_syncs_then_serves_new_and_old_trivy_with_upstream_stopped(
     # Only registry.mirrors: Trivy keeps its default references and the mirror answers for mirror.gcr.io.
     config = tmp_path / "trivy.yaml"
     config.write_text(f"registry:\n  mirrors:\n    mirror.gcr.io:\n      - {server.host}\n")
-    for binary, home in (("trivy", "new"), (old_trivy_binary(), "old")):
+    for binary, home in (("trivy", "new"), (trivy_binary("0.67.2"), "old")):
         client = TrivySandbox(tmp_path / f"{home}-cache", tmp_path / f"{home}-home", binary)
         fs = client.scan(["fs", "--config", str(config), "--scanners", "vuln", str(assets.targets.requirements_dir)])
         assert vuln_ids(fs) == {PIP_CVE}, binary

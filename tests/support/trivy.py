@@ -132,7 +132,7 @@ class TrivySandbox:
     cache_dir: Path
     home: Path
     binary: str = TRIVY_BINARY
-    """The trivy executable: the one on PATH (0.76.0), or an older release (see ``support.old_trivy``)."""
+    """The trivy executable: the one on PATH (0.76.0), or an older release (see ``support.trivy_versions``)."""
 
     def run(
         self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
