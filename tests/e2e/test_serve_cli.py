@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from support.cli import MirrorCli
-from support.trivy_versions import trivy_binary
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.serve import ServeProcess
 from support.trivy import TrivySandbox, misconfig_ids, vuln_ids
@@ -29,6 +28,7 @@ from support.trivy_assets import (
     AssetSet,
     build_vuln_db,
 )
+from support.trivy_versions import trivy_binary
 
 pytestmark = pytest.mark.e2e
 
