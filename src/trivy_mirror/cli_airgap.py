@@ -121,7 +121,10 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
 @click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
               help=STORE_HELP)
 @click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS", help=ASSETS_HELP)
-def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | None) -> None:
+@click.option("--mirror", metavar="URL",
+              help="The trivy-mirror serve (http[s]://HOST:PORT[/PATH]) the VEX repositories should name, instead "
+                   "of their upstream URLs.")
+def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | None, mirror: str | None) -> None:
     """Write a ready-to-use Trivy cache directory from the store, for scanners with no network at all.
 
     DIR gets what Trivy itself leaves after downloading: db/{trivy.db,metadata.json},
@@ -130,6 +133,12 @@ def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | 
     NextUpdate, nor the checks bundle for 24 hours. Layers are verified and unpacked safely, each directory
     replaced whole; other contents of DIR (Trivy's scan cache) are left alone. Each VEX repository goes to
     vex/repositories/NAME/ as Trivy lays it out, with vex/repository.yaml to install in Trivy's home.
+
+    VEX and update_interval: the cached repositories are dated now. With --skip-vex-repo-update Trivy never
+    checks them again (refresh by writing the cache again). Without it, once the repository's update_interval
+    (24h for VEX Hub) has passed Trivy fetches the repository from the URL in repository.yaml: the upstream by
+    default (fatal in an isolated network), the mirror with --mirror URL (the cache carries the mirror's ETag,
+    so an unchanged repository costs a 304; Trivy before 0.73 always gets the whole archive).
 
     The Trivy command line that uses DIR is printed on stdout.
 
@@ -142,7 +151,7 @@ def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | 
     from trivy_mirror.commands.trivy_cache import run_trivy_cache
 
     specs, vex = _selection(asset_names)
-    sys.exit(run_trivy_cache(cache_dir, store, specs, vex))
+    sys.exit(run_trivy_cache(cache_dir, store, specs, vex, mirror))
 
 
 @click.command("trivy-config")
