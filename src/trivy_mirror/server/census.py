@@ -19,8 +19,8 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from trivy_mirror.assets import AssetSpec, TagSpec
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.server.accesslog import ROUTE_KEY
 from trivy_mirror.server.routes import match_v2
@@ -298,3 +299,28 @@ def requested_tags(store_root: Path, repositories: Mapping[str, str]) -> dict[st
                 wanted.setdefault(asset, set()).add(tag)
     return {asset: sorted(tags, key=int) for asset, tags in wanted.items()}
 
+
+
+MAX_EXTRA_TAGS = 4
+"""Tags clients asked for that a sync adds to one asset, at most (the census caps what it keeps anyway)."""
+
+
+def plan_requested_tags(specs: Sequence[AssetSpec], store_root: Path) -> list[AssetSpec]:
+    """``specs`` plus, as optional tags, the tags clients asked this store's server for and got a 404 on.
+
+    Only for an asset whose tag is the client's choice of major version (the checks bundle: ``:1`` up to Trivy
+    0.68, ``:2`` from 0.69); a DB's tag is its schema, fixed by the catalog. An optional tag that no source
+    publishes is "absent", never a failure.
+    """
+    following = {spec.repository: spec.name for spec in specs if not spec.has_metadata}
+    wanted = requested_tags(store_root, following)
+    planned = []
+    for spec in specs:
+        have = {tag.tag for tag in spec.tags}
+        extra = [tag for tag in wanted.get(spec.name, []) if tag not in have][:MAX_EXTRA_TAGS]
+        if extra:
+            log.info("%s: adding %s to the sync: clients asked for them", spec.name,
+                     ", ".join(f"{spec.repository}:{tag}" for tag in extra))
+            spec = replace(spec, tags=(*spec.tags, *(TagSpec(tag, required=False) for tag in extra)))
+        planned.append(spec)
+    return planned

@@ -104,3 +104,19 @@ async def test_the_server_counts_clients_in_metrics_and_the_state_file(make_clie
     [newer, older] = sorted(read_records(census_path(store.root)), key=lambda r: r.client, reverse=True)
     assert newer.client == "0.76.0" and list(newer.pulled) == ["aquasec/trivy-db:2"]
     assert [(p.outcome, p.resource) for p in older.problems.values()] == [("not-found", "aquasec/trivy-checks:1")]
+
+
+def test_the_next_sync_plans_the_tags_clients_missed(tmp_path: Path) -> None:
+    from trivy_mirror import assets
+    from trivy_mirror.server.census import plan_requested_tags
+
+    census = Census(census_path(tmp_path))
+    for tag in ("3", "1", "2", "latest"):
+        census.record("trivy/0.80.0", "manifests", f"/v2/aquasec/trivy-checks/manifests/{tag}", 404)
+    census.record("trivy/0.80.0", "manifests", "/v2/aquasec/trivy-db/manifests/3", 404)
+    census.save()
+    planned = {spec.name: [(t.tag, t.required) for t in spec.tags]
+               for spec in plan_requested_tags(assets.CATALOG, tmp_path)}
+    assert planned == {"db": [("2", True)], "java-db": [("1", True)],
+                       "checks": [("2", True), ("1", False), ("3", False)]}
+    assert plan_requested_tags(assets.select(["db"]), tmp_path) == assets.select(["db"])
