@@ -33,6 +33,11 @@ class TrivyRelease:
         return "1" if version_tuple(self.version) < (0, 69) else "2"
 
     @property
+    def names_itself_on_vex(self) -> bool:
+        """0.59.1 sends Go's default ``Go-http-client/1.1`` on VEX requests, later releases ``trivy/X.Y.Z``."""
+        return version_tuple(self.version) >= (0, 67)
+
+    @property
     def takes_scan_flags(self) -> bool:
         """0.59.1 rejects ``--skip-version-check`` and ``--disable-telemetry`` as unknown flags."""
         return version_tuple(self.version) >= (0, 60)

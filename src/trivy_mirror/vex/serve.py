@@ -42,6 +42,10 @@ FIRST_TRIVY_TAKING_VEX_304: Version = (0, 73, 0)
 a 304, so a 304 leaves it with no VEX at all and every later scan silently runs without it
 (aquasecurity/trivy#10958, fixed by PR #10307 in v0.73.0). Older clients get a full 200 instead."""
 
+GO_DEFAULT_AGENT = "Go-http-client/"
+"""What Trivy 0.59 sends on its VEX requests (no ``trivy/`` agent there yet, TRIVY-ASSETS.md 14): such a client
+may be an old Trivy, so it never gets a 304 on an archive either."""
+
 NO_304_KEY = web.RequestKey("trivy_mirror_vex_no_304", bool)
 """Set on an archive request whose ``If-None-Match`` matched but whose client cannot take a 304."""
 
@@ -65,7 +69,10 @@ def repository_url(base_url: str, name: str) -> str:
 
 
 def takes_304(user_agent: str | None) -> bool:
-    """Whether the client survives a 304 on a VEX archive: anything but a Trivy older than 0.73."""
+    """Whether the client survives a 304 on a VEX archive: anything but a Trivy older than 0.73 (or Go's
+    default agent, which old Trivy sends)."""
+    if user_agent is not None and user_agent.startswith(GO_DEFAULT_AGENT):
+        return False
     version = trivy_version(user_agent)
     return version is None or version >= FIRST_TRIVY_TAKING_VEX_304
 

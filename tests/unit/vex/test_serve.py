@@ -158,6 +158,7 @@ async def test_authorize_hook_runs_before_anything_is_read(make_client: MakeClie
 
 @pytest.mark.parametrize(("agent", "status"), [
     ("trivy/0.67.2 (linux; amd64)", 200), ("trivy/0.72.9", 200), ("trivy/0.59.1", 200),
+    ("Go-http-client/1.1", 200),  # Trivy 0.59's VEX requests
     ("trivy/0.73.0", 304), ("trivy/0.76.0 go-getter", 304), ("curl/8.5.0", 304), (None, 304),
 ])
 async def test_trivy_before_0_73_never_gets_a_304_on_the_archive(make_client: MakeClient, synced: TagResult,
