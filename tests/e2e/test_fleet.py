@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 import yaml
 
@@ -298,3 +299,26 @@ def test_trivy_config_refuses_to_guess(tmp_path: Path, fleet: Fleet) -> None:
     dead = fleet.mirror.run(["trivy-config", "--mirror", "http://127.0.0.1:9", "--out", str(gone)])
     assert "cannot ask the mirror" in assert_one_error_line(dead, code=1)
     assert not gone.exists()
+
+
+@pytest.mark.parametrize("fleet", ["two"], indirect=True)
+def test_trivy_config_asks_a_mirror_behind_auth(tmp_path: Path, fleet: Fleet) -> None:
+    """The listing sits behind the same auth as the VEX routes; the credentials given go into the files."""
+    htpasswd, tokens = tmp_path / "htpasswd", tmp_path / "tokens"
+    hashed = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(4)).decode()
+    htpasswd.write_text(f"scanner:{hashed}\n")
+    tokens.write_text("static-token-for-trivy\n")
+    with ServeProcess(fleet.mirror, ["--store", str(fleet.store), "--no-sync", "--htpasswd", str(htpasswd),
+                                     "--token-file", str(tokens)]) as server:
+        anonymous = fleet.mirror.run(["trivy-config", "--mirror", server.url, "--out", str(tmp_path / "a")])
+        assert "--username/--password or --token" in assert_one_error_line(anonymous, code=1)
+        assert not (tmp_path / "a").exists()
+        basic = fleet.mirror.run(["trivy-config", "--mirror", server.url, "--username", "scanner", "--out",
+                                  str(tmp_path / "b")], env={"TRIVY_MIRROR_CLIENT_PASSWORD": "s3cret-pass"})
+        assert basic.returncode == 0, basic.stderr
+        repositories = yaml.safe_load((tmp_path / "b" / "repository.yaml").read_text())["repositories"]
+        assert [(r["name"], r.get("username")) for r in repositories if r["enabled"]] == [
+            ("alpha", "scanner"), ("beta", "scanner")]
+        token = fleet.mirror.run(["trivy-config", "--mirror", server.url, "--token", "static-token-for-trivy",
+                                  "--format", "flags"])
+        assert token.returncode == 0 and "--registry-token static-token-for-trivy" in token.stdout
