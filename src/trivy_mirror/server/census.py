@@ -74,7 +74,7 @@ def resource_of(route: str, path: str) -> str | None:
         found = match_v2(path.removeprefix("/v2/"))
         if found is not None and _TAG.fullmatch(found.reference):
             return f"{found.name[:MAX_NAME]}:{found.reference}"
-        return found.name[:MAX_NAME] if found is not None else None
+        return None  # by digest: the tag it came from was counted
     if route in ("vex-manifest", "vex-archive"):
         parts = path.split("/")
         return f"vex/{parts[2][:MAX_NAME]}" if len(parts) > 2 else None
@@ -150,6 +150,7 @@ class Census:
         self.path = path
         self.clients: dict[str, ClientRecord] = {}
         self.dirty = False
+        self._save_failing = False
         if path is not None:
             for record in read_records(path):
                 if len(self.clients) < MAX_VERSIONS + 1:
@@ -219,11 +220,16 @@ class Census:
             write_atomic(self.path.parent / TMP_DIR, self.path, data)
 
     async def save_now(self) -> None:
+        """:meth:`save` off the event loop; a failure (a read-only store) is logged once, then retried quietly."""
         try:
             await asyncio.to_thread(self.save)
         except MirrorError as err:
             self.dirty = True
-            log.warning("cannot record the client census: %s", err)
+            log.log(logging.DEBUG if self._save_failing else logging.WARNING,
+                    "cannot record the client census: %s", err)
+            self._save_failing = True
+        else:
+            self._save_failing = False
 
     async def keep_saved(self, every: float = WRITE_EVERY) -> None:
         """Write the state file whenever it changed, at most every ``every`` seconds (a background task)."""

@@ -120,3 +120,20 @@ def test_the_next_sync_plans_the_tags_clients_missed(tmp_path: Path) -> None:
     assert planned == {"db": [("2", True)], "java-db": [("1", True)],
                        "checks": [("2", True), ("1", False), ("3", False)]}
     assert plan_requested_tags(assets.select(["db"]), tmp_path) == assets.select(["db"])
+
+
+async def test_an_unwritable_store_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "file").write_text("")
+    census = Census(tmp_path / "file" / "store" / ".clients.json")  # its parent cannot be a directory
+    census.record("trivy/0.76.0", "ping", "/v2/", 200)
+    with caplog.at_level(logging.DEBUG, logger="trivy_mirror.server.census"):
+        await census.save_now()
+        await census.save_now()
+    levels = [r.levelno for r in caplog.records if "cannot record" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG] and census.dirty
+
+
+def test_manifests_by_digest_are_not_resources() -> None:
+    census = Census()
+    census.record("trivy/0.76.0", "manifests", "/v2/aquasec/trivy-db/manifests/sha256:" + "b" * 64, 200)
+    assert census.clients["0.76.0"].pulled == {} and census.clients["0.76.0"].outcomes == {"ok": 1}
