@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -108,11 +108,9 @@ SETUPS = {"no-vex": (), "renamed": ("internal",), "two": ("alpha", "beta")}
 SOURCES = {"internal": "/gh", "alpha": "/gh", "beta": "/flat"}
 
 
-@pytest.fixture(scope="module", params=list(SETUPS))
-def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess,
-          vex_upstream: UpstreamVex, assets: AssetSet) -> Iterator[Fleet]:
-    name: str = request.param
-    root = tmp_path_factory.mktemp(f"fleet-{name}")
+def build_fleet(name: str, root: Path, upstream: RegistryProcess, vex_upstream: UpstreamVex,
+                assets: AssetSet) -> Fleet:
+    """Sync a store (with the set-up's VEX repositories), serve it, and write the client files from it."""
     mirror, store = MirrorCli(root / "mirror-home"), root / "store"
     args = ["sync", "--store", str(store), "--from", f"{upstream.host}/aquasec"]
     for vex in SETUPS[name]:
@@ -120,12 +118,32 @@ def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     synced = mirror.run(args)
     assert synced.returncode == 0, synced.stderr
     server = ServeProcess(mirror, ["--store", str(store), "--no-sync"]).start()
-    try:
-        written = mirror.run(["trivy-config", "--mirror", server.url, "--out", str(root / "config")])
-        assert written.returncode == 0, written.stderr
-        yield Fleet(name, SETUPS[name], store, server, root / "config", mirror, root, assets)
-    finally:
-        assert server.stop() == 0
+    written = mirror.run(["trivy-config", "--mirror", server.url, "--out", str(root / "config")])
+    if written.returncode != 0:
+        server.stop()
+        raise AssertionError(written.stderr)
+    return Fleet(name, SETUPS[name], store, server, root / "config", mirror, root, assets)
+
+
+@pytest.fixture(scope="module")
+def fleets(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess, vex_upstream: UpstreamVex,
+           assets: AssetSet) -> Iterator[Callable[[str], Fleet]]:
+    """``fleets(NAME)``: the mirror of set-up NAME, built on first use and shared by the whole module."""
+    built: dict[str, Fleet] = {}
+
+    def get(name: str) -> Fleet:
+        if name not in built:
+            built[name] = build_fleet(name, tmp_path_factory.mktemp(f"fleet-{name}"), upstream, vex_upstream, assets)
+        return built[name]
+
+    yield get
+    codes = {name: fleet.server.stop() for name, fleet in built.items()}
+    assert all(code == 0 for code in codes.values()), codes
+
+
+@pytest.fixture(scope="module", params=list(SETUPS))
+def fleet(request: pytest.FixtureRequest, fleets: Callable[[str], Fleet]) -> Fleet:
+    return fleets(request.param)
 
 
 def suppressed(report: dict[str, Any]) -> set[str]:
@@ -213,9 +231,9 @@ def expire_vex_cache(trivy: TrivySandbox, name: str) -> None:
     path.write_text(json.dumps(cache))
 
 
-@pytest.mark.parametrize("fleet", ["renamed"], indirect=True)
-def test_old_trivy_keeps_its_vex_after_a_redownload(fleet: Fleet) -> None:
+def test_old_trivy_keeps_its_vex_after_a_redownload(fleets: Callable[[str], Fleet]) -> None:
     """Trivy < 0.73 loses its VEX cache on a 304 (trivy#10958); the mirror sends those the whole archive."""
+    fleet = fleets("renamed")
     [name] = fleet.vex
     chosen = [r for r in VERSIONS if r.version in ("0.59.1", "0.67.2", "0.70.0", "0.76.0")]
     archive = f"/vex/{name}/archive.tar.gz"
@@ -280,9 +298,9 @@ def test_a_missing_tag_shows_in_the_census_and_the_next_sync_adds_it(
     assert outcomes[f"{CHECKS_REPOSITORY}:1"] == "updated" and outcomes[f"{CHECKS_REPOSITORY}:3"] == "updated"
 
 
-@pytest.mark.parametrize("fleet", ["two"], indirect=True)
-def test_trivy_config_refuses_to_guess(tmp_path: Path, fleet: Fleet) -> None:
+def test_trivy_config_refuses_to_guess(tmp_path: Path, fleets: Callable[[str], Fleet]) -> None:
     """An unknown --vex-repo names what is served; an unreachable mirror writes nothing."""
+    fleet = fleets("two")
     out = tmp_path / "out"
     refused = fleet.mirror.run(["trivy-config", "--mirror", fleet.server.url, "--vex-repo", "vexhub",
                                 "--out", str(out)])
@@ -301,9 +319,9 @@ def test_trivy_config_refuses_to_guess(tmp_path: Path, fleet: Fleet) -> None:
     assert not gone.exists()
 
 
-@pytest.mark.parametrize("fleet", ["two"], indirect=True)
-def test_trivy_config_asks_a_mirror_behind_auth(tmp_path: Path, fleet: Fleet) -> None:
+def test_trivy_config_asks_a_mirror_behind_auth(tmp_path: Path, fleets: Callable[[str], Fleet]) -> None:
     """The listing sits behind the same auth as the VEX routes; the credentials given go into the files."""
+    fleet = fleets("two")
     htpasswd, tokens = tmp_path / "htpasswd", tmp_path / "tokens"
     hashed = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(4)).decode()
     htpasswd.write_text(f"scanner:{hashed}\n")
@@ -322,3 +340,33 @@ def test_trivy_config_asks_a_mirror_behind_auth(tmp_path: Path, fleet: Fleet) ->
         token = fleet.mirror.run(["trivy-config", "--mirror", server.url, "--token", "static-token-for-trivy",
                                   "--format", "flags"])
         assert token.returncode == 0 and "--registry-token static-token-for-trivy" in token.stdout
+
+
+def test_a_trivy_cache_naming_the_mirror_refreshes_vex_from_it(tmp_path: Path, fleets: Callable[[str], Fleet]) -> None:
+    """trivy-cache --mirror: once update_interval passes, Trivy asks the mirror (a 304 for 0.76, thanks to the
+    cached ETag; the whole archive for 0.67), never the upstream, and the suppression holds."""
+    fleet = fleets("renamed")
+    [name] = fleet.vex
+    cache_dir = tmp_path / "trivy-cache"
+    written = fleet.mirror.run(["trivy-cache", str(cache_dir), "--store", str(fleet.store), "--mirror",
+                                fleet.server.url])
+    assert written.returncode == 0, written.stderr
+    configured = yaml.safe_load((cache_dir / "vex" / "repository.yaml").read_text())["repositories"]
+    assert configured[0] == {"name": name, "url": f"{fleet.server.url}/vex/{name}", "enabled": True}
+    archive = f'"GET /vex/{name}/archive.tar.gz"'
+    for version in ("0.67.2", "0.76.0"):
+        home = tmp_path / f"home-{version}"
+        (home / ".local" / "share" / ".trivy" / "vex").mkdir(parents=True)
+        shutil.copyfile(cache_dir / "vex" / "repository.yaml", home / ".local" / "share" / ".trivy" / "vex" /
+                        "repository.yaml")
+        copy = tmp_path / f"cache-{version}"
+        shutil.copytree(cache_dir, copy)
+        trivy = TrivySandbox(copy, home, trivy_binary(version), scan_flags=False)
+        expire_vex_cache(trivy, name)
+        before = fleet.server.log().count(archive)
+        report = trivy.scan(["fs", "--scanners", "vuln", "--skip-db-update", "--offline-scan", "--vex", "repo",
+                             "--show-suppressed", str(fleet.assets.targets.requirements_dir)])
+        assert suppressed(report) == {PIP_CVE} and vuln_ids(report) == set(), version
+        answers = [line for line in fleet.server.log().splitlines() if archive in line][before:]
+        wanted = " 304 " if version == "0.76.0" else " 200 "
+        assert any(wanted in line and f"trivy/{version}" in line for line in answers), (version, answers)
