@@ -305,6 +305,10 @@ def test_trivy_config_refuses_to_guess(tmp_path: Path, fleets: Callable[[str], F
     refused = fleet.mirror.run(["trivy-config", "--mirror", fleet.server.url, "--vex-repo", "vexhub",
                                 "--out", str(out)])
     assert "it serves alpha, beta" in assert_one_error_line(refused, code=2)
+    for output in ("env", "flags"):  # the same rule for every format
+        other_format = fleet.mirror.run(["trivy-config", "--mirror", fleet.server.url, "--vex-repo", "vexhub",
+                                         "--format", output])
+        assert "it serves alpha, beta" in assert_one_error_line(other_format, code=2)
     picked = fleet.mirror.run(["trivy-config", "--mirror", fleet.server.url, "--vex-repo", "beta", "--out", str(out)])
     assert picked.returncode == 0, picked.stderr
     enabled = [r["name"] for r in yaml.safe_load((out / "repository.yaml").read_text())["repositories"]
