@@ -170,7 +170,8 @@ class Census:
         """Count one answered request; returns its outcome."""
         now = now or datetime.now(UTC)
         client = self.label(user_agent)
-        outcome = outcome_of(status, no_304)
+        # A 401 on the ping is the auth challenge every client starts with, not a refusal.
+        outcome = "ok" if route == "ping" and status == 401 else outcome_of(status, no_304)
         record = self.clients.get(client)
         if record is None:
             record = self.clients[client] = ClientRecord(client, now, now)

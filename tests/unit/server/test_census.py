@@ -133,7 +133,10 @@ async def test_an_unwritable_store_is_said_once(tmp_path: Path, caplog: pytest.L
     assert levels == [logging.WARNING, logging.DEBUG] and census.dirty
 
 
-def test_manifests_by_digest_are_not_resources() -> None:
+def test_manifests_by_digest_are_not_resources_and_the_auth_challenge_is_no_refusal() -> None:
+    census = Census()
+    assert census.record("trivy/0.76.0", "ping", "/v2/", 401) == "ok"
+    assert census.record("trivy/0.76.0", "manifests", "/v2/aquasec/trivy-db/manifests/2", 401) == "denied"
     census = Census()
     census.record("trivy/0.76.0", "manifests", "/v2/aquasec/trivy-db/manifests/sha256:" + "b" * 64, 200)
     assert census.clients["0.76.0"].pulled == {} and census.clients["0.76.0"].outcomes == {"ok": 1}
