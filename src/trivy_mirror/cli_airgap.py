@@ -212,7 +212,7 @@ def trivy_config_command(mirror: str, output_format: str, out: Path | None, user
       trivy-mirror trivy-config --mirror http://10.0.0.5:5000 --out /etc/trivy
       trivy-mirror trivy-config --mirror https://mirror.internal --token $TOKEN --vex-repo vexhub --out .
       trivy-mirror trivy-config --mirror harbor.internal/trivy --format flags
-      trivy-mirror trivy-config --mirror http://10.0.0.5:5000 --offline --no-vex --format env
+      trivy-mirror trivy-config --mirror http://10.0.0.5:5000 --no-vex --format env   # asks nothing
     """
     from trivy_mirror.commands.trivy_config import VexChoice, run_trivy_config
     from trivy_mirror.trivyconf import Credentials, MirrorUrl

@@ -141,8 +141,8 @@ def run_trivy_config(mirror: MirrorUrl, credentials: Credentials, choice: VexCho
     """Check the flags, resolve the VEX repositories, then print or write; nothing is written on an error."""
     if out is not None and output_format != "yaml":
         raise UsageError("--out writes trivy.yaml and repository.yaml, so it needs --format yaml")
-    if choice.no_vex and (choice.requested or choice.offline or choice.store):
-        raise UsageError("--no-vex enables no VEX repository: drop --vex-repo, --offline and --store")
+    if choice.no_vex and (choice.requested or choice.store):
+        raise UsageError("--no-vex enables no VEX repository: drop --vex-repo and --store")
     if choice.offline and choice.store is not None:
         raise UsageError("--offline writes from the flags alone and --store reads the store: give one")
     config = build_config(mirror, credentials, choice, insecure, ca_file)
