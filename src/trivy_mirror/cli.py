@@ -327,8 +327,9 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     Endpoints:
       /v2/...    the registry API: aquasec/trivy-db, aquasec/trivy-java-db, aquasec/trivy-checks
                  (and the ghcr names aquasecurity/... as aliases)
+      /vex/NAME  the mirrored VEX repositories (/vex/ lists them, for trivy-config)
       /healthz   the process is up       /readyz   every asset present and fresh (else 503 and why)
-      /metrics   Prometheus metrics
+      /metrics   Prometheus metrics (with requests by Trivy version; status shows that census)
 
     \b
     Point Trivy at it:

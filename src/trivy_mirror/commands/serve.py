@@ -12,6 +12,7 @@ from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.server.runner import serve
 from trivy_mirror.server.scheduler import SyncOutcome
 from trivy_mirror.server.settings import ServerSettings
@@ -40,8 +41,9 @@ class StoreSync:
         started = time.monotonic()
         try:
             async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
-                results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(self.specs) \
-                    if self.specs else []
+                specs = plan_requested_tags(self.specs, self.store.root)
+                results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(specs) \
+                    if specs else []
                 results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)
         except MirrorError as err:
             return SyncOutcome(False, str(err), time.monotonic() - started)

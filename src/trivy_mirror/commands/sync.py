@@ -15,6 +15,7 @@ from trivy_mirror.assets import AssetSpec
 from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import UsageError
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.mirror import AssetSync, TagResult
 from trivy_mirror.ui import console
@@ -40,6 +41,8 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
         progress = make_progress(not as_json)
         if progress is not None:
             stack.enter_context(progress)
+        if isinstance(target, StoreDestination):
+            specs = plan_requested_tags(specs, target.store.root)
         results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
             if specs else []
         if vex:
