@@ -31,6 +31,7 @@ fi
 
 bash scripts/install.sh --dev
 export PATH="$PWD/.venv/bin:$PATH"
+python scripts/fetch_trivy.py
 
 for tool in docker-registry skopeo htpasswd openssl git buildah mmdebstrap prometheus promtool trivy; do
     command -v "$tool" >/dev/null || fail "$tool is not on PATH after the install step"
