@@ -13,6 +13,7 @@ from rich.table import Table
 from trivy_mirror.assets import AssetSpec
 from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.static import StaticDestination
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.status import asset_statuses
 from trivy_mirror.ui import console
@@ -28,6 +29,8 @@ async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, sto
         rows = await asset_statuses(target, specs) if specs else []
     if isinstance(target, StoreDestination):
         rows += vex_status_rows(target.store, asset_names)
+    elif isinstance(target, StaticDestination):
+        rows += vex_status_rows(target.tree.work, asset_names)
     if as_json:
         print(json.dumps({"assets": [row.to_json() for row in rows]}, indent=2))
     else:
