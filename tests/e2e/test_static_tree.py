@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from support.cli import MirrorCli
+from support.cli import MirrorCli, assert_one_error_line
 from support.nginx import Nginx
 from support.registry import RegistryProcess, push_artifact
 from support.trivy import TrivySandbox, misconfig_ids, vuln_ids
@@ -228,3 +228,19 @@ def test_import_writes_a_static_tree(mirror: MirrorCli, upstream: RegistryProces
     status = json.loads(mirror.run(["status", "--to", f"static:{tree}", "--assets", "db", "--json"]).stdout)
     assert [(row["reference"], row["digest"]) for row in status["assets"]] == [("aquasec/trivy-db:2",
                                                                                assets.db.digest)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sync", "--to", "static:{tree}", "--assets", "vex"], "needs --public-url"),
+    (["sync", "--to", "static:{tree}", "--assets", "vex", "--public-url", "mirror.internal"],
+     "must be an http:// or https:// URL"),
+    (["sync", "--to", "127.0.0.1:9/trivy", "--keep", "3"], "--keep applies to --to static:DIR only"),
+    (["sync", "--store", "{tree}", "--public-url", "http://mirror.internal"], "--public-url applies to --to static"),
+    (["import", "-", "--to", "static:"], "static: needs a directory"),
+])
+def test_static_usage_errors_are_one_line_and_touch_nothing(mirror: MirrorCli, tmp_path: Path, args: list[str],
+                                                            message: str) -> None:
+    tree = tmp_path / "tree"
+    result = mirror.run([arg.replace("{tree}", str(tree)) for arg in args], input="")
+    assert message in assert_one_error_line(result, code=2)
+    assert not tree.exists()

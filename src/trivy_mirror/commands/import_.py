@@ -58,9 +58,9 @@ async def run_import(bundle: BinaryIO, store: Path | None, destination: str | No
             staging = Staging.in_store(target.store.root)
             vex_store = target.store
         elif static is not None:
+            vex_url = static.vex_public_url(public_url, required=False)
             await stack.enter_async_context(static.tree.alock(lock_timeout, on_wait=log.warning, purpose="import"))
             staging = Staging.in_store(static.tree.work.root)
-            vex_url = static.vex_public_url(public_url, required=False)
             vex_store = static.tree.work if vex_url is not None else None
         else:
             staging = Staging.temporary()

@@ -44,11 +44,11 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
         if vex and not isinstance(target, StoreDestination | StaticDestination):
             raise UsageError("VEX repositories are mirrored into the store (--store) or a static tree (--to "
                              "static:DIR), not into a registry (--to); serve them with trivy-mirror serve")
+        vex_url = static.vex_public_url(public_url, required=bool(vex)) if static is not None else None
         if isinstance(target, StoreDestination) and not dry_run:
             await stack.enter_async_context(target.store.alock(lock_timeout, on_wait=log.warning))
         if static is not None and not dry_run:
             await stack.enter_async_context(static.tree.alock(lock_timeout, on_wait=log.warning))
-        vex_url = static.vex_public_url(public_url, required=bool(vex), remember=not dry_run) if static else None
         progress = make_progress(not as_json)
         if progress is not None:
             stack.enter_context(progress)

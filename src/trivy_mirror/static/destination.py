@@ -42,9 +42,10 @@ class StaticDestination:
     async def target(self, repository: str) -> WriteTarget:
         return self.tree.repository(repository)
 
-    def vex_public_url(self, given: str | None, *, required: bool, remember: bool = True) -> str | None:
-        """The URL VEX manifests name (``--public-url``, remembered in the tree); UsageError when VEX needs one."""
-        url = self.tree.public_url(given, remember=remember)
+    def vex_public_url(self, given: str | None, *, required: bool) -> str | None:
+        """The URL VEX manifests name (``--public-url``, else the one the tree remembers); UsageError when VEX
+        needs one and there is none."""
+        url = self.tree.public_url(given)
         if url is None and required:
             raise UsageError(f"--to {self.label} with VEX repositories needs --public-url: the URL the tree is "
                              f"served at (each VEX manifest names its archive under it)")
@@ -56,6 +57,7 @@ class StaticDestination:
 
     def _finish(self, keep: int, public_url: str | None) -> None:
         if public_url is not None:
+            self.tree.remember_public_url(public_url)
             publish_vex(self.tree, public_url)
         elif stored_vex(self.tree):
             log.warning("%s: VEX repositories are not published without --public-url", self.label)

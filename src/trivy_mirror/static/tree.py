@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trivy_mirror.errors import UsageError
 from trivy_mirror.static.paths import (
@@ -124,24 +124,27 @@ class StaticTree:
 
     # Settings remembered between runs.
 
-    def public_url(self, given: str | None, *, remember: bool = True) -> str | None:
-        """The URL the tree is served at: ``given`` (then remembered), else the one remembered, else None.
+    def public_url(self, given: str | None) -> str | None:
+        """The URL the tree is served at: ``given``, else the one remembered by :meth:`remember_public_url`.
 
         VEX manifests name their archive under it, and Trivy caches a VEX manifest for ever, so a run without
-        ``--public-url`` keeps the URL clients already have.
+        ``--public-url`` keeps the URL clients already have. UsageError for a URL that is not http(s).
         """
-        path = self.meta / SETTINGS_FILE
-        try:
-            settings: dict[str, Any] = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            settings = {}
-        remembered = settings.get("public_url") if isinstance(settings, dict) else None
         if given is None:
+            try:
+                settings = json.loads((self.meta / SETTINGS_FILE).read_bytes())
+            except (OSError, ValueError):
+                return None
+            remembered = settings.get("public_url") if isinstance(settings, dict) else None
             return remembered if isinstance(remembered, str) else None
-        url = given.rstrip("/")
-        if not url.startswith(("http://", "https://")):
+        if not given.startswith(("http://", "https://")):
             raise UsageError(f"--public-url {given[:100]!r} must be an http:// or https:// URL")
-        if url != remembered and remember:
-            with os_errors(f"write {path}"):
-                write_atomic(self.tmp, path, json.dumps({"public_url": url}, indent=2).encode() + b"\n")
-        return url
+        return given.rstrip("/")
+
+    def remember_public_url(self, url: str) -> None:
+        """Keep ``url`` for later runs (call holding the writer lock)."""
+        if self.public_url(None) == url:
+            return
+        path = self.meta / SETTINGS_FILE
+        with os_errors(f"write {path}"):
+            write_atomic(self.tmp, path, json.dumps({"public_url": url}, indent=2).encode() + b"\n")
