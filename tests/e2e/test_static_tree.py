@@ -20,6 +20,7 @@ import pytest
 
 from support.cli import MirrorCli, assert_one_error_line
 from support.nginx import Nginx
+from support.old_trivy import old_trivy_binary
 from support.registry import RegistryProcess, push_artifact
 from support.trivy import TrivySandbox, misconfig_ids, vuln_ids
 from support.trivy_assets import (
@@ -137,6 +138,46 @@ async def test_trivy_gets_every_asset_and_vex_from_nginx_alone(
     rows = {row["reference"]: row for row in json.loads(status_run.stdout)["assets"]}
     assert rows["aquasec/trivy-db:2"]["digest"] == assets.db.digest
     assert rows["vex/gh"]["state"] == "fresh"
+
+
+async def test_trivy_0_67_and_0_76_through_registry_mirrors_and_vex_never_answered_304(
+    mirror: MirrorCli, upstream: RegistryProcess, vex_upstream: UpstreamVex, assets: AssetSet, tmp_path: Path,
+) -> None:
+    """Trivy's default references redirected by ``registry.mirrors`` (0.67 asks for trivy-checks:1, 0.76 for :2),
+    and VEX re-checked after its interval: nginx sends no ETag, so Trivy before 0.73 never meets the 304 that
+    makes it delete its VEX cache."""
+    tree = tmp_path / "tree"
+    nginx = Nginx(tree, tmp_path / "nginx")
+    result = await asyncio.to_thread(mirror.run, [
+        "sync", "--to", f"static:{tree}", "--from", f"{upstream.host}/aquasec", "--assets", "db,checks,vex",
+        "--vex-from", f"gh={vex_upstream.url}/gh", "--public-url", nginx.url, "--json"])
+    assert outcomes(result)["vex/gh"] == "updated"
+    config = tmp_path / "trivy.yaml"
+    config.write_text(f"registry:\n  mirrors:\n    mirror.gcr.io:\n      - {nginx.host}\n")
+    old_binary = await asyncio.to_thread(old_trivy_binary)
+    with nginx:
+        for binary, name in (("trivy", "new"), (old_binary, "old")):
+            client = TrivySandbox(tmp_path / f"{name}-cache", tmp_path / f"{name}-home", binary)
+            fs = await asyncio.to_thread(client.scan, ["fs", "--config", str(config), "--scanners", "vuln",
+                                                       str(assets.targets.requirements_dir)])
+            assert vuln_ids(fs) == {PIP_CVE}, binary
+            checks = await asyncio.to_thread(client.scan, ["config", "--config", str(config),
+                                                           str(assets.targets.dockerfile_dir)])
+            assert CHECK_ID in misconfig_ids(checks), binary
+        use_vex_mirror(client, f"{nginx.url}/vex/gh")
+        for _ in range(2):
+            download = await asyncio.to_thread(client.run, ["vex", "repo", "download"])
+            assert download.returncode == 0, download.stderr[-3000:]
+            cache_file = client.cache_dir / "vex" / "repositories" / "mirror" / "cache.json"
+            cache = json.loads(cache_file.read_text())
+            cache["UpdatedAt"] = "2000-01-01T00:00:00Z"  # the update_interval has passed
+            cache_file.write_text(json.dumps(cache))
+        assert (client.cache_dir / "vex" / "repositories" / "mirror" / "0.1" / DOCUMENT).is_file()
+    log = (tmp_path / "nginx" / "access.log").read_text()
+    archive = [(line.split('"')[1].split()[0], line.split('"')[2].split()[0])
+               for line in log.splitlines() if "/vex/gh/archive.tar.gz " in line]
+    assert [method for method, _ in archive].count("GET") >= 2 and {status for _, status in archive} == {"200"}
+    assert '/trivy-checks/manifests/1 HTTP/1.1" 200' in log and '/trivy-checks/manifests/2 HTTP/1.1" 200' in log
 
 
 class Readers:
