@@ -104,7 +104,8 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
     Re-importing the same bundle changes nothing. Use - as BUNDLE.tar to read stdin. Importing into a
     registry (--to) uses the same copy engine as sync --to; the bundle is staged in $TMPDIR first. VEX
     repositories are unpacked and checked again as sync checks a download; a registry holds none, so an
-    import --to skips them (and says so).
+    import --to skips them (and says so). --to static:DIR writes a static registry tree, as sync does, with
+    the VEX repositories when the tree has a --public-url.
 
     \b
     Examples:

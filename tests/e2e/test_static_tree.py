@@ -252,23 +252,38 @@ def test_a_new_db_lands_while_clients_read_through_nginx(
         assert nginx.get(f"/v2/aquasec/trivy-db/blobs/{old_layer}", "HEAD")[0] == 200
 
 
-def test_import_writes_a_static_tree(mirror: MirrorCli, upstream: RegistryProcess, assets: AssetSet,
-                                     tmp_path: Path) -> None:
+async def test_import_writes_a_static_tree_and_its_vex_repositories_under_the_public_url(
+    mirror: MirrorCli, upstream: RegistryProcess, vex_upstream: UpstreamVex, assets: AssetSet, tmp_path: Path,
+) -> None:
     store, bundle, tree = tmp_path / "store", tmp_path / "bundle.tar", tmp_path / "tree"
-    synced = mirror.run(["sync", "--store", str(store), "--from", f"{upstream.host}/aquasec", "--assets", "db,checks"])
+    synced = await asyncio.to_thread(mirror.run, [
+        "sync", "--store", str(store), "--from", f"{upstream.host}/aquasec", "--assets", "db,checks,vex",
+        "--vex-from", f"gh={vex_upstream.url}/gh"])
     assert synced.returncode == 0, synced.stderr
-    assert mirror.run(["export", str(bundle), "--store", str(store), "--assets", "db,checks"]).returncode == 0
-    imported = mirror.run(["import", str(bundle), "--to", f"static:{tree}", "--json"])
-    assert imported.returncode == 0, imported.stderr
-    assert {r["reference"]: r["outcome"] for r in json.loads(imported.stdout)["results"]} == {
-        "aquasec/trivy-db:2": "updated", "aquasec/trivy-checks:2": "updated", "aquasec/trivy-checks:1": "updated"}
+    exported = await asyncio.to_thread(mirror.run, ["export", str(bundle), "--store", str(store),
+                                                    "--assets", "db,checks,vex"])
+    assert exported.returncode == 0, exported.stderr
+
+    without_url = await asyncio.to_thread(mirror.run, ["import", str(bundle), "--to", f"static:{tmp_path / 'other'}",
+                                                       "--json"])
+    assert outcomes(without_url)["vex/gh"] == "skipped" and "--public-url" in without_url.stderr
+
+    imported = await asyncio.to_thread(mirror.run, ["import", str(bundle), "--to", f"static:{tree}", "--public-url",
+                                                    "http://mirror.example:8080", "--json"])
+    assert outcomes(imported) == {"aquasec/trivy-db:2": "updated", "aquasec/trivy-checks:2": "updated",
+                                  "aquasec/trivy-checks:1": "updated", "vex/gh": "updated"}
     assert (tree / "v2" / "aquasec" / "trivy-db" / "manifests" / "2").read_bytes() == assets.db.manifest
     assert (tree / "v2" / "aquasecurity" / "trivy-checks").resolve() == tree / "v2" / "aquasec" / "trivy-checks"
-    again = mirror.run(["import", str(bundle), "--to", f"static:{tree}", "--json"])
-    assert {r["outcome"] for r in json.loads(again.stdout)["results"]} == {"unchanged"}
-    status = json.loads(mirror.run(["status", "--to", f"static:{tree}", "--assets", "db", "--json"]).stdout)
-    assert [(row["reference"], row["digest"]) for row in status["assets"]] == [("aquasec/trivy-db:2",
-                                                                               assets.db.digest)]
+    vex_manifest = json.loads((tree / "vex" / "gh" / ".well-known" / "vex-repository.json").read_bytes())
+    assert vex_manifest["versions"][0]["locations"] == [{"url": "http://mirror.example:8080/vex/gh/archive.tar.gz"}]
+    [stored_archive] = (store / "vex" / "gh" / "blobs" / "sha256").iterdir()
+    assert (tree / "vex" / "gh" / "archive.tar.gz").read_bytes() == stored_archive.read_bytes()
+
+    again = await asyncio.to_thread(mirror.run, ["import", str(bundle), "--to", f"static:{tree}", "--json"])
+    assert set(outcomes(again).values()) == {"unchanged"}
+    status = json.loads((await asyncio.to_thread(mirror.run, ["status", "--to", f"static:{tree}", "--json"])).stdout)
+    rows = {row["reference"]: row["digest"] for row in status["assets"]}
+    assert rows["aquasec/trivy-db:2"] == assets.db.digest and rows["vex/gh"] == f"sha256:{stored_archive.name}"
 
 
 @pytest.mark.parametrize(("args", "message"), [
