@@ -56,6 +56,10 @@ class StaticDestination:
         await asyncio.to_thread(self._finish, keep, public_url)
 
     def _finish(self, keep: int, public_url: str | None) -> None:
+        with self.tree.mutex:
+            self._publish_and_prune(keep, public_url)
+
+    def _publish_and_prune(self, keep: int, public_url: str | None) -> None:
         if public_url is not None:
             self.tree.remember_public_url(public_url)
             publish_vex(self.tree, public_url)

@@ -31,7 +31,7 @@ from trivy_mirror.static.paths import (
     is_digest_name,
 )
 from trivy_mirror.static.tree import StaticTree
-from trivy_mirror.store.fsutil import write_atomic
+from trivy_mirror.store.fsutil import os_errors, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,17 @@ def write_sidecar(tree: StaticTree) -> None:
     types = {path: values[CONTENT_TYPE] for path, values in manifests.items()}
     tags = {path: values[DIGEST] for path, values in manifests.items()
             if not is_digest_name(path.rsplit("/", 1)[1])}
-    write_atomic(tree.tmp, tree.meta / NGINX_DIR / TYPES_MAP, _map_lines(types))
-    write_atomic(tree.tmp, tree.meta / NGINX_DIR / DIGESTS_MAP, _map_lines(tags))
-    write_atomic(tree.tmp, tree.meta / HEADERS_FILE, json.dumps(headers, indent=2).encode() + b"\n")
+    _replace(tree, tree.meta / NGINX_DIR / TYPES_MAP, _map_lines(types))
+    _replace(tree, tree.meta / NGINX_DIR / DIGESTS_MAP, _map_lines(tags))
+    _replace(tree, tree.meta / HEADERS_FILE, json.dumps(headers, indent=2).encode() + b"\n")
+
+
+def _replace(tree: StaticTree, path: Path, data: bytes) -> None:
+    """Atomically, and only when the content changed (a sync that changed nothing leaves the files alone)."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    with os_errors(f"write {path}"):
+        write_atomic(tree.tmp, path, data)

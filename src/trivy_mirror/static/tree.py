@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from trivy_mirror.errors import UsageError
 from trivy_mirror.static.paths import (
     ALIASES,
+    BLOBS_DIR,
     MANIFESTS_DIR,
     META_DIR,
     PING_BODY,
@@ -71,7 +72,7 @@ class StaticTree:
         for dirpath, dirnames, _ in os.walk(self.v2):  # symlinks (aliases) are listed but not followed
             if MANIFESTS_DIR in dirnames:
                 found.append(Path(dirpath).relative_to(self.v2).as_posix())
-            dirnames[:] = [d for d in dirnames if d not in (MANIFESTS_DIR, "blobs")]
+            dirnames[:] = [d for d in dirnames if d not in (MANIFESTS_DIR, BLOBS_DIR)]
         return sorted(found)
 
     def aliases_of(self, repository: str) -> list[str]:
