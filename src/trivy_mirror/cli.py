@@ -111,6 +111,19 @@ def _static_options(function: Any) -> Any:
     return function
 
 
+def static_settings(ctx: click.Context, destination: str | None, public_url: str | None,
+                    keep: int | None) -> tuple[str | None, int | None]:
+    """``--public-url`` and ``--keep`` for the command to check. For a destination that is not a static tree,
+    values from the environment or the config file are dropped (serve shares those names); flags stay, so that
+    a misplaced one is reported."""
+    if destination is not None and destination.startswith("static:"):
+        return public_url, keep
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    return (public_url if given("public_url") else None), (keep if given("keep") else None)
+
 
 def _transport_options(function: Any) -> Any:
     for option in reversed([
@@ -161,10 +174,11 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for another sync holding the store.")
 @_static_options
-def sync(store: Path | None, destination: str | None, dest_creds: str | None, sources: tuple[str, ...],
-         src_creds: str | None, insecure: bool, ca_file: Path | None, vex_sources: tuple[str, ...],
-         asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float, public_url: str | None,
-         keep: int | None) -> None:
+@click.pass_context
+def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
+         sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
+         vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
+         public_url: str | None, keep: int | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -184,6 +198,7 @@ def sync(store: Path | None, destination: str | None, dest_creds: str | None, so
     from trivy_mirror.commands.vex_sync import vex_sources as select_vex
 
     names = parse_assets(asset_names)
+    public_url, keep = static_settings(ctx, destination, public_url, keep)
     code = run(run_sync(
         assets.select(names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,

@@ -89,9 +89,11 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
                    "(without it, and none remembered in the tree, VEX repositories are skipped).")
 @click.option("--keep", type=click.IntRange(min=1), default=None,
               help="With --to static:DIR: versions of each tag kept. [default: 2]")
-def import_command(bundle: BinaryIO, store: Path | None, destination: str | None, dest_creds: str | None,
-                   insecure: bool, ca_file: Path | None, expected_sha256: str | None, allow_downgrade: bool,
-                   as_json: bool, lock_timeout: float, public_url: str | None, keep: int | None) -> None:
+@click.pass_context
+def import_command(ctx: click.Context, bundle: BinaryIO, store: Path | None, destination: str | None,
+                   dest_creds: str | None, insecure: bool, ca_file: Path | None, expected_sha256: str | None,
+                   allow_downgrade: bool, as_json: bool, lock_timeout: float, public_url: str | None,
+                   keep: int | None) -> None:
     """Import a bundle made by export into the store (then serve it) or into a registry.
 
     Every member is verified against the bundle manifest while it is read, into a staging directory; only
@@ -113,10 +115,11 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
       trivy-mirror import trivy-assets.tar --to harbor.isolated/trivy --dest-creds robot:$TOKEN
       ssh connected-host 'trivy-mirror export -' | trivy-mirror import -
     """
-    from trivy_mirror.cli import connection_options
+    from trivy_mirror.cli import connection_options, static_settings
     from trivy_mirror.commands.import_ import parse_sha256, run_import
 
     options = connection_options(dest_creds, "dest", insecure, ca_file)
+    public_url, keep = static_settings(ctx, destination, public_url, keep)
     sys.exit(asyncio.run(run_import(bundle, store, destination, options, allow_downgrade=allow_downgrade,
                                     expected_sha256=parse_sha256(expected_sha256), as_json=as_json,
                                     lock_timeout=lock_timeout, public_url=public_url, keep=keep)))

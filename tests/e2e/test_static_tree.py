@@ -300,3 +300,16 @@ def test_static_usage_errors_are_one_line_and_touch_nothing(mirror: MirrorCli, t
     result = mirror.run([arg.replace("{tree}", str(tree)) for arg in args], input="")
     assert message in assert_one_error_line(result, code=2)
     assert not tree.exists()
+
+
+def test_public_url_and_keep_from_the_environment_or_config_leave_other_destinations_alone(
+    mirror: MirrorCli, upstream: RegistryProcess, tmp_path: Path,
+) -> None:
+    """serve shares these names: a shared ``keep:`` in the config file or TRIVY_MIRROR_PUBLIC_URL in the
+    environment must not turn ``sync --store`` into a usage error."""
+    config = tmp_path / "config.yaml"
+    config.write_text("keep: 3\n")
+    result = mirror.run(["--config", str(config), "sync", "--store", str(tmp_path / "store"), "--from",
+                         f"{upstream.host}/aquasec", "--assets", "db", "--dry-run"],
+                        env={"TRIVY_MIRROR_PUBLIC_URL": "http://mirror.example"})
+    assert result.returncode == 0, result.stderr
