@@ -127,9 +127,10 @@ def _destination_options(function: Any) -> Any:
     for option in reversed([
         click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
                      help=STORE_HELP),
-        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]", envvar="TRIVY_MIRROR_TO",
+        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", envvar="TRIVY_MIRROR_TO",
                      help="Push into this registry instead of the store: assets land at "
-                          "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on."),
+                          "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on. static:DIR writes a tree any web server, "
+                          "object store or CDN serves as a pull-only registry (deploy/static)."),
         click.option("--dest-creds", metavar="USER:PASS",
                      help="Credentials for --to (visible in ps: prefer TRIVY_MIRROR_DEST_USERNAME/_PASSWORD or "
                           "--dest-password-stdin; else docker config.json, podman auth.json, anonymous)."),
@@ -137,6 +138,34 @@ def _destination_options(function: Any) -> Any:
     ]):
         function = option(function)
     return function
+
+
+def _static_options(function: Any) -> Any:
+    """``--public-url`` and ``--keep`` of a static tree destination (sync and import)."""
+    for option in reversed([
+        click.option("--public-url", metavar="URL", envvar="TRIVY_MIRROR_PUBLIC_URL",
+                     help="With --to static:DIR: the URL the tree is served at; VEX manifests name their archive "
+                          "under it (needed once when VEX is mirrored, then remembered in the tree)."),
+        click.option("--keep", type=click.IntRange(min=1), default=None,
+                     help="With --to static:DIR: versions of each tag kept (older manifests and blobs are "
+                          "removed after the write). [default: 2]"),
+    ]):
+        function = option(function)
+    return function
+
+
+def static_settings(ctx: click.Context, destination: str | None, public_url: str | None,
+                    keep: int | None) -> tuple[str | None, int | None]:
+    """``--public-url`` and ``--keep`` for the command to check. For a destination that is not a static tree,
+    values from the environment or the config file are dropped (serve shares those names); flags stay, so that
+    a misplaced one is reported."""
+    if destination is not None and destination.startswith("static:"):
+        return public_url, keep
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    return (public_url if given("public_url") else None), (keep if given("keep") else None)
 
 
 def _transport_options(function: Any) -> Any:
@@ -187,9 +216,12 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for another sync holding the store.")
-def sync(store: Path | None, destination: str | None, dest_creds: str | None, sources: tuple[str, ...],
-         src_creds: str | None, insecure: bool, ca_file: Path | None, vex_sources: tuple[str, ...],
-         asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float) -> None:
+@_static_options
+@click.pass_context
+def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
+         sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
+         vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
+         public_url: str | None, keep: int | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -203,15 +235,18 @@ def sync(store: Path | None, destination: str | None, dest_creds: str | None, so
       trivy-mirror sync --from 10.0.0.5:5000/aquasec --assets db,java-db
       trivy-mirror sync --assets vex                     # VEX Hub, served at /vex/vexhub
       trivy-mirror sync --vex-from internal=https://vex.example.com --assets vex
+      trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
     from trivy_mirror.commands.vex_sync import vex_sources as select_vex
 
     names = parse_assets(asset_names)
+    public_url, keep = static_settings(ctx, destination, public_url, keep)
     code = run(run_sync(
         assets.select(names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
         dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
+        public_url=public_url, keep=keep,
     ))
     sys.exit(code)
 

@@ -66,9 +66,9 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.argument("bundle", metavar="BUNDLE.tar", type=click.File("rb"))
 @click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
               help=STORE_HELP)
-@click.option("--to", "destination", metavar="REGISTRY[/PREFIX]", envvar="TRIVY_MIRROR_TO",
+@click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", envvar="TRIVY_MIRROR_TO",
               help="Push into this registry instead of the store, as sync --to does: assets land at "
-                   "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on.")
+                   "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on; static:DIR writes a static registry tree.")
 @click.option("--dest-creds", metavar="USER:PASS",
               help="Credentials for --to (or TRIVY_MIRROR_DEST_USERNAME/_PASSWORD; else docker config.json, "
                    "podman auth.json, anonymous).")
@@ -84,9 +84,16 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for a sync or import holding the store.")
-def import_command(bundle: BinaryIO, store: Path | None, destination: str | None, dest_creds: str | None,
-                   insecure: bool, ca_file: Path | None, expected_sha256: str | None, allow_downgrade: bool,
-                   as_json: bool, lock_timeout: float) -> None:
+@click.option("--public-url", metavar="URL", envvar="TRIVY_MIRROR_PUBLIC_URL",
+              help="With --to static:DIR: the URL the tree is served at; VEX manifests name their archive under it "
+                   "(without it, and none remembered in the tree, VEX repositories are skipped).")
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="With --to static:DIR: versions of each tag kept. [default: 2]")
+@click.pass_context
+def import_command(ctx: click.Context, bundle: BinaryIO, store: Path | None, destination: str | None,
+                   dest_creds: str | None, insecure: bool, ca_file: Path | None, expected_sha256: str | None,
+                   allow_downgrade: bool, as_json: bool, lock_timeout: float, public_url: str | None,
+                   keep: int | None) -> None:
     """Import a bundle made by export into the store (then serve it) or into a registry.
 
     Every member is verified against the bundle manifest while it is read, into a staging directory; only
@@ -99,7 +106,8 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
     Re-importing the same bundle changes nothing. Use - as BUNDLE.tar to read stdin. Importing into a
     registry (--to) uses the same copy engine as sync --to; the bundle is staged in $TMPDIR first. VEX
     repositories are unpacked and checked again as sync checks a download; a registry holds none, so an
-    import --to skips them (and says so).
+    import --to skips them (and says so). --to static:DIR writes a static registry tree, as sync does, with
+    the VEX repositories when the tree has a --public-url.
 
     \b
     Examples:
@@ -107,13 +115,14 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
       trivy-mirror import trivy-assets.tar --to harbor.isolated/trivy --dest-creds robot:$TOKEN
       ssh connected-host 'trivy-mirror export -' | trivy-mirror import -
     """
-    from trivy_mirror.cli import connection_options
+    from trivy_mirror.cli import connection_options, static_settings
     from trivy_mirror.commands.import_ import parse_sha256, run_import
 
     options = connection_options(dest_creds, "dest", insecure, ca_file)
+    public_url, keep = static_settings(ctx, destination, public_url, keep)
     sys.exit(asyncio.run(run_import(bundle, store, destination, options, allow_downgrade=allow_downgrade,
                                     expected_sha256=parse_sha256(expected_sha256), as_json=as_json,
-                                    lock_timeout=lock_timeout)))
+                                    lock_timeout=lock_timeout, public_url=public_url, keep=keep)))
 
 
 @click.command("trivy-cache")

@@ -14,6 +14,7 @@ from trivy_mirror.assets import AssetSpec
 from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.census import ClientRecord, census_path, read_records
+from trivy_mirror.static import StaticDestination
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.status import asset_statuses
 from trivy_mirror.ui import console
@@ -31,6 +32,8 @@ async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, sto
     if isinstance(target, StoreDestination):
         rows += vex_status_rows(target.store, asset_names)
         clients = read_records(census_path(target.store.root))
+    elif isinstance(target, StaticDestination):
+        rows += vex_status_rows(target.tree.work, asset_names)
     if as_json:
         document: dict[str, object] = {"assets": [row.to_json() for row in rows]}
         if clients is not None:
