@@ -6,6 +6,7 @@ for this rootdir conftest).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,16 @@ import pytest
 from support.registry import Auth, RegistryFactory, RegistryProcess, push_artifact
 from support.trivy import TrivySandbox
 from support.trivy_assets import AssetSet, build_asset_set
+
+REQUIRED_TOOLS = ("docker-registry", "skopeo", "htpasswd", "openssl", "trivy", "git", "buildah", "mmdebstrap",
+                  "prometheus", "promtool", "nginx")
+"""What scripts/test.sh installs; a test that needs one fails rather than skips, so the session refuses to start."""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.exit(f"not on PATH: {', '.join(missing)}; run bash scripts/test.sh, which installs them", returncode=4)
 
 
 @pytest.fixture(scope="session")

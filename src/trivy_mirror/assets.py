@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from trivy_mirror.errors import RefusedCandidate, UsageError
 from trivy_mirror.oci import mediatype
@@ -23,6 +23,11 @@ MIRROR_NAMESPACE = "aquasec"
 ARCHIVE_EXTENSIONS = ("tar.gz", "tgz", "tar.bz2", "tbz2", "tar.xz", "txz", "tar.zst", "tzst", "tar", "zip",
                       "gz", "bz2", "xz", "zst")
 """Title extensions go-getter unpacks; a title without one is copied as a single file and Trivy fails."""
+
+MAX_FUTURE_SKEW = timedelta(hours=1)
+"""How far in this host's future a DB's UpdatedAt may be. Builds are published after they are made, so only
+clock skew puts UpdatedAt ahead of now; a date far ahead would make every later, real DB look older and be
+refused until that date. One hour covers clocks kept by NTP and refuses any planted date."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,9 @@ def checks_major_version(manifest: Manifest) -> int | None:
     return int(major) if major.isdigit() else None
 
 
-def check_version(spec: AssetSpec, tag: str, manifest: Manifest, metadata: LayerMetadata | None) -> None:
-    """Refuse a schema version that does not match the tag Trivy asks for."""
+def check_version(spec: AssetSpec, tag: str, manifest: Manifest, metadata: LayerMetadata | None,
+                  now: datetime | None = None) -> None:
+    """Refuse a schema version that does not match the tag Trivy asks for, or an UpdatedAt in the future."""
     if spec.has_metadata:
         if metadata is None:
             raise RefusedCandidate(f"{spec.name}: layer has no readable metadata.json")
@@ -135,6 +141,13 @@ def check_version(spec: AssetSpec, tag: str, manifest: Manifest, metadata: Layer
             )
         if metadata.updated_at is None:
             raise RefusedCandidate(f"{spec.name}: metadata.json has no UpdatedAt")
+        limit = (now or datetime.now(UTC)) + MAX_FUTURE_SKEW
+        if metadata.updated_at > limit:
+            raise RefusedCandidate(
+                f"{spec.name}: metadata.json UpdatedAt {metadata.updated_at.isoformat()} is in the future (more "
+                f"than {MAX_FUTURE_SKEW} ahead of this host's clock); refused, it would make every real update "
+                "look older"
+            )
         return
     major = checks_major_version(manifest)
     if major is not None and tag.isdigit() and major != int(tag):

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import click
 
 from trivy_mirror import __version__, assets
-from trivy_mirror.cli_airgap import keep_option
 from trivy_mirror.config import load_config
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix
@@ -23,6 +22,7 @@ from trivy_mirror.timefmt import parse_go_duration
 from trivy_mirror.ui import console, logs
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
@@ -33,7 +33,10 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def parse_creds(text: str | None, side: str) -> Credentials | None:
-    """``USER:PASS`` from a flag, else ``TRIVY_MIRROR_<SIDE>_USERNAME`` / ``_PASSWORD``."""
+    """``USER:PASS`` from a flag, else ``TRIVY_MIRROR_<SIDE>_USERNAME`` / ``_PASSWORD``; with
+    ``--<side>-password-stdin`` the password is stdin's first line and the user comes from the flag or env."""
+    if _password_from_stdin(side):
+        return _stdin_creds(text, side)
     if text:
         username, sep, password = text.partition(":")
         if not sep or not username:
@@ -46,6 +49,43 @@ def parse_creds(text: str | None, side: str) -> Credentials | None:
     if env_user or env_password:
         raise UsageError(f"set both TRIVY_MIRROR_{side.upper()}_USERNAME and TRIVY_MIRROR_{side.upper()}_PASSWORD")
     return None
+
+
+def _password_from_stdin(side: str) -> bool:
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return False
+    meta = context.meta
+    if meta.get("src_password_stdin") and meta.get("dest_password_stdin"):
+        raise UsageError("--src-password-stdin and --dest-password-stdin cannot both read stdin; use "
+                         "TRIVY_MIRROR_SRC_PASSWORD or TRIVY_MIRROR_DEST_PASSWORD for one side")
+    return bool(meta.get(f"{side}_password_stdin"))
+
+
+def _stdin_creds(text: str | None, side: str) -> Credentials:
+    username, sep, password = (text or "").partition(":")
+    if sep and password:
+        raise UsageError(f"--{side}-password-stdin reads the password from stdin: give --{side}-creds USER alone")
+    username = username or os.environ.get(f"TRIVY_MIRROR_{side.upper()}_USERNAME", "")
+    if not username:
+        raise UsageError(f"--{side}-password-stdin needs a user: --{side}-creds USER or "
+                         f"TRIVY_MIRROR_{side.upper()}_USERNAME")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError(f"--{side}-password-stdin: no password on stdin")
+    return Credentials(username, password)
+
+
+def _password_stdin_option(side: str, what: str) -> Callable[[F], F]:
+    """``--<side>-password-stdin``: a flag recorded in the context, so the commands' signatures stay as they are."""
+
+    def remember(context: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            context.meta[f"{side}_password_stdin"] = True
+
+    return click.option(f"--{side}-password-stdin", is_flag=True, expose_value=False, callback=remember,
+                        help=f"Read the password for {what} from stdin (user from --{side}-creds USER or "
+                             f"TRIVY_MIRROR_{side.upper()}_USERNAME): unlike a flag, it does not show in ps.")
 
 
 def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None) -> ConnectionOptions:
@@ -66,8 +106,9 @@ def _source_options(function: Any) -> Any:
                      help="Registry prefix holding the assets under their upstream names (repeatable, tried in "
                           "order). [default: mirror.gcr.io/aquasec, then ghcr.io/aquasecurity]"),
         click.option("--src-creds", metavar="USER:PASS",
-                     help="Credentials for the sources (or TRIVY_MIRROR_SRC_USERNAME/_PASSWORD; else docker "
-                          "config.json, podman auth.json, anonymous)."),
+                     help="Credentials for the sources (visible in ps: prefer TRIVY_MIRROR_SRC_USERNAME/_PASSWORD "
+                          "or --src-password-stdin; else docker config.json, podman auth.json, anonymous)."),
+        _password_stdin_option("src", "the sources"),
     ]):
         function = option(function)
     return function
@@ -84,9 +125,10 @@ def _vex_option(function: Any) -> Any:
 
 TO_HELP = {
     "sync": "Push into this registry instead of the store: assets land at REGISTRY/PREFIX/aquasec/trivy-db:2 and "
-            "so on.",
+            "so on. static:DIR writes a tree any web server, object store or CDN serves as a pull-only registry "
+            "(deploy/static).",
     "status": "Report on this registry instead of the store: the assets at REGISTRY/PREFIX/aquasec/trivy-db:2 and "
-              "so on.",
+              "so on; or on the static tree static:DIR.",
 }
 
 
@@ -98,13 +140,46 @@ def _add_destination_options(function: Any, to_help: str) -> Any:
     for option in reversed([
         click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
                      help=STORE_HELP),
-        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]", envvar="TRIVY_MIRROR_TO", help=to_help),
+        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", envvar="TRIVY_MIRROR_TO",
+                     help=to_help),
         click.option("--dest-creds", metavar="USER:PASS",
-                     help="Credentials for --to (or TRIVY_MIRROR_DEST_USERNAME/_PASSWORD; else docker "
-                          "config.json, podman auth.json, anonymous)."),
+                     help="Credentials for --to (visible in ps: prefer TRIVY_MIRROR_DEST_USERNAME/_PASSWORD or "
+                          "--dest-password-stdin; else docker config.json, podman auth.json, anonymous)."),
+        _password_stdin_option("dest", "--to"),
     ]):
         function = option(function)
     return function
+
+
+def _static_options(function: Any) -> Any:
+    """``--public-url`` and ``--keep`` of a static tree destination (sync and import)."""
+    for option in reversed([
+        click.option("--public-url", metavar="URL", envvar="TRIVY_MIRROR_PUBLIC_URL",
+                     help="With --to static:DIR: the URL the tree is served at; VEX manifests name their archive "
+                          "under it (needed once when VEX is mirrored, then remembered in the tree)."),
+        click.option("--keep", type=click.IntRange(min=1), default=None,
+                     help=KEEP_HELP),
+    ]):
+        function = option(function)
+    return function
+
+
+KEEP_HELP = ("Versions of each tag the store, or a static tree (--to static:DIR), keeps after the write; older "
+             "ones go, and their blobs once 10 minutes old. A registry (--to REGISTRY) is never pruned. [default: 2]")
+
+
+def static_settings(ctx: click.Context, destination: str | None, public_url: str | None,
+                    keep: int | None) -> tuple[str | None, int | None]:
+    """``--public-url`` and ``--keep`` for the command to check. For a destination that is not a static tree,
+    values from the environment or the config file are dropped (serve shares those names); flags stay, so that
+    a misplaced one is reported. ``--keep`` also applies to the store (no ``--to``)."""
+    if destination is not None and destination.startswith("static:"):
+        return public_url, keep
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    return (public_url if given("public_url") else None), (keep if given("keep") or destination is None else None)
 
 
 def _transport_options(function: Any) -> Any:
@@ -157,10 +232,12 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for another sync holding the store.")
-@keep_option
-def sync(store: Path | None, destination: str | None, dest_creds: str | None, sources: tuple[str, ...],
-         src_creds: str | None, insecure: bool, ca_file: Path | None, vex_sources: tuple[str, ...],
-         asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float, keep: int) -> None:
+@_static_options
+@click.pass_context
+def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
+         sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
+         vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
+         public_url: str | None, keep: int | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -174,15 +251,18 @@ def sync(store: Path | None, destination: str | None, dest_creds: str | None, so
       trivy-mirror sync --from 10.0.0.5:5000/aquasec --assets db,java-db
       trivy-mirror sync --assets vex                     # VEX Hub, served at /vex/vexhub
       trivy-mirror sync --vex-from internal=https://vex.example.com --assets vex
+      trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
     from trivy_mirror.commands.vex_sync import vex_sources as select_vex
 
     names = parse_assets(asset_names)
+    public_url, keep = static_settings(ctx, destination, public_url, keep)
     code = run(run_sync(
         assets.select(names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
-        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names), keep=keep,
+        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
+        public_url=public_url, keep=keep,
     ))
     sys.exit(code)
 
@@ -211,8 +291,12 @@ def status(store: Path | None, destination: str | None, dest_creds: str | None, 
 @cli.command()
 @click.argument("source")
 @click.argument("target")
-@click.option("--src-creds", metavar="USER:PASS", help="Credentials for SOURCE.")
-@click.option("--dest-creds", metavar="USER:PASS", help="Credentials for TARGET.")
+@click.option("--src-creds", metavar="USER:PASS",
+              help="Credentials for SOURCE (visible in ps: prefer TRIVY_MIRROR_SRC_USERNAME/_PASSWORD).")
+@_password_stdin_option("src", "SOURCE")
+@click.option("--dest-creds", metavar="USER:PASS",
+              help="Credentials for TARGET (visible in ps: prefer TRIVY_MIRROR_DEST_USERNAME/_PASSWORD).")
+@_password_stdin_option("dest", "TARGET")
 @_transport_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def copy(source: str, target: str, src_creds: str | None, dest_creds: str | None, insecure: bool,
@@ -268,17 +352,24 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
               envvar="TRIVY_MIRROR_HTPASSWD", help="Require Basic/Bearer auth with users from this file (htpasswd -B).")
 @click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               envvar="TRIVY_MIRROR_TOKEN_FILE",
-              help="Accept these static bearer tokens, one per line (what trivy --registry-token sends).")
+              help="Accept these static bearer tokens, one per line (what trivy --registry-token sends); a token "
+                   "may push only when its line reads 'TOKEN push'.")
 @click.option("--anonymous-pull", is_flag=True, help="With auth on, let anyone pull; pushing still needs auth.")
 @click.option("--allow-push", is_flag=True,
-              help="Accept pushes (skopeo copy, oras cp, trivy-mirror sync --to) from authenticated clients.")
-@keep_option
+              help="Accept pushes (skopeo copy, oras cp, trivy-mirror sync --to) from the push users and push "
+                   "tokens; every other credential only pulls.")
+@click.option("--push-user", multiple=True, metavar="NAME", envvar="TRIVY_MIRROR_PUSH_USER",
+              help="htpasswd user allowed to push (repeatable; with --allow-push). Pushes into the Trivy "
+                   "repositories pass the same checks as a sync.")
+@click.option("--keep", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Versions of each asset kept in the store after a sync.")
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
           no_sync: bool, sources: tuple[str, ...], src_creds: str | None, vex_sources: tuple[str, ...],
           insecure: bool, ca_file: Path | None,
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
-          token_file: Path | None, anonymous_pull: bool, allow_push: bool, keep: int) -> None:
+          token_file: Path | None, anonymous_pull: bool, allow_push: bool, push_user: tuple[str, ...],
+          keep: int) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
 
     Serving starts at once with what the store holds; a sync runs in the background at start and then every
@@ -289,8 +380,9 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     Endpoints:
       /v2/...    the registry API: aquasec/trivy-db, aquasec/trivy-java-db, aquasec/trivy-checks
                  (and the ghcr names aquasecurity/... as aliases)
+      /vex/NAME  the mirrored VEX repositories (/vex/ lists them, for trivy-config)
       /healthz   the process is up       /readyz   every asset present and fresh (else 503 and why)
-      /metrics   Prometheus metrics
+      /metrics   Prometheus metrics (with requests by Trivy version; status shows that census)
 
     \b
     Point Trivy at it:
@@ -306,7 +398,8 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     log_format = ctx.find_root().params.get("log_format", "text")
     settings = ServerSettings(listen=listen, public_url=public_url, tls_cert=tls_cert, tls_key=tls_key,
                               htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
-                              allow_push=allow_push, sync_every=sync_every, keep=keep, log_format=log_format)
+                              allow_push=allow_push, push_users=frozenset(push_user), sync_every=sync_every,
+                              keep=keep, log_format=log_format)
     settings.validate()
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)

@@ -18,12 +18,6 @@ from trivy_mirror import assets
 
 STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
 
-keep_option = click.option(
-    "--keep", type=click.IntRange(min=1), default=2, show_default=True, envvar="TRIVY_MIRROR_KEEP",
-    help="Versions of each asset the store keeps after every write; blobs no kept version uses are deleted once "
-         "10 minutes old. A registry destination (--to) is never pruned.")
-
-
 def _selection(asset_names: str | None) -> tuple[list[assets.AssetSpec], bool | None]:
     """The OCI assets and whether VEX repositories go too: None when --assets is not given (those the store
     has), True when it names vex (there must be one), False otherwise."""
@@ -71,9 +65,9 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.argument("bundle", metavar="BUNDLE.tar", type=click.File("rb"))
 @click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
               help=STORE_HELP)
-@click.option("--to", "destination", metavar="REGISTRY[/PREFIX]", envvar="TRIVY_MIRROR_TO",
+@click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", envvar="TRIVY_MIRROR_TO",
               help="Push into this registry instead of the store, as sync --to does: assets land at "
-                   "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on.")
+                   "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on; static:DIR writes a static registry tree.")
 @click.option("--dest-creds", metavar="USER:PASS",
               help="Credentials for --to (or TRIVY_MIRROR_DEST_USERNAME/_PASSWORD; else docker config.json, "
                    "podman auth.json, anonymous).")
@@ -90,10 +84,17 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True,
               help="Seconds to wait for a sync or import holding the store.")
-@keep_option
-def import_command(bundle: BinaryIO, store: Path | None, destination: str | None, dest_creds: str | None,
-                   insecure: bool, ca_file: Path | None, expected_sha256: str | None, allow_downgrade: bool,
-                   as_json: bool, lock_timeout: float, keep: int) -> None:
+@click.option("--public-url", metavar="URL", envvar="TRIVY_MIRROR_PUBLIC_URL",
+              help="With --to static:DIR: the URL the tree is served at; VEX manifests name their archive under it "
+                   "(without it, and none remembered in the tree, VEX repositories are skipped).")
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="Versions of each tag the store, or a static tree (--to static:DIR), keeps after the import; "
+                   "older ones go, and their blobs once 10 minutes old. A registry is never pruned. [default: 2]")
+@click.pass_context
+def import_command(ctx: click.Context, bundle: BinaryIO, store: Path | None, destination: str | None,
+                   dest_creds: str | None, insecure: bool, ca_file: Path | None, expected_sha256: str | None,
+                   allow_downgrade: bool, as_json: bool, lock_timeout: float, public_url: str | None,
+                   keep: int | None) -> None:
     """Import a bundle made by export into the store (then serve it) or into a registry.
 
     Every member is verified against the bundle manifest while it is read, into a staging directory; only
@@ -106,7 +107,8 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
     Re-importing the same bundle changes nothing. Use - as BUNDLE.tar to read stdin. Importing into a
     registry (--to) uses the same copy engine as sync --to; the bundle is staged in $TMPDIR first. VEX
     repositories are unpacked and checked again as sync checks a download; a registry holds none, so an
-    import --to skips them (and says so).
+    import --to skips them (and says so). --to static:DIR writes a static registry tree, as sync does, with
+    the VEX repositories when the tree has a --public-url.
 
     \b
     Examples:
@@ -114,13 +116,14 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
       trivy-mirror import trivy-assets.tar --to harbor.isolated/trivy --dest-creds robot:$TOKEN
       ssh connected-host 'trivy-mirror export -' | trivy-mirror import -
     """
-    from trivy_mirror.cli import connection_options
+    from trivy_mirror.cli import connection_options, static_settings
     from trivy_mirror.commands.import_ import parse_sha256, run_import
 
     options = connection_options(dest_creds, "dest", insecure, ca_file)
+    public_url, keep = static_settings(ctx, destination, public_url, keep)
     sys.exit(asyncio.run(run_import(bundle, store, destination, options, allow_downgrade=allow_downgrade,
                                     expected_sha256=parse_sha256(expected_sha256), as_json=as_json,
-                                    lock_timeout=lock_timeout, keep=keep)))
+                                    lock_timeout=lock_timeout, public_url=public_url, keep=keep)))
 
 
 @click.command("trivy-cache")
@@ -128,7 +131,10 @@ def import_command(bundle: BinaryIO, store: Path | None, destination: str | None
 @click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
               help=STORE_HELP)
 @click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS", help=ASSETS_HELP)
-def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | None) -> None:
+@click.option("--mirror", metavar="URL",
+              help="The trivy-mirror serve (http[s]://HOST:PORT[/PATH]) the VEX repositories should name, instead "
+                   "of their upstream URLs.")
+def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | None, mirror: str | None) -> None:
     """Write a ready-to-use Trivy cache directory from the store, for scanners with no network at all.
 
     DIR gets what Trivy itself leaves after downloading: db/{trivy.db,metadata.json},
@@ -137,6 +143,12 @@ def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | 
     NextUpdate, nor the checks bundle for 24 hours. Layers are verified and unpacked safely, each directory
     replaced whole; other contents of DIR (Trivy's scan cache) are left alone. Each VEX repository goes to
     vex/repositories/NAME/ as Trivy lays it out, with vex/repository.yaml to install in Trivy's home.
+
+    VEX and update_interval: the cached repositories are dated now. With --skip-vex-repo-update Trivy never
+    checks them again (refresh by writing the cache again). Without it, once the repository's update_interval
+    (24h for VEX Hub) has passed Trivy fetches the repository from the URL in repository.yaml: the upstream by
+    default (fatal in an isolated network), the mirror with --mirror URL (the cache carries the mirror's ETag,
+    so an unchanged repository costs a 304; Trivy before 0.73 always gets the whole archive).
 
     The Trivy command line that uses DIR is printed on stdout.
 
@@ -149,7 +161,7 @@ def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | 
     from trivy_mirror.commands.trivy_cache import run_trivy_cache
 
     specs, vex = _selection(asset_names)
-    sys.exit(run_trivy_cache(cache_dir, store, specs, vex))
+    sys.exit(run_trivy_cache(cache_dir, store, specs, vex, mirror))
 
 
 @click.command("trivy-config")
@@ -168,48 +180,57 @@ def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | 
 @click.option("--token", metavar="TOKEN", envvar="TRIVY_MIRROR_CLIENT_TOKEN",
               help="Bearer token for the mirror (serve --token-file) [env: TRIVY_MIRROR_CLIENT_TOKEN].")
 @click.option("--vex-repo", "vex_repositories", multiple=True, metavar="NAME",
-              help="VEX repository of the mirror to enable, at URL/vex/NAME (repeatable, in priority order). "
-                   "[default: vexhub when URL has a scheme]")
-@click.option("--vex-url", metavar="URL", help="Base URL of the VEX repositories [default: --mirror].")
-@click.option("--no-vex", is_flag=True,
-              help="Enable no VEX repository, for a mirror that serves none (with vulnerability.vex: repo, Trivy "
-                   "fails when a repository cannot be fetched). Trivy's GitHub default stays disabled.")
+              help="Enable only this VEX repository of the mirror (repeatable, in priority order); it must be one "
+                   "the mirror serves. [default: every repository the mirror serves]")
+@click.option("--vex-url", metavar="URL",
+              help="Base URL of the trivy-mirror serve holding the VEX repositories (URL/vex/NAME) [default: "
+                   "--mirror when it has a scheme; a registry prefix serves no VEX].")
+@click.option("--no-vex", is_flag=True, help="Enable no VEX repository and do not ask the mirror.")
+@click.option("--store", type=click.Path(path_type=Path, file_okay=False),
+              help="Read the VEX repositories from this store instead of asking the mirror over HTTP.")
+@click.option("--offline", is_flag=True,
+              help="Do not ask the mirror: write from the flags alone (VEX only with --vex-repo).")
 @click.option("--insecure", is_flag=True,
-              help="Make Trivy skip TLS verification (a self-signed mirror). Plain HTTP to a host that is not "
-                   "loopback or RFC 1918 turns it on by itself.")
+              help="Make Trivy skip TLS verification (a self-signed mirror); also used to ask the mirror. Plain "
+                   "HTTP to a host that is not loopback or RFC 1918 turns it on by itself.")
 @click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="CA certificate (PEM) the clients trust the mirror with, as Trivy's cacert.")
+              help="CA certificate (PEM) the clients trust the mirror with, as Trivy's cacert; also used to ask "
+                   "the mirror when the file exists here.")
 def trivy_config_command(mirror: str, output_format: str, out: Path | None, username: str | None,
                          password: str | None, token: str | None, vex_repositories: tuple[str, ...],
-                         vex_url: str | None, no_vex: bool, insecure: bool, ca_file: Path | None) -> None:
+                         vex_url: str | None, no_vex: bool, store: Path | None, offline: bool, insecure: bool,
+                         ca_file: Path | None) -> None:
     """Write the Trivy client configuration for a mirror: one step to point a fleet of Trivy at it.
 
-    trivy.yaml sets db.repository, db.java-repository and misconfiguration.checks-bundle-repository to the
-    mirror only (Trivy never falls back to the next repository when a host is unreachable, so the internet
-    defaults would not help), scan.skip-version-check and scan.disable-telemetry, insecure only when the
-    mirror needs it (plain HTTP to a host that is not loopback or RFC 1918), and shows the registry.mirrors
-    alternative in a comment. repository.yaml lists the mirror's VEX repositories (URL/vex/NAME) enabled and
-    Trivy's GitHub default disabled, with the credentials when given.
+    trivy.yaml names the mirror's DB and Java DB (db.repository, db.java-repository: the mirror only, since
+    Trivy never falls back to the next repository when a host is unreachable), and redirects Trivy's default
+    checks bundle (mirror.gcr.io/aquasec/trivy-checks) to the mirror with registry.mirrors, so every Trivy
+    keeps its own checks tag: :1 up to 0.68, :2 from 0.69. It sets scan.skip-version-check and
+    scan.disable-telemetry (keys Trivy 0.59 ignores; the flags it would refuse), insecure only when the
+    mirror needs it, and shows the explicit checks-bundle-repository form for fleets of Trivy 0.69+.
+
+    VEX is asked, never guessed: for an http(s) mirror the server's GET /vex/ lists the repositories it
+    serves (with --username/--password or --token, --ca-file and --insecure), --store reads a store, and
+    every served repository is enabled in repository.yaml (in the listed order) unless --vex-repo picks some.
+    A mirror serving no VEX gets no vulnerability.vex, so no scan can fail on a missing repository; Trivy's
+    GitHub default stays disabled. When the mirror cannot be asked nothing is written (--offline writes from
+    the flags alone). A registry prefix serves no VEX: give --vex-url for the serve that does. The env and
+    flags formats pin trivy-checks:2 (registry.mirrors exists only in trivy.yaml).
 
     \b
     Examples:
       trivy-mirror trivy-config --mirror http://10.0.0.5:5000 --out /etc/trivy
+      trivy-mirror trivy-config --mirror https://mirror.internal --token $TOKEN --vex-repo vexhub --out .
       trivy-mirror trivy-config --mirror harbor.internal/trivy --format flags
-      eval "$(trivy-mirror trivy-config --mirror https://mirror.internal --format env)"
+      trivy-mirror trivy-config --mirror http://10.0.0.5:5000 --no-vex --format env   # asks nothing
     """
-    from trivy_mirror.commands.trivy_config import run_trivy_config
-    from trivy_mirror.trivyconf import ClientConfig, Credentials, MirrorUrl
-    from trivy_mirror.vex.source import DEFAULT_NAME
+    from trivy_mirror.commands.trivy_config import VexChoice, run_trivy_config
+    from trivy_mirror.trivyconf import Credentials, MirrorUrl
 
     url = MirrorUrl.parse(mirror)
-    base = vex_url or (str(url) if url.scheme else None)
-    if no_vex:
-        names: tuple[str, ...] = ()
-    else:
-        names = vex_repositories or ((DEFAULT_NAME,) if base else ())
-    config = ClientConfig(url, Credentials(username, password, token), names, base, insecure,
-                          ca_file.absolute() if ca_file else None)
-    sys.exit(run_trivy_config(config, output_format, out))
+    choice = VexChoice(vex_repositories, vex_url, no_vex, offline, store)
+    sys.exit(run_trivy_config(url, Credentials(username, password, token), choice, insecure,
+                              ca_file.absolute() if ca_file else None, output_format, out))
 
 
 AIRGAP_COMMANDS = (export_command, import_command, trivy_cache_command, trivy_config_command)

@@ -38,6 +38,7 @@ from trivy_mirror.store.fsutil import os_errors
 from trivy_mirror.sync.layerinfo import MAX_METADATA_SIZE, METADATA_FILE, LayerInfoError, parse_metadata
 from trivy_mirror.timefmt import iso
 from trivy_mirror.vex.manifest import RepositoryManifest
+from trivy_mirror.vex.serve import archive_url, repository_url
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
 from trivy_mirror.vex.status import ASSET as VEX_ASSET
 from trivy_mirror.vex.status import reference as vex_reference
@@ -129,10 +130,14 @@ def extract_layer(path: Path, layer: Descriptor, destination: Path, what: str) -
 class TrivyCacheWriter:
     """Writes the selected assets from ``store`` into the Trivy cache directory ``cache_dir``."""
 
-    def __init__(self, store: Store, cache_dir: Path, now: datetime | None = None) -> None:
+    def __init__(self, store: Store, cache_dir: Path, now: datetime | None = None, mirror: str | None = None) -> None:
+        """``mirror``: the serve URL clients reach; VEX entries then name it instead of the upstream, so a Trivy
+        whose ``update_interval`` passed asks the mirror (and gets a 304 when nothing changed) instead of the
+        internet."""
         self.store = store
         self.cache_dir = cache_dir
         self.now = now or datetime.now(UTC)
+        self.mirror = mirror.rstrip("/") if mirror else None
 
     def write(self, specs: Sequence[AssetSpec], vex: bool | None = None) -> list[CacheComponent]:
         """Build every component in a staging directory, then swap each into place (blocking: use a thread).
@@ -177,17 +182,21 @@ class TrivyCacheWriter:
             archive = Descriptor("application/gzip", Digest.parse(current.digest), current.size)
             extract_layer(repository.blob_path(current.digest), archive, staging / directory / VEX_SPEC_VERSION,
                           f"VEX repository {name}")
+            location, etags, url = current.location, {}, state.url
+            if self.mirror is not None:
+                location, url = archive_url(self.mirror, name), repository_url(self.mirror, name)
+                etags = {location: f'"{current.digest}"'}  # the mirror's ETag: a later check may get a 304
             try:
-                manifest = RepositoryManifest.from_json(state.manifest).served(current.location)
+                manifest = RepositoryManifest.from_json(state.manifest).served(location)
             except RefusedCandidate as err:
                 raise StoreError(f"{vex_reference(name)} in the store: {err}") from None
             (staging / directory / VEX_MANIFEST).write_text(json.dumps(manifest, indent=2))
-            cache = {"UpdatedAt": go_time(self.now), "ETags": {}}
+            cache = {"UpdatedAt": go_time(self.now), "ETags": etags}
             (staging / directory / "cache.json").write_text(json.dumps(cache, separators=(",", ":")))
             components.append(CacheComponent(
                 VEX_ASSET, directory, vex_reference(name), current.digest,
                 f"{current.documents} documents, index updated {iso(current.index_updated_at) or 'at an unknown time'}",
-                state.url))
+                url))
         if required and not components:
             raise StoreError(f"the store {self.store.root} has no VEX repository; sync one first, or leave vex out "
                              f"of --assets")

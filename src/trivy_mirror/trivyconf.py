@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from trivy_mirror.oci.reference import validate_registry, validate_repository
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
 from trivy_mirror.vex.source import NAME_RE
 
+CHECKS_DEFAULT_HOST = "mirror.gcr.io"
+"""The registry of every Trivy's default checks bundle since 0.58 (``mirror.gcr.io/aquasec/trivy-checks``)."""
 _PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _ASSETS = {spec.name: spec for spec in assets.CATALOG}
 
@@ -166,11 +168,22 @@ def _comments(lines: list[str]) -> str:
 
 
 def trivy_yaml(config: ClientConfig) -> str:
-    """``trivy.yaml`` for the mirror, with the why of every choice in comments."""
+    """``trivy.yaml`` for the mirror, with the why of every choice in comments.
+
+    The DB and Java DB are named explicitly (every Trivy since 0.59 asks for ``trivy-db:2`` and
+    ``trivy-java-db:1``); the checks bundle is reached through ``registry.mirrors``, which keeps each Trivy on
+    its own default tag: ``trivy-checks:1`` up to 0.68, ``:2`` from 0.69 (TRIVY-ASSETS.md 2.6 and 14).
+    """
     mirror = config.mirror
+    registry: dict[str, Any] = {"mirrors": {CHECKS_DEFAULT_HOST: [mirror.prefix]}}
+    credentials = config.credentials
+    if credentials.token:
+        registry["token"] = credentials.token
+    elif credentials.username:
+        registry.update(username=[credentials.username], password=[credentials.password])
     document: dict[str, Any] = {
         "db": {"repository": [mirror.reference("db")], "java-repository": [mirror.reference("java-db")]},
-        "misconfiguration": {"checks-bundle-repository": mirror.reference("checks")},
+        "registry": registry,
         "scan": {"skip-version-check": True, "disable-telemetry": True},
     }
     if config.vex_repositories:
@@ -179,17 +192,15 @@ def trivy_yaml(config: ClientConfig) -> str:
         document["insecure"] = True
     if config.ca_file is not None:
         document["cacert"] = str(config.ca_file)
-    credentials = config.credentials
-    if credentials.token:
-        document["registry"] = {"token": credentials.token}
-    elif credentials.username:
-        document["registry"] = {"username": [credentials.username], "password": [credentials.password]}
     header = [
         f"Trivy configuration for the trivy-mirror at {mirror} (written by trivy-mirror {__version__}).",
         "Use it with: trivy --config trivy.yaml image IMAGE   (or TRIVY_CONFIG=..., or ./trivy.yaml)",
         "",
-        "Only the mirror is listed: Trivy tries a next repository only after a 429 or 5xx answer, never when a",
-        "host is unreachable, so mirror.gcr.io or ghcr.io after it would not help in an isolated network.",
+        "db: only the mirror is listed: Trivy tries a next repository only after a 429 or 5xx answer, never when",
+        "a host is unreachable, so mirror.gcr.io or ghcr.io after it would not help in an isolated network.",
+        f"registry.mirrors: the checks bundle keeps Trivy's default reference ({CHECKS_DEFAULT_HOST}/aquasec/",
+        "trivy-checks), redirected to the mirror, so each Trivy pulls its own tag: :1 up to 0.68, :2 from 0.69",
+        "(their Rego engines differ). It also redirects image pulls from that host, falling back to it on error.",
     ]
     if config.vex_repositories:
         header += ["vulnerability.vex: repo uses the VEX repositories of repository.yaml (install it first, or",
@@ -198,16 +209,11 @@ def trivy_yaml(config: ClientConfig) -> str:
         header += ["insecure: plain HTTP to this host needs it; it also skips TLS verification for every registry."]
     alternative = [
         "",
-        "Alternative: keep Trivy's default repositories and redirect them to the mirror (trivy.yaml only; it",
-        "applies to image pulls from these hosts too, and Trivy falls back to the original host on any error):",
-        "registry:" + ("   # merged into the registry: section above" if config.credentials else ""),
-        "  mirrors:",
-        "    mirror.gcr.io:",
-        f"      - {mirror.prefix}",
+        "Alternative for a fleet of Trivy 0.69 and later only: name the checks bundle explicitly",
+        "(Trivy 0.68 and older would then run :2 checks on their older engine):",
+        "misconfiguration:",
+        f"  checks-bundle-repository: {mirror.reference('checks')}",
     ]
-    if mirror.scheme:
-        alternative += ["    ghcr.io:   # the embedded server also answers the ghcr paths (aquasecurity/...)",
-                        f"      - {mirror.prefix}"]
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     return _comments(header) + body + _comments(alternative)
 
@@ -257,6 +263,20 @@ def _settings(config: ClientConfig) -> list[tuple[str, str, str | None]]:
     return settings
 
 
+def select_vex(served: Sequence[str], requested: Sequence[str], where: str) -> tuple[str, ...]:
+    """The repositories to enable: every one ``where`` serves (in its order), or those ``requested``, each of
+    which must be served; a name the mirror lacks would make every ``--vex repo`` scan fail."""
+    if not requested:
+        return tuple(served)
+    missing = [name for name in requested if name not in served]
+    if missing:
+        offer = f"it serves {', '.join(served)}" if served else "it serves none"
+        raise UsageError(f"--vex-repo {missing[0]}: {where} does not serve that VEX repository ({offer})")
+    return tuple(dict.fromkeys(requested))
+
+
+CHECKS_NOTE = ("the checks bundle is pinned to trivy-checks:2, which Trivy 0.69 and later ask for; for Trivy 0.68 "
+               "and older use --format yaml (registry.mirrors keeps each Trivy on its own tag)")
 VEX_NOTE = ("VEX repositories are configured only in repository.yaml: write it with --format yaml --out DIR, "
             "install it, then add --vex repo (TRIVY_VEX=repo)")
 
@@ -266,6 +286,7 @@ def env_lines(config: ClientConfig) -> str:
     lines = [f"# Trivy settings for the trivy-mirror at {config.mirror}"]
     lines += [f"export {env}={shlex.quote(value if value is not None else 'true')}"
               for _flag, env, value in _settings(config)]
+    lines.append(f"# {CHECKS_NOTE}")
     if config.vex_repositories:
         lines.append(f"# {VEX_NOTE}")
     return "\n".join(lines) + "\n"

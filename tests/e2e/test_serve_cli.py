@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support.cli import MirrorCli
-from support.old_trivy import old_trivy_binary
+from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.serve import ServeProcess
 from support.trivy import TrivySandbox, misconfig_ids, vuln_ids
@@ -29,6 +28,7 @@ from support.trivy_assets import (
     AssetSet,
     build_vuln_db,
 )
+from support.trivy_versions import trivy_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,7 @@ def test_serve_syncs_then_serves_new_and_old_trivy_with_upstream_stopped(
     # Only registry.mirrors: Trivy keeps its default references and the mirror answers for mirror.gcr.io.
     config = tmp_path / "trivy.yaml"
     config.write_text(f"registry:\n  mirrors:\n    mirror.gcr.io:\n      - {server.host}\n")
-    for binary, home in (("trivy", "new"), (old_trivy_binary(), "old")):
+    for binary, home in (("trivy", "new"), (trivy_binary("0.67.2"), "old")):
         client = TrivySandbox(tmp_path / f"{home}-cache", tmp_path / f"{home}-home", binary)
         fs = client.scan(["fs", "--config", str(config), "--scanners", "vuln", str(assets.targets.requirements_dir)])
         assert vuln_ids(fs) == {PIP_CVE}, binary
@@ -162,6 +162,14 @@ def test_serve_over_tls_with_a_private_ca(
     with_flag = TrivySandbox(tmp_path / "flag-cache", tmp_path / "flag-home")
     scan_everything(with_flag, assets, server.host, "--cacert", str(ca))
 
+    # trivy-config asks the mirror over the same TLS: refused without the CA, fine with it (or --insecure).
+    untrusted = mirror.run(["trivy-config", "--mirror", server.url, "--format", "flags"])
+    assert "certificate" in assert_one_error_line(untrusted, code=1)
+    for trust in (["--ca-file", str(ca)], ["--insecure"]):
+        configured = mirror.run(["trivy-config", "--mirror", server.url, "--format", "flags", *trust])
+        assert configured.returncode == 0, configured.stderr
+        assert "serves no VEX repository" in configured.stderr
+
 
 def test_skopeo_reads_and_a_sync_pushes_into_an_allow_push_server(
     mirror: MirrorCli, private_upstream: RegistryProcess, servers: list[ServeProcess], assets: AssetSet,
@@ -181,7 +189,8 @@ def test_skopeo_reads_and_a_sync_pushes_into_an_allow_push_server(
     htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, text=True,
                                        check=True).stdout)
     spoke = start(servers, ServeProcess(mirror, ["--store", str(tmp_path / "spoke"), "--no-sync", "--htpasswd",
-                                                 str(htpasswd), "--allow-push", "--anonymous-pull"]))
+                                                 str(htpasswd), "--allow-push", "--push-user", USER,
+                                                 "--anonymous-pull"]))
     summary = mirror.json(["sync", "--from", f"{hub.host}/aquasec", "--to", spoke.host,
                            "--dest-creds", f"{USER}:{PASSWORD}"])
     assert {r["outcome"] for r in summary["results"]} == {"updated"}

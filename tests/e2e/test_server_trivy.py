@@ -5,7 +5,6 @@ with htpasswd users, with a static ``--registry-token``, through ``registry.mirr
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import threading
 import urllib.request
@@ -189,13 +188,12 @@ def test_trivy_registry_mirrors_redirect_the_defaults(open_server: ServerThread,
     assert "Using the mirror registry" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
 def test_skopeo_pushes_and_reads_back(filled_store: Store, credentials: tuple[Path, Path], assets: AssetSet,
                                       tmp_path: Path) -> None:
     store = Store(tmp_path / "push-store")
     htpasswd, _ = credentials
     source = _oci_dir(filled_store, CHECKS_REPOSITORY)
-    settings = ServerSettings(listen="127.0.0.1:0", htpasswd=htpasswd, allow_push=True)
+    settings = ServerSettings(listen="127.0.0.1:0", htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER}))
     with ServerThread(settings, store) as server:
         creds = f"{USER}:{PASSWORD}"
         _skopeo("copy", "--dest-creds", creds, "--dest-tls-verify=false", f"oci:{source}:2",

@@ -42,11 +42,13 @@ def test_generated_trivy_yaml_is_all_trivy_needs(mirror: MirrorCli, filled_regis
     document = yaml.safe_load((out / "trivy.yaml").read_text())
     base = f"{filled_registry.host}/trivy/aquasec"
     assert document["db"] == {"repository": [f"{base}/trivy-db:2"], "java-repository": [f"{base}/trivy-java-db:1"]}
-    assert document["misconfiguration"] == {"checks-bundle-repository": f"{base}/trivy-checks:2"}
+    assert document["registry"] == {"mirrors": {"mirror.gcr.io": [f"{filled_registry.host}/trivy"]}}
+    assert "misconfiguration" not in document  # each Trivy keeps its own checks tag through registry.mirrors
     assert document["scan"] == {"skip-version-check": True, "disable-telemetry": True}
     assert "insecure" not in document and "vulnerability" not in document  # loopback; a registry serves no VEX
+    assert "no VEX repository enabled" in result.stderr
     text = (out / "trivy.yaml").read_text()
-    assert "#   mirrors:\n#     mirror.gcr.io:\n" in text and f"#       - {filled_registry.host}/trivy\n" in text
+    assert f"#   checks-bundle-repository: {base}/trivy-checks:2\n" in text
 
     configured = ["--config", str(out / "trivy.yaml")]
     assert vuln_ids(trivy.scan([*configured, "fs", "--scanners", "vuln", str(assets.targets.requirements_dir)])) \
@@ -88,7 +90,8 @@ def test_credentials_reach_trivy_and_the_files_stay_private(
     for name in ("trivy.yaml", "repository.yaml"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
     assert yaml.safe_load((out / "trivy.yaml").read_text())["registry"] == {
-        "username": [credentials[0]], "password": [credentials[1]]}
+        "mirrors": {"mirror.gcr.io": [f"{process.host}/trivy"]}, "username": [credentials[0]],
+        "password": [credentials[1]]}
     report = trivy.scan(["--config", str(out / "trivy.yaml"), "fs", "--scanners", "vuln",
                          str(assets.targets.requirements_dir)])
     assert vuln_ids(report) == {PIP_CVE}
@@ -97,7 +100,7 @@ def test_credentials_reach_trivy_and_the_files_stay_private(
 def test_repository_yaml_is_what_trivy_reads(mirror: MirrorCli, tmp_path: Path) -> None:
     out = tmp_path / "config"
     result = mirror.run(["trivy-config", "--mirror", "https://mirror.example:8443/base", "--vex-repo", "vexhub",
-                         "--vex-repo", "internal", "--token", "t0ken", "--out", str(out)])
+                         "--vex-repo", "internal", "--token", "t0ken", "--offline", "--out", str(out)])
     assert result.returncode == 0, result.stderr
     repositories = yaml.safe_load((out / "repository.yaml").read_text())["repositories"]
     assert [(r["name"], r["url"], r["enabled"]) for r in repositories] == [
@@ -137,6 +140,9 @@ def test_insecure_only_when_trivy_needs_it(mirror: MirrorCli, url: str, insecure
     (["--mirror", "mirror.example:5000/trivy", "--vex-repo", "vexhub"], "--vex-url"),
     (["--mirror", "https://mirror.example", "--token", "t", "--username", "u", "--password", "p"], "either"),
     (["--mirror", "https://mirror.example", "--format", "env", "--out", "x"], "--format yaml"),
+    (["--mirror", "https://mirror.example", "--no-vex", "--vex-repo", "vexhub"], "--no-vex"),
+    (["--mirror", "https://mirror.example", "--offline", "--store", "s"], "give one"),
+    (["--mirror", "mirror.example:5000/trivy", "--vex-url", "mirror.example"], "http"),
 ])
 def test_bad_arguments_are_usage_errors(mirror: MirrorCli, args: list[str], message: str) -> None:
     result = mirror.run(["trivy-config", *args])
@@ -144,7 +150,7 @@ def test_bad_arguments_are_usage_errors(mirror: MirrorCli, args: list[str], mess
 
 
 def test_yaml_without_out_prints_both_documents(mirror: MirrorCli) -> None:
-    result = mirror.run(["trivy-config", "--mirror", "http://10.0.0.5:5000"])
+    result = mirror.run(["trivy-config", "--mirror", "http://10.0.0.5:5000", "--offline", "--vex-repo", "vexhub"])
     assert result.returncode == 0, result.stderr
     trivy_doc, repository_doc = yaml.safe_load_all(result.stdout)
     assert trivy_doc["db"]["repository"] == ["10.0.0.5:5000/aquasec/trivy-db:2"]

@@ -69,14 +69,16 @@ def run_trivy(
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     binary: str = TRIVY_BINARY,
+    scan_flags: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``trivy ARGS`` hermetically and return the finished process (stdout/stderr as text, any exit code).
 
-    ``--cache-dir`` is always added; for scan subcommands also ``--skip-version-check --disable-telemetry``.
+    ``--cache-dir`` is always added; for scan subcommands also ``--skip-version-check --disable-telemetry``
+    unless ``scan_flags`` is False (Trivy 0.59 refuses them; a trivy.yaml can set them instead).
     """
     home.mkdir(parents=True, exist_ok=True)
     command = [binary, *args, "--cache-dir", str(cache_dir)]
-    if args and args[0] in SCAN_COMMANDS:
+    if scan_flags and args and args[0] in SCAN_COMMANDS:
         command += ["--skip-version-check", "--disable-telemetry"]
     return subprocess.run(
         command,
@@ -95,9 +97,10 @@ def scan_json(
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     binary: str = TRIVY_BINARY,
+    scan_flags: bool = True,
 ) -> dict[str, Any]:
     """Run a scan subcommand with ``--format json`` and return the parsed report; raise TrivyFailed on failure."""
-    result = run_trivy([*args, "--format", "json"], cache_dir, home, env, timeout, binary)
+    result = run_trivy([*args, "--format", "json"], cache_dir, home, env, timeout, binary, scan_flags)
     if result.returncode != 0:
         raise TrivyFailed(result)
     report: dict[str, Any] = json.loads(result.stdout)
@@ -132,16 +135,18 @@ class TrivySandbox:
     cache_dir: Path
     home: Path
     binary: str = TRIVY_BINARY
-    """The trivy executable: the one on PATH (0.76.0), or an older release (see ``support.old_trivy``)."""
+    """The trivy executable: the one on PATH (0.76.0), or an older release (see ``support.trivy_versions``)."""
+    scan_flags: bool = True
+    """Add ``--skip-version-check --disable-telemetry`` to scan subcommands (False for Trivy 0.59)."""
 
     def run(
         self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
         """:func:`run_trivy` in this sandbox."""
-        return run_trivy(args, self.cache_dir, self.home, env, timeout, self.binary)
+        return run_trivy(args, self.cache_dir, self.home, env, timeout, self.binary, self.scan_flags)
 
     def scan(
         self, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> dict[str, Any]:
         """:func:`scan_json` in this sandbox."""
-        return scan_json(args, self.cache_dir, self.home, env, timeout, self.binary)
+        return scan_json(args, self.cache_dir, self.home, env, timeout, self.binary, self.scan_flags)

@@ -406,7 +406,11 @@ def build_checks_bundle(
     ``:1``); None omits it, which Trivy treats as a custom build.
     """
     moment = created or datetime.now(UTC)
-    layer = targz([(f"policies/docker/policies/{CHECK_ID.lower()}.rego", PLANTED_CHECK.encode())], mtime=moment)
+    # The OPA bundle manifest upstream's bundle script writes at the root; Trivy 0.59 falls back to its embedded
+    # checks without it (TRIVY-ASSETS.md section 14).
+    opa_manifest = json.dumps({"revision": revision, "roots": [""]}).encode()
+    layer = targz([(".manifest", opa_manifest),
+                   (f"policies/docker/policies/{CHECK_ID.lower()}.rego", PLANTED_CHECK.encode())], mtime=moment)
     annotations = {ANNOTATION_REVISION: revision}
     if version is not None:
         annotations[ANNOTATION_VERSION] = version

@@ -118,7 +118,7 @@ def _healthcheck_code() -> str:
                       re.MULTILINE)
     assert match is not None
     command = json.loads(match[1])
-    assert command[:2] == ["python", "-c"]
+    assert command[0].endswith("/python") and command[1] == "-c"  # the image's venv Python; here the test's
     return str(command[2])
 
 

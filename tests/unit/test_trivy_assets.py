@@ -123,6 +123,8 @@ def test_checks_bundle_is_annotated_like_a_release() -> None:
     ]
     assert manifest["annotations"]["org.opencontainers.image.version"] == "2.1.0"
     files = members(artifact.layers[0])
-    assert list(files) == ["policies/docker/policies/test001.rego"]
+    assert list(files) == [".manifest", "policies/docker/policies/test001.rego"]
+    assert json.loads(files[".manifest"]) == {"revision": manifest["annotations"]["org.opencontainers.image.revision"],
+                                              "roots": [""]}  # the OPA manifest Trivy 0.59 needs
     assert b"avd_id: AVD-TEST-0001" in files["policies/docker/policies/test001.rego"]
     assert "org.opencontainers.image.version" not in build_checks_bundle(version=None).manifest_json["annotations"]

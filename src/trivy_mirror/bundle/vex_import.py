@@ -44,9 +44,11 @@ class VexImport:
     kind = ASSET
     root = ROOT
 
-    def __init__(self, staging_root: Path, store: Store | None) -> None:
+    def __init__(self, staging_root: Path, store: Store | None, *, skip_reason: str | None = None) -> None:
         self.staging_root = staging_root
         self.store = store
+        self.skip_reason = skip_reason or ("a registry holds no VEX repositories; import the bundle into a store "
+                                           "and serve it to give Trivy its VEX repositories")
         self._files: dict[str, BundleFile] = {}
 
     def check_files(self, files: Sequence[BundleFile]) -> None:
@@ -68,9 +70,7 @@ class VexImport:
     async def plan(self, entries: Sequence[AssetEntry]) -> list[PlannedAsset]:
         if self.store is None:
             if entries:
-                log.warning("not importing %s: a registry holds no VEX repositories; import the bundle into a store "
-                            "and serve it to give Trivy its VEX repositories",
-                            ", ".join(entry.reference for entry in entries))
+                log.warning("not importing %s: %s", ", ".join(entry.reference for entry in entries), self.skip_reason)
             return [SkippedVex(entry) for entry in entries]
         store = self.store
         return [await asyncio.to_thread(self._plan, entry, store) for entry in entries]

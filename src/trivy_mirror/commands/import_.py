@@ -17,6 +17,8 @@ from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.errors import UsageError
+from trivy_mirror.static import StaticDestination, check_keep
+from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.progress import NoProgress, Progress
@@ -27,6 +29,7 @@ from trivy_mirror.ui.progress import make_progress
 log = logging.getLogger("trivy_mirror.import")
 
 OUTCOME_STYLE = {"updated": "green", "skipped": "yellow"}
+STATIC_VEX_SKIP = "a static tree publishes VEX repositories only with --public-url (the URL it is served at)"
 _SHA256 = re.compile(r"(?:sha256:)?([a-f0-9]{64})")
 
 
@@ -45,13 +48,25 @@ def parse_sha256(text: str | None) -> str | None:
 
 async def run_import(bundle: BinaryIO, store: Path | None, destination: str | None, options: ConnectionOptions, *,
                      allow_downgrade: bool, expected_sha256: str | None, as_json: bool, lock_timeout: float,
-                     keep: int = DEFAULT_KEEP) -> int:
+                     public_url: str | None = None, keep: int | None = None) -> int:
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(RegistryPool(options))
         target = open_destination(store, destination, pool)
+        static = target if isinstance(target, StaticDestination) else None
+        versions = (keep or DEFAULT_KEEP) if isinstance(target, StoreDestination) else check_keep(keep, target)
+        if public_url is not None and static is None:
+            raise UsageError("--public-url applies to --to static:DIR only")
+        vex_store: Store | None = None
+        vex_url: str | None = None
         if isinstance(target, StoreDestination):
             await stack.enter_async_context(target.store.alock(lock_timeout, on_wait=log.warning, purpose="import"))
             staging = Staging.in_store(target.store.root)
+            vex_store = target.store
+        elif static is not None:
+            vex_url = static.vex_public_url(public_url, required=False)
+            await stack.enter_async_context(static.tree.alock(lock_timeout, on_wait=log.warning, purpose="import"))
+            staging = Staging.in_store(static.tree.work.root)
+            vex_store = static.tree.work if vex_url is not None else None
         else:
             staging = Staging.temporary()
         stack.callback(staging.remove)
@@ -59,12 +74,14 @@ async def run_import(bundle: BinaryIO, store: Path | None, destination: str | No
         if bars is not None:
             stack.enter_context(bars)
         progress: Progress = bars if bars is not None else NoProgress()
-        vex_store = target.store if isinstance(target, StoreDestination) else None
-        importer = BundleImport(staging, [OciImport(staging.root, target), VexImport(staging.root, vex_store)],
-                                progress)
+        skip = STATIC_VEX_SKIP if static is not None else None
+        importer = BundleImport(staging, [OciImport(staging.root, target),
+                                          VexImport(staging.root, vex_store, skip_reason=skip)], progress)
         report = await importer.run(bundle, allow_downgrade=allow_downgrade, expected_sha256=expected_sha256)
         if isinstance(target, StoreDestination):
-            await asyncio.to_thread(maintain, target.store, keep)
+            await asyncio.to_thread(maintain, target.store, versions)
+        if static is not None:
+            await static.finish(versions, vex_url)
     _report(report, target.label, as_json)
     return 0
 

@@ -13,6 +13,7 @@ from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.server.runner import serve
 from trivy_mirror.server.scheduler import SyncOutcome
 from trivy_mirror.server.settings import ServerSettings
@@ -44,8 +45,9 @@ class StoreSync:
         try:
             async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
                 try:
-                    if self.specs:
-                        results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(self.specs)
+                    specs = plan_requested_tags(self.specs, self.store.root)
+                    if specs:
+                        results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(specs)
                 except MirrorError as err:  # no source answers: recorded per asset; the VEX sources may still
                     failures.append(str(err))
                 results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)

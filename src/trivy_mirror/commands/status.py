@@ -16,6 +16,8 @@ from rich.table import Table
 from trivy_mirror.assets import MIRROR_NAMESPACE, AssetSpec
 from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.server.census import ClientRecord, census_path, read_records
+from trivy_mirror.static import StaticDestination
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.status import asset_statuses
 from trivy_mirror.ui import console
@@ -40,12 +42,21 @@ async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, sto
     async with RegistryPool(options) as pool:
         target = open_destination(store, destination, pool)
         rows = await asset_statuses(target, specs) if specs else []
+    clients = None
     if isinstance(target, StoreDestination):
         rows += vex_status_rows(target.store, asset_names)
+        clients = read_records(census_path(target.store.root))
+    elif isinstance(target, StaticDestination):
+        rows += vex_status_rows(target.tree.work, asset_names)
     if as_json:
-        print(json.dumps({"assets": [row.to_json() for row in rows]}, indent=2))
+        document: dict[str, object] = {"assets": [row.to_json() for row in rows]}
+        if clients is not None:
+            document["clients"] = [record.to_json() for record in clients]
+        print(json.dumps(document, indent=2))
     else:
         print_table(rows)
+        if clients:
+            print_clients(clients)
     return exit_code(rows)
 
 
@@ -89,6 +100,18 @@ def _table(rows: Sequence[AssetStatus], *, digest: bool, last_time: bool) -> Tab
 def display_name(row: AssetStatus) -> str:
     """``trivy-db:2``, ``vex/vexhub``: the reference without the mirror namespace every OCI asset shares."""
     return row.reference.removeprefix(f"{MIRROR_NAMESPACE}/")
+
+
+def print_clients(clients: Sequence[ClientRecord]) -> None:
+    """The fleet census ``serve`` keeps: per Trivy version what it pulled and what the mirror could not answer."""
+    table = Table(title="clients (what serve saw, by Trivy version)")
+    for column in ("client", "last seen", "requests", "pulled", "not answered"):
+        table.add_column(column, no_wrap=column != "pulled" and column != "not answered")
+    for record in clients:
+        problems = [f"[red]{p.outcome}[/] {p.resource} x{p.count}" for p in record.problems.values()]
+        table.add_row(record.client, short_time(record.last_seen), str(record.requests),
+                      ", ".join(sorted(record.pulled)) or "-", "\n".join(problems) or "-")
+    console.stdout.print(table)
 
 
 def short_time(moment: datetime | None) -> str:

@@ -1,20 +1,133 @@
-"""``trivy-mirror trivy-config``: the Trivy client configuration for a mirror, printed or written to a directory."""
+"""``trivy-mirror trivy-config``: the Trivy client configuration for a mirror, printed or written to a directory.
+
+Which VEX repositories to enable is asked, never guessed: a ``vulnerability.vex: repo`` naming a repository the
+mirror does not serve makes every scan of every Trivy fail (``vex-repository.json: bad response code: 404``).
+The embedded server lists them at ``GET /vex/``; ``--store`` reads the store instead; ``--offline`` takes the
+``--vex-repo`` flags alone.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import shlex
+import ssl
 import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from trivy_mirror.errors import UsageError
+from trivy_mirror.errors import AuthError, MirrorError, StoreError, Unreachable, UsageError
 from trivy_mirror.store.fsutil import FILE_MODE, os_errors, write_atomic
-from trivy_mirror.trivyconf import ClientConfig, env_lines, flag_line, repository_yaml, trivy_yaml, vex_config_path
+from trivy_mirror.trivyconf import (
+    CHECKS_NOTE,
+    VEX_NOTE,
+    ClientConfig,
+    Credentials,
+    MirrorUrl,
+    env_lines,
+    flag_line,
+    repository_yaml,
+    select_vex,
+    trivy_yaml,
+    vex_config_path,
+)
+from trivy_mirror.vex.serve import LISTING_PATH, served_names
 
 log = logging.getLogger("trivy_mirror.trivy_config")
 
 TRIVY_YAML = "trivy.yaml"
 REPOSITORY_YAML = "repository.yaml"
+LISTING_TIMEOUT = 15.0
+MAX_LISTING = 1 << 20
+
+
+@dataclass(frozen=True)
+class VexChoice:
+    """How ``trivy-config`` learns the VEX repositories: the flags that decide it."""
+
+    requested: tuple[str, ...] = ()
+    vex_url: str | None = None
+    no_vex: bool = False
+    offline: bool = False
+    store: Path | None = None
+
+
+def build_config(mirror: MirrorUrl, credentials: Credentials, choice: VexChoice, insecure: bool,
+                 ca_file: Path | None) -> ClientConfig:
+    """The configuration to write, with its VEX repositories resolved (asking the mirror or the store)."""
+    if choice.vex_url is not None and not choice.vex_url.lower().startswith(("http://", "https://")):
+        raise UsageError(f"--vex-url {choice.vex_url!r} must be an http:// or https:// URL")
+    base = choice.vex_url.rstrip("/") if choice.vex_url else (str(mirror) if mirror.scheme else None)
+    if choice.no_vex:
+        names: tuple[str, ...] = ()
+    elif choice.offline or base is None:
+        names = choice.requested  # ClientConfig refuses names without a base: a registry serves no VEX
+        if not names:
+            why = "--offline" if choice.offline else f"{mirror} is a registry (give --vex-url for the VEX of a serve)"
+            log.warning("no VEX repository enabled: %s; trivy.yaml leaves vulnerability.vex unset", why)
+    else:
+        if choice.store is not None:
+            served, where = _stored(choice.store), f"the store {choice.store}"
+        else:
+            served, where = list_served(base, credentials, insecure, ca_file), f"the mirror at {base}"
+        names = select_vex(served, choice.requested, where)
+        if not names:
+            log.warning("%s serves no VEX repository: trivy.yaml leaves vulnerability.vex unset and "
+                        "repository.yaml enables none", where)
+    return ClientConfig(mirror, credentials, names, base, insecure, ca_file)
+
+
+def _stored(store: Path) -> list[str]:
+    if not store.is_dir():
+        raise StoreError(f"the store {store} does not exist")
+    return served_names(store)
+
+
+def list_served(base: str, credentials: Credentials, insecure: bool, ca_file: Path | None) -> list[str]:
+    """The names in ``BASE/vex/`` of a trivy-mirror serve; one clear error when it cannot be read."""
+    url = base.rstrip("/") + LISTING_PATH
+    headers = {"Accept": "application/json"}
+    if credentials.token:
+        headers["Authorization"] = f"Bearer {credentials.token}"
+    elif credentials.username:
+        pair = f"{credentials.username}:{credentials.password or ''}".encode()
+        headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file and ca_file.is_file() else None)
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    offline = "(--offline with --vex-repo writes from the flags alone)"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http or https: checked by the callers)
+    try:
+        with urllib.request.urlopen(request, timeout=LISTING_TIMEOUT, context=context) as response:  # noqa: S310
+            body = response.read(MAX_LISTING + 1)
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            raise AuthError(f"the mirror refused to list its VEX repositories ({url}: {err.code}): give "
+                            f"--username/--password or --token", err.code) from None
+        raise MirrorError(f"{url} answered {err.code}: not a trivy-mirror serve that lists its VEX repositories; "
+                          f"give --vex-url, --no-vex or --offline {offline}") from None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise Unreachable(f"cannot ask the mirror which VEX repositories it serves ({url}): {reason}; nothing "
+                          f"written {offline}") from None
+    return _parse_listing(url, body)
+
+
+def _parse_listing(url: str, body: bytes) -> list[str]:
+    try:
+        document = json.loads(body) if len(body) <= MAX_LISTING else None
+        names = [entry["name"] for entry in document["repositories"]]  # type: ignore[index]
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise MirrorError(f"{url} is not a trivy-mirror VEX listing") from None
+    return names
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -23,14 +136,24 @@ def _write(path: Path, text: str, mode: int) -> None:
         write_atomic(path.parent, path, text.encode(), mode)
 
 
-def run_trivy_config(config: ClientConfig, output_format: str, out: Path | None) -> int:
-    for note in config.warnings():
-        log.warning(note)
+def run_trivy_config(mirror: MirrorUrl, credentials: Credentials, choice: VexChoice, insecure: bool,
+                     ca_file: Path | None, output_format: str, out: Path | None) -> int:
+    """Check the flags, resolve the VEX repositories, then print or write; nothing is written on an error."""
     if out is not None and output_format != "yaml":
         raise UsageError("--out writes trivy.yaml and repository.yaml, so it needs --format yaml")
+    if choice.no_vex and (choice.requested or choice.store):
+        raise UsageError("--no-vex enables no VEX repository: drop --vex-repo and --store")
+    if choice.offline and choice.store is not None:
+        raise UsageError("--offline writes from the flags alone and --store reads the store: give one")
+    config = build_config(mirror, credentials, choice, insecure, ca_file)
+    for note in config.warnings():
+        log.warning(note)
     if output_format == "env":
         sys.stdout.write(env_lines(config))
     elif output_format == "flags":
+        log.info(CHECKS_NOTE)
+        if config.vex_repositories:
+            log.info(VEX_NOTE)
         sys.stdout.write(flag_line(config))
     elif out is None:
         # One YAML stream of two documents; --out writes them to their own files.
@@ -48,6 +171,8 @@ def _write_directory(config: ClientConfig, out: Path) -> None:
     _write(out / REPOSITORY_YAML, repository_yaml(config), mode)
     trivy_file, repository_file, vex_home = out / TRIVY_YAML, out / REPOSITORY_YAML, vex_config_path()
     print(f"Wrote {trivy_file} and {repository_file}.")
+    if config.vex_repositories:
+        print(f"VEX repositories enabled: {', '.join(config.vex_repositories)}")
     print(f"trivy.yaml: pass it to every scan: trivy --config {shlex.quote(str(trivy_file))} image IMAGE")
     print(f"  (or TRIVY_CONFIG={shlex.quote(str(trivy_file))}, or copy it to trivy.yaml in the directory trivy "
           f"runs in)")

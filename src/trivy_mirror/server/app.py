@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.accesslog import ACCESS_LOGGER, ROUTE_KEY, USER_KEY, access_logger_class
 from trivy_mirror.server.auth import Authenticator
 from trivy_mirror.server.cache import ManifestCache
+from trivy_mirror.server.census import Census, census_path
 from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.health import Readiness, healthz
 from trivy_mirror.server.metrics import Metrics
@@ -26,6 +28,7 @@ from trivy_mirror.server.v2 import V2
 from trivy_mirror.vex import add_vex_routes
 
 CACHE_KEY = web.AppKey("trivy_mirror_cache", ManifestCache)
+CENSUS_KEY = web.AppKey("trivy_mirror_census", Census)
 METRICS_KEY = web.AppKey("trivy_mirror_metrics", Metrics)
 SETTINGS_KEY = web.AppKey("trivy_mirror_settings", ServerSettings)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,12 +55,16 @@ def create_app(
     cache = ManifestCache(store)
     scheduler_state: Callable[[], SchedulerState | None] = scheduler.state if scheduler else lambda: None
     metrics = Metrics(statuses, scheduler_state)
-    uploads = Uploads(settings.upload_dir, settings.max_uploads) if settings.allow_push else None
+    uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,
+                      settings.max_spool_per_user) if settings.allow_push else None
     push = PushApi(cache, settings.aliases, uploads) if uploads is not None else None
     v2 = V2(auth, PullApi(store, cache, settings.aliases), push)
 
-    app = web.Application(client_max_size=settings.client_max_size)
+    census = Census(census_path(Path(store.root)))
+    metrics.registry.register(census.collector())
+    app = web.Application(client_max_size=settings.client_max_size, middlewares=[census.middleware])
     app[CACHE_KEY] = cache
+    app[CENSUS_KEY] = census
     app[METRICS_KEY] = metrics
     app[SETTINGS_KEY] = settings
     app.router.add_route("*", "/v2", v2.handle)
@@ -67,7 +74,9 @@ def create_app(
         app.router.add_get("/token", _labelled("token", tokens.get), allow_head=False)
         app.router.add_post("/token", _labelled("token", tokens.post))
     app.router.add_get("/healthz", _labelled("healthz", healthz))
-    app.router.add_get("/readyz", _labelled("readyz", Readiness(statuses, scheduler_state).readyz))
+    readiness = Readiness(statuses, scheduler_state, auth.authenticated if settings.auth_enabled else None,
+                          auth.problems)
+    app.router.add_get("/readyz", _labelled("readyz", readiness.readyz))
     app.router.add_get("/metrics", _labelled("metrics", _metrics_handler(metrics)))
 
     async def vex_authorize(request: web.Request) -> web.StreamResponse | None:
@@ -83,11 +92,21 @@ def create_app(
     add_vex_routes(app, store, settings.public_url, authorize=vex_authorize if settings.auth_enabled else None,
                    route_key=ROUTE_KEY)
 
+    saver: list[asyncio.Task[None]] = []
+
+    async def startup(_: web.Application) -> None:
+        saver.append(asyncio.create_task(census.keep_saved()))
+
     async def cleanup(_: web.Application) -> None:
+        for task in saver:
+            task.cancel()
+        if census.dirty:
+            await census.save_now()
         auth.close()
         if uploads is not None:
             uploads.close()
 
+    app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
     return app
 

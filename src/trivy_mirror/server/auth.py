@@ -2,7 +2,9 @@
 
 Every ``/v2/`` request needs Basic credentials from the htpasswd file, a static token, or a token issued by
 ``/token``; with ``anonymous_pull``, GET and HEAD of content need nothing, but the ``/v2/`` ping still
-answers 401 so clients that have credentials (to push) learn where the token endpoint is. The challenge is
+answers 401 so clients that have credentials (to push) learn where the token endpoint is. Credentials pull;
+only the users named as push users and the tokens marked ``push`` may write (with ``allow_push``), so the
+credentials handed to scanners cannot replace what the scanners read. The challenge is
 always ``Bearer realm="<this server>/token"``: go-containerregistry (Trivy, crane) only accepts a realm on the
 registry's own host. Basic credentials are accepted on every request too (skopeo sends them pre-emptively).
 """
@@ -39,7 +41,10 @@ class Authenticator:
         self.anonymous_pull = settings.anonymous_pull
         self.signer = TokenSigner(settings.token_ttl)
         self.htpasswd = Htpasswd(settings.htpasswd) if settings.htpasswd else None
-        self._static = ReloadingFile(settings.token_file, parse_token_file) if settings.token_file else None
+        self._static = ReloadingFile(settings.token_file, parse_token_file, what="token file") \
+            if settings.token_file else None
+        self._push_users = settings.push_users if settings.allow_push else frozenset()
+        self._allow_push = settings.allow_push
         self._public_url = settings.public_url.rstrip("/") if settings.public_url else None
         host, port = parse_listen(settings.listen)
         self._fallback_host = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -57,9 +62,17 @@ class Authenticator:
             if self.anonymous_pull and not write and not ping:
                 return None
             raise self._unauthorized(request, name, write, "authentication required")
-        if write and not identity.push:
-            raise OciError("DENIED", "these credentials may only pull")
+        if write and not identity.push and self._allow_push:
+            # Without allow_push there are no write handlers: the dispatcher answers 405 UNSUPPORTED.
+            raise OciError("DENIED", "these credentials may only pull; pushing needs a push user or a push token")
         return identity
+
+    async def authenticated(self, request: web.Request) -> bool:
+        """Whether the request carries valid credentials (never raises: for pages that only hide details)."""
+        try:
+            return await self._identify(request) is not None
+        except (BadCredentials, OciError):
+            return False
 
     async def _identify(self, request: web.Request) -> Identity | None:
         """The identity of the request's credentials; None when there are none. Raises :class:`BadCredentials`."""
@@ -69,12 +82,12 @@ class Authenticator:
         scheme, _, value = header.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
-            return await self.basic(value.strip())
+            return await self.basic(value.strip(), request.remote)
         if scheme == "bearer":
             return self._bearer(value.strip())
         raise BadCredentials(f"unsupported authorization scheme {scheme[:20]!r}")
 
-    async def basic(self, value: str) -> Identity:
+    async def basic(self, value: str, client: str | None) -> Identity:
         """The user of a Basic credential (the part after ``Basic ``); raises :class:`BadCredentials`."""
         try:
             decoded = base64.b64decode(value, validate=True).decode()
@@ -83,18 +96,24 @@ class Authenticator:
         user, sep, password = decoded.partition(":")
         if not sep:
             raise BadCredentials("malformed Basic credentials")
-        return await self.password(user, password)
+        return await self.password(user, password, client)
 
-    async def password(self, user: str, password: str) -> Identity:
-        if self.htpasswd is None or not await self.htpasswd.verify(user, password):
+    async def password(self, user: str, password: str, client: str | None) -> Identity:
+        """The identity of a user name and password; only push users may push. ``client`` bounds the work."""
+        if self.htpasswd is None or not await self.htpasswd.verify(user, password, client):
             raise BadCredentials(f"wrong user name or password for user {user[:64]!r}")
-        return Identity(user, push=True)
+        return Identity(user, push=user in self._push_users)
+
+    def problems(self) -> list[str]:
+        """Credentials files whose last good version is in force because the current one is missing or bad."""
+        files = [self.htpasswd.problem if self.htpasswd else None, self._static.problem if self._static else None]
+        return [problem for problem in files if problem is not None]
 
     def _bearer(self, token: str) -> Identity:
         if self._static is not None:
-            label = self._static.value.get(hash_token(token))
-            if label is not None:
-                return Identity(label, push=True)
+            entry = self._static.value.get(hash_token(token))
+            if entry is not None:
+                return Identity(entry.label, push=entry.push and self._allow_push)
         identity = self.signer.verify(token)
         if identity is None:
             raise BadCredentials("invalid or expired bearer token")

@@ -1,10 +1,14 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (every asset is in the mirror and fresh)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (every asset is in the mirror and fresh).
+
+With auth on, ``/readyz`` answers anyone (probes carry no credentials) but only with states: the full body
+(references, digests, sources, sync errors naming upstream hosts, credentials-file problems) needs credentials.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -13,6 +17,8 @@ from trivy_mirror.server.scheduler import SchedulerState
 
 log = logging.getLogger(__name__)
 
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
@@ -20,9 +26,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 class Readiness:
     def __init__(self, statuses: Callable[[], list[AssetStatus]],
-                 scheduler: Callable[[], SchedulerState | None]) -> None:
+                 scheduler: Callable[[], SchedulerState | None],
+                 authenticated: Callable[[web.Request], Awaitable[bool]] | None = None,
+                 problems: Callable[[], list[str]] = list) -> None:
+        """``authenticated`` (auth on) tells whether a request may see the details; ``problems`` lists
+        credentials files whose last good version is in force."""
         self._statuses = statuses
         self._scheduler = scheduler
+        self._authenticated = authenticated
+        self._problems = problems
 
     async def readyz(self, request: web.Request) -> web.Response:
         """200 when every asset is ready, else 503; the body says why, asset by asset, and lists the assets
@@ -31,17 +43,25 @@ class Readiness:
             statuses = await asyncio.to_thread(self._statuses)
         except Exception as err:
             log.exception("cannot read the asset statuses for /readyz")
-            return web.json_response({"ready": False, "reasons": [f"cannot read the asset statuses: {err}"]},
-                                     status=503, headers={"Cache-Control": "no-store"})
+            # Never the exception text: it names files of the store.
+            detail = err.strerror if isinstance(err, OSError) and err.strerror else "see the server log"
+            return web.json_response({"ready": False, "reasons": [f"cannot read the asset statuses: {detail}"]},
+                                     status=503, headers=NO_STORE)
         ready = all(status.ready for status in statuses)
+        status = 200 if ready else 503
+        if self._authenticated is not None and not await self._authenticated(request):
+            states = [{"asset": row.asset, "state": row.state} for row in statuses]
+            return web.json_response({"ready": ready, "assets": states}, status=status, headers=NO_STORE)
         body: dict[str, object] = {
             "ready": ready,
-            "reasons": [status.reason for status in statuses if not status.ready],
+            "reasons": [row.reason for row in statuses if not row.ready],
             # A failed last attempt does not make the mirror unready (what it serves is still good), but says so.
-            "failures": [status.failure for status in statuses if status.last_failed],
-            "assets": [status.to_json() for status in statuses],
+            "failures": [row.failure for row in statuses if row.last_failed],
+            "assets": [row.to_json() for row in statuses],
         }
         state = self._scheduler()
         if state is not None:
             body["sync"] = state.to_json()
-        return web.json_response(body, status=200 if ready else 503, headers={"Cache-Control": "no-store"})
+        if self._authenticated is not None:
+            body["credentials"] = self._problems()
+        return web.json_response(body, status=status, headers=NO_STORE)

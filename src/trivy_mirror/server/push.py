@@ -10,13 +10,23 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from trivy_mirror.errors import InvalidManifest, InvalidReference, MirrorError, VerificationError
+from trivy_mirror.errors import (
+    InvalidManifest,
+    InvalidReference,
+    MirrorError,
+    RefusedCandidate,
+    StoreError,
+    VerificationError,
+)
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index
 from trivy_mirror.oci.reference import validate_tag
+from trivy_mirror.server.accesslog import USER_KEY
 from trivy_mirror.server.cache import ManifestCache
+from trivy_mirror.server.catalogpush import check_catalog_push
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
+from trivy_mirror.server.manifestcheck import check_pushed_manifest
 from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
 from trivy_mirror.server.storage import ServedLayout
@@ -48,22 +58,22 @@ class PushApi:
             if request.content_length is not None:
                 await self._store_blob(layout, digest, request.content.iter_chunked(CHUNK), request.content_length)
             else:
-                upload = self._uploads.start(layout.repository)
+                upload = self._uploads.start(layout.repository, _owner(request))
                 try:
                     await self._uploads.append(upload, request.content.iter_chunked(CHUNK))
                     await self._store_blob(layout, digest, self._uploads.read(upload), upload.size)
                 finally:
                     self._uploads.discard(upload)
             return _created(route.name, "blobs", digest)
-        upload = self._uploads.start(layout.repository)
+        upload = self._uploads.start(layout.repository, _owner(request))
         return web.Response(status=202, headers=_upload_headers(route.name, upload))
 
     async def upload_status(self, request: web.Request, route: Route) -> web.Response:
-        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases), _owner(request))
         return web.Response(status=204, headers=_upload_headers(route.name, upload))
 
     async def patch_upload(self, request: web.Request, route: Route) -> web.Response:
-        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases), _owner(request))
         async with upload.lock:
             _check_range(request, route.name, upload)
             await self._uploads.append(upload, request.content.iter_chunked(CHUNK))
@@ -72,7 +82,7 @@ class PushApi:
     async def finish_upload(self, request: web.Request, route: Route) -> web.Response:
         """PUT ``?digest=``: the last chunk (if any) is appended, then the whole blob is verified and stored."""
         layout = self._layout(route.name)
-        upload = self._uploads.get(route.reference, layout.repository)
+        upload = self._uploads.get(route.reference, layout.repository, _owner(request))
         digest = parse_digest(request.query.get("digest", ""))
         async with upload.lock:
             try:
@@ -89,13 +99,14 @@ class PushApi:
         return _created(route.name, "blobs", digest)
 
     async def cancel_upload(self, request: web.Request, route: Route) -> web.Response:
-        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases))
+        upload = self._uploads.get(route.reference, repository_of(route.name, self._aliases), _owner(request))
         self._uploads.discard(upload)
         return web.Response(status=204, headers=API_VERSION_HEADER)
 
     async def put_manifest(self, request: web.Request, route: Route) -> web.Response:
         layout = self._layout(route.name)
         body = await _read_limited(request, MAX_MANIFEST_SIZE)
+        check_pushed_manifest(body, request.headers.get("Content-Type"))
         try:
             manifest = ManifestBytes.of(body, request.headers.get("Content-Type"))
         except InvalidManifest as err:
@@ -114,7 +125,14 @@ class PushApi:
             raise OciError("MANIFEST_BLOB_UNKNOWN", "the manifest references content that was not pushed",
                            detail=[str(digest) for digest in missing])
         try:
+            await check_catalog_push(layout.repository, layout, manifest, tag)
+        except RefusedCandidate as err:
+            log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
+            raise OciError("MANIFEST_INVALID", str(err)) from None
+        try:
             await layout.push_manifest(manifest, tag)
+        except StoreError as err:
+            raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
         except MirrorError as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
@@ -136,6 +154,8 @@ class PushApi:
             await layout.push_blob(descriptor, verified(chunks, digest, size))
         except VerificationError as err:
             raise OciError("DIGEST_INVALID", str(err)) from None
+        except StoreError as err:
+            raise _store_failure(f"upload of {digest.short} into {layout.repository}", err) from None
 
     async def _mount(self, layout: ServedLayout, digest: Digest, source_name: str) -> bool:
         """Link a blob from another repository of the store; False means "upload it instead"."""
@@ -191,6 +211,18 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
         if len(data) > limit:
             raise OciError("SIZE_INVALID", f"a manifest is at most {limit} bytes", status=413)
     return bytes(data)
+
+
+def _store_failure(what: str, err: StoreError) -> OciError:
+    """The store failed (disk full, permissions): the details, paths included, go to the log, not the client."""
+    log.error("%s failed: %s", what, err)
+    return OciError("UNKNOWN", "the store could not save the content; the server log says why")
+
+
+def _owner(request: web.Request) -> str:
+    """The credential an upload session belongs to (the user name or token label; pushes are never anonymous)."""
+    owner: str = request.get(USER_KEY, "-")
+    return owner
 
 
 def _created(name: str, kind: str, digest: Digest) -> web.Response:

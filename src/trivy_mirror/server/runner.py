@@ -14,7 +14,7 @@ from aiohttp import web
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.app import CACHE_KEY, create_app, runner_options
-from trivy_mirror.server.idleguard import FirstRequestGuard
+from trivy_mirror.server.idleguard import FirstRequestGuard, GuardedAppRunner
 from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler
 from trivy_mirror.server.settings import ServerSettings, parse_listen
 from trivy_mirror.server.storage import ServedStore
@@ -78,7 +78,7 @@ async def serve(
     app = create_app(settings, store, statuses, scheduler)
     guard = FirstRequestGuard(settings.first_request_timeout)
     app.middlewares.insert(0, guard.middleware)
-    runner = web.AppRunner(app, **runner_options(app))
+    runner = GuardedAppRunner(app, header_timeout=settings.first_request_timeout, **runner_options(app))
     await runner.setup()
     server = runner.server
     assert server is not None

@@ -36,6 +36,9 @@ class ServerSettings:
     token_file: Path | None = None
     anonymous_pull: bool = False
     allow_push: bool = False
+    push_users: frozenset[str] = frozenset()
+    """htpasswd users who may push (with ``allow_push``); every other credential only pulls. Static tokens
+    push only when their line in the token file says ``push``."""
     sync_every: float = 3600.0
     keep: int = 2
     """Versions of each repository kept by the prune that follows a sync."""
@@ -47,11 +50,16 @@ class ServerSettings:
     """Largest body read into memory (manifests, token forms); blob uploads stream to disk."""
     shutdown_timeout: float = 30.0
     first_request_timeout: float = 30.0
-    """A connection that has not sent one complete request by then is closed (slow or silent clients)."""
+    """A connection that has not sent one complete request by then is closed (slow or silent clients), and so is
+    one whose request headers, on any request, are not complete that long after their first byte."""
     token_ttl: int = 300
     upload_dir: Path | None = None
     """Where unfinished chunked uploads wait; default: a private temporary directory."""
     max_uploads: int = 64
+    max_uploads_per_user: int = 8
+    """Unfinished upload sessions one credential may hold (of ``max_uploads``)."""
+    max_spool_per_user: int = 4 << 30
+    """Bytes the unfinished chunked uploads of one credential may spool (Trivy's largest asset is under 1 GiB)."""
 
     @property
     def auth_enabled(self) -> bool:
@@ -65,6 +73,13 @@ class ServerSettings:
         parse_listen(self.listen)
         if self.allow_push and not self.auth_enabled:
             raise UsageError("pushing needs authentication: give an htpasswd file or a token file as well")
+        if self.allow_push and not self.push_users and self.token_file is None:
+            raise UsageError("nobody may push: name the users allowed to with --push-user NAME "
+                             "(or mark tokens with 'push' in a token file)")
+        if self.push_users and not self.allow_push:
+            raise UsageError("--push-user needs --allow-push")
+        if self.push_users and self.htpasswd is None:
+            raise UsageError("--push-user names users of the htpasswd file: give --htpasswd as well")
         if self.anonymous_pull and not self.auth_enabled:
             raise UsageError("anonymous pull only makes sense with an htpasswd file or a token file")
         if (self.tls_cert is None) != (self.tls_key is None):

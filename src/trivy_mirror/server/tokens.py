@@ -64,17 +64,32 @@ class TokenSigner:
         return _b64(hmac.new(self._key, payload.encode(errors="surrogatepass"), hashlib.sha256).digest())
 
 
-def parse_token_file(text: str) -> dict[bytes, str]:
-    """One token a line (blank lines and ``#`` comments skipped), kept only as SHA-256 hashes.
+PUSH_MARKER = "push"
 
-    Looking a presented token up by its hash does not leak the stored tokens through timing. The value is a
-    label for logs (``token:<line>``), never the token.
+
+@dataclass(frozen=True, slots=True)
+class StaticToken:
+    """A token file entry: a label for logs (``token:<line>``, never the token) and whether it may push."""
+
+    label: str
+    push: bool
+
+
+def parse_token_file(text: str) -> dict[bytes, StaticToken]:
+    """One token a line, optionally followed by the word ``push`` (blank lines and ``#`` comments skipped).
+
+    A token without the marker only pulls, so the tokens handed to scanners cannot replace what they scan.
+    Tokens are kept only as SHA-256 hashes: looking a presented token up by its hash does not leak the stored
+    tokens through timing. Raises ValueError naming the line (never its content) for anything else.
     """
-    tokens: dict[bytes, str] = {}
+    tokens: dict[bytes, StaticToken] = {}
     for number, line in enumerate(text.splitlines(), 1):
-        token = line.strip()
-        if token and not token.startswith("#"):
-            tokens[hash_token(token)] = f"token:{number}"
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) > 2 or (len(fields) == 2 and fields[1] != PUSH_MARKER):
+            raise ValueError(f"token file line {number}: expected TOKEN or 'TOKEN {PUSH_MARKER}'")
+        tokens[hash_token(fields[0])] = StaticToken(f"token:{number}", len(fields) == 2)
     return tokens
 
 

@@ -66,27 +66,48 @@ class FileWatch:
 class ReloadingFile(Generic[T]):
     """A small file parsed again whenever it changes (credentials files), so edits need no restart.
 
-    A file that cannot be read at start is a :class:`UsageError`; later, a missing or unreadable version is
-    logged and the last good one stays in force.
+    ``parse`` raises ValueError for content it refuses. A file that cannot be read or parsed at start is a
+    :class:`UsageError`. Later, a missing, unreadable or refused version is logged once at ERROR and the last
+    good one stays in force (an editor or a deployment tool replacing the file must not lock every client out);
+    :attr:`problem` says so until a good version is back, for ``/readyz``.
     """
 
-    def __init__(self, path: Path, parse: Callable[[str], T]) -> None:
+    def __init__(self, path: Path, parse: Callable[[str], T], *, what: str = "file") -> None:
         self._watch = FileWatch(path)
         self._parse = parse
+        self._what = what
+        self.problem: str | None = None
         try:
             self._value = self._load()
-        except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+        except OSError as err:
+            raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
+        except ValueError as err:
+            raise UsageError(f"{path}: {err}") from None
 
     @property
     def value(self) -> T:
         if self._watch.check():
             try:
                 self._value = self._load()
-            except (OSError, UnicodeDecodeError) as err:
-                log.warning("cannot re-read %s, keeping the previous version: %s", self._watch.path, err)
+            except (OSError, ValueError) as err:
                 self._watch.mark(signature(self._watch.path))
+                self._failed(err)
+            else:
+                if self.problem is not None:
+                    log.warning("%s is readable again; its new version is in force", self._watch.path)
+                    self.problem = None
         return self._value
+
+    def _failed(self, err: OSError | ValueError) -> None:
+        if isinstance(err, FileNotFoundError):
+            reason = "is missing"
+        elif isinstance(err, OSError):
+            reason = f"cannot be read ({err.strerror or err})"
+        else:
+            reason = f"is refused ({err})"
+        if self.problem is None:
+            log.error("%s %s: the last good version stays in force until it is fixed", self._watch.path, reason)
+        self.problem = f"the {self._what} {reason}; the last good version stays in force"
 
     def _load(self) -> T:
         loaded = signature(self._watch.path)

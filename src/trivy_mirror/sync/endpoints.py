@@ -93,13 +93,17 @@ class RegistryDestination:
 
 
 def open_destination(store: Path | None, destination: str | None, pool: RegistryPool) -> Destination:
-    """``--to`` names a registry destination; otherwise the store (``--store`` or the default)."""
+    """``--to`` names a registry destination or a static tree (``static:DIR``); otherwise the store (``--store``
+    or the default)."""
     from trivy_mirror.errors import UsageError
+    from trivy_mirror.static import StaticDestination, parse_static
     from trivy_mirror.store.paths import default_store_dir
     from trivy_mirror.sync.state import default_state_dir
 
     if store and destination:
         raise UsageError("--store and --to cannot be used together")
+    if destination and (directory := parse_static(destination)) is not None:
+        return StaticDestination(directory)
     if destination:
         return RegistryDestination(Prefix.parse(destination), pool, default_state_dir())
     return StoreDestination(Store(store or default_store_dir()))

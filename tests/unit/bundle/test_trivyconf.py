@@ -16,6 +16,7 @@ from trivy_mirror.trivyconf import (
     env_lines,
     flag_line,
     repository_yaml,
+    select_vex,
     trivy_uses_plain_http,
     trivy_yaml,
     vex_config_path,
@@ -82,15 +83,17 @@ def test_trivy_yaml_for_a_public_plain_http_mirror() -> None:
     text = trivy_yaml(config)
     document = yaml.safe_load(text)
     assert document["insecure"] is True and document["cacert"] == "/etc/ca.pem"
-    assert document["registry"] == {"token": "s3cret"}
+    # Each Trivy keeps its own checks tag (:1 up to 0.68, :2 from 0.69) through registry.mirrors.
+    assert document["registry"] == {"mirrors": {"mirror.gcr.io": ["mirror.example:5000"]}, "token": "s3cret"}
+    assert "misconfiguration" not in document
     assert document["vulnerability"] == {"vex": ["repo"]}
     assert document["db"]["repository"] == ["mirror.example:5000/aquasec/trivy-db:2"]
     assert "mirror.gcr.io/aquasec" not in yaml.safe_dump(document)  # no internet fallback
-    # The commented alternative, once uncommented, is valid YAML that Trivy reads as registry.mirrors.
-    alternative = "\n".join(line[2:] for line in text.splitlines() if line.startswith("# ") and
-                            (line.startswith(("# registry", "#   ")) or line.startswith("#     ")))
-    assert yaml.safe_load(alternative)["registry"]["mirrors"] == {"mirror.gcr.io": ["mirror.example:5000"],
-                                                                   "ghcr.io": ["mirror.example:5000"]}
+    # The commented alternative for a Trivy >= 0.69 fleet, once uncommented, is valid YAML.
+    alternative = "\n".join(line[2:] for line in text.splitlines()
+                            if line.startswith(("# misconfiguration:", "#   checks-bundle")))
+    assert yaml.safe_load(alternative) == {
+        "misconfiguration": {"checks-bundle-repository": "mirror.example:5000/aquasec/trivy-checks:2"}}
     assert any("plain HTTP" in note for note in config.warnings())
     assert any("SSL_CERT_FILE=/etc/ca.pem" in note for note in config.warnings())
 
@@ -119,3 +122,23 @@ def test_env_and_flags_quote_and_agree() -> None:
 def test_vex_config_path() -> None:
     assert vex_config_path({"XDG_DATA_HOME": "/data"}) == Path("/data/.trivy/vex/repository.yaml")
     assert vex_config_path({}) == Path.home() / ".trivy" / "vex" / "repository.yaml"
+
+
+def test_select_vex_enables_what_is_served_or_refuses_what_is_not() -> None:
+    assert select_vex(["alpha", "zeta"], [], "the mirror") == ("alpha", "zeta")
+    assert select_vex(["alpha", "zeta"], ["zeta", "alpha", "zeta"], "the mirror") == ("zeta", "alpha")
+    assert select_vex([], [], "the mirror") == ()
+    with pytest.raises(UsageError, match=r"--vex-repo vexhub: the mirror does not serve .*it serves alpha, zeta"):
+        select_vex(["alpha", "zeta"], ["vexhub"], "the mirror")
+    with pytest.raises(UsageError, match="it serves none"):
+        select_vex([], ["vexhub"], "the mirror")
+
+
+def test_trivy_yaml_without_vex_and_with_basic_credentials() -> None:
+    mirror = MirrorUrl.parse("harbor.example/trivy")
+    document = yaml.safe_load(trivy_yaml(ClientConfig(mirror, Credentials("u", "p"))))
+    assert "vulnerability" not in document
+    assert document["registry"] == {"mirrors": {"mirror.gcr.io": ["harbor.example/trivy"]}, "username": ["u"],
+                                    "password": ["p"]}
+    repositories = yaml.safe_load(repository_yaml(ClientConfig(mirror)))["repositories"]
+    assert repositories == [{"name": "default", "url": "https://github.com/aquasecurity/vexhub", "enabled": False}]

@@ -197,3 +197,16 @@ async def test_the_trivy_cache_holds_each_repository_as_trivy_leaves_it(vex_stor
     assert [(r["name"], r["enabled"]) for r in config] == [("vexhub", True), ("default", False)]
     command = trivy_command(cache, components)
     assert "--vex repo" in command and "--skip-vex-repo-update" in command
+
+
+async def test_the_trivy_cache_can_name_the_mirror_instead_of_the_upstream(vex_store: Store, tmp_path: Path) -> None:
+    """After update_interval Trivy fetches from repository.yaml's URL: with --mirror that is the mirror."""
+    cache = tmp_path / "cache"
+    [component] = TrivyCacheWriter(vex_store, cache, mirror="https://mirror.example:5000/").write([], vex=True)
+    repository = cache / "vex" / "repositories" / "vexhub"
+    archive = "https://mirror.example:5000/vex/vexhub/archive.tar.gz"
+    served = json.loads((repository / "vex-repository.json").read_text())
+    assert served["versions"][0]["locations"] == [{"url": archive}]
+    assert json.loads((repository / "cache.json").read_text())["ETags"] == {archive: f'"{component.digest}"'}
+    config = yaml.safe_load((cache / "vex" / "repository.yaml").read_text())["repositories"]
+    assert config[0] == {"name": "vexhub", "url": "https://mirror.example:5000/vex/vexhub", "enabled": True}

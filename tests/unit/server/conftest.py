@@ -20,7 +20,9 @@ from trivy_mirror.store import Store
 from .helpers import Artifact, populate
 
 USER, PASSWORD = "alice", "s3cret-pw"
+PULL_USER, PULL_PASSWORD = "bob", "bob-reads-only"
 STATIC_TOKEN = "static-token-0123456789"
+PUSH_TOKEN = "push-token-9876543210"
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -38,17 +40,21 @@ async def db(store: Store) -> Artifact:
 
 @pytest.fixture
 def htpasswd(tmp_path: Path) -> Path:
-    """An htpasswd file as ``htpasswd -B`` writes it (``$2y$``), at a low cost to keep the tests fast."""
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode().replace("$2b$", "$2y$", 1)
+    """An htpasswd file as ``htpasswd -B`` writes it (``$2y$``), at a low cost to keep the tests fast.
+
+    ``USER`` is the one the push tests name as a push user; ``PULL_USER`` stays pull-only.
+    """
+    lines = [f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode().replace('$2b$', '$2y$', 1)}"
+             for user, password in ((USER, PASSWORD), (PULL_USER, PULL_PASSWORD))]
     path = tmp_path / "htpasswd"
-    path.write_text(f"# users\n{USER}:{hashed}\nbob:{{SHA}}notbcrypt\n")
+    path.write_text("# users\n" + "\n".join(lines) + "\n")
     return path
 
 
 @pytest.fixture
 def token_file(tmp_path: Path) -> Path:
     path = tmp_path / "tokens"
-    path.write_text(f"# tokens\n\n{STATIC_TOKEN}\n")
+    path.write_text(f"# tokens\n\n{STATIC_TOKEN}\n{PUSH_TOKEN} push\n")
     return path
 
 

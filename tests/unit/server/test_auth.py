@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import shutil
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import bcrypt
@@ -15,11 +17,12 @@ from aiohttp.test_utils import TestClient
 
 from trivy_mirror.errors import UsageError
 from trivy_mirror.server.app import create_app
+from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.server.watch import CHECK_INTERVAL
 from trivy_mirror.store import Store
 
-from .conftest import PASSWORD, STATIC_TOKEN, USER, ClientFactory
+from .conftest import PASSWORD, PULL_PASSWORD, PULL_USER, PUSH_TOKEN, STATIC_TOKEN, USER, ClientFactory
 from .helpers import Artifact, basic, bearer, error_codes
 
 Client = TestClient[web.Request, web.Application]
@@ -67,7 +70,7 @@ async def test_basic_credentials_on_every_request(make_client: ClientFactory, ht
     assert (response.status, error_codes(await response.read())) == (401, ["UNAUTHORIZED"])
     response = await client.get("/v2/", headers=basic("mallory", PASSWORD))
     assert response.status == 401
-    response = await client.get("/v2/", headers=basic("bob", "anything"))  # not a bcrypt entry: ignored
+    response = await client.get("/v2/", headers=basic(PULL_USER, PASSWORD))  # another user's password
     assert response.status == 401
 
 
@@ -132,7 +135,8 @@ async def test_token_file_is_reread_when_it_changes(make_client: ClientFactory, 
 
 
 async def test_anonymous_pull(make_client: ClientFactory, htpasswd: Path, db: Artifact) -> None:
-    client = await make_client(ServerSettings(htpasswd=htpasswd, anonymous_pull=True, allow_push=True))
+    client = await make_client(ServerSettings(htpasswd=htpasswd, anonymous_pull=True, allow_push=True,
+                                              push_users=frozenset({USER})))
     for path in pull_paths(db)[1:5]:
         assert (await client.get(path)).status == 200, path
         assert (await client.head(path)).status == 200, path
@@ -153,7 +157,7 @@ async def test_anonymous_pull(make_client: ClientFactory, htpasswd: Path, db: Ar
 
 
 async def test_push_with_user_token(make_client: ClientFactory, htpasswd: Path) -> None:
-    client = await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True))
+    client = await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER})))
     token = await token_for(client, basic(USER, PASSWORD))
     response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=bearer(token))
     assert response.status == 202
@@ -215,15 +219,13 @@ async def test_successful_checks_are_cached(make_client: ClientFactory, htpasswd
     for _ in range(5):
         assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
     assert len(calls) == 1
-    for _ in range(2):
+    for _ in range(3):
         assert (await client.get("/v2/", headers=basic(USER, "wrong"))).status == 401
-    assert len(calls) == 3  # failures are never cached as successes
+    assert len(calls) == 2  # a failure is remembered briefly, and never as a success
 
 
 @pytest.fixture
 def htpasswd_by_tool(tmp_path: Path) -> Path:
-    if shutil.which("htpasswd") is None:
-        pytest.skip("htpasswd (apache2-utils) is not installed")
     path = tmp_path / "htpasswd-tool"
     subprocess.run(["htpasswd", "-cbB", "-C", "5", str(path), "carol", "pw with spaces"], check=True,
                    capture_output=True)
@@ -256,3 +258,166 @@ def test_missing_credential_files_are_usage_errors(store: Store, tmp_path: Path)
         create_app(ServerSettings(htpasswd=tmp_path / "missing"), store)
     with pytest.raises(UsageError, match="cannot read"):
         create_app(ServerSettings(token_file=tmp_path / "missing"), store)
+
+
+PUSH_ROUTES = [
+    ("POST", "/v2/aquasec/trivy-db/blobs/uploads/"),
+    ("POST", "/v2/aquasec/trivy-db/blobs/uploads/?digest=sha256:" + "a" * 64),
+    ("POST", "/v2/aquasec/trivy-db/blobs/uploads/?mount=sha256:" + "a" * 64 + "&from=team/tool"),
+    ("PATCH", "/v2/aquasec/trivy-db/blobs/uploads/00000000-0000-0000-0000-000000000000"),
+    ("PUT", "/v2/aquasec/trivy-db/blobs/uploads/00000000-0000-0000-0000-000000000000?digest=sha256:" + "a" * 64),
+    ("PUT", "/v2/aquasec/trivy-db/manifests/2"),
+    ("PUT", "/v2/aquasecurity/trivy-db/manifests/2"),
+    ("DELETE", "/v2/aquasec/trivy-db/blobs/uploads/00000000-0000-0000-0000-000000000000"),
+]
+
+
+async def test_only_push_users_and_push_tokens_may_push(make_client: ClientFactory, htpasswd: Path,
+                                                       token_file: Path) -> None:
+    """Credentials handed to scanners pull; pushing needs a named push user or a token marked ``push``."""
+    client = await make_client(ServerSettings(htpasswd=htpasswd, token_file=token_file, allow_push=True,
+                                              push_users=frozenset({USER})))
+    pull_token = await token_for(client, basic(PULL_USER, PULL_PASSWORD))
+    for headers in (basic(PULL_USER, PULL_PASSWORD), bearer(pull_token), bearer(STATIC_TOKEN)):
+        for method, path in PUSH_ROUTES:
+            response = await client.request(method, path, headers=headers)
+            assert (response.status, error_codes(await response.read())) == (403, ["DENIED"]), (method, path)
+        assert (await client.get("/v2/", headers=headers)).status == 200
+    push_token = await token_for(client, basic(USER, PASSWORD))
+    for headers in (basic(USER, PASSWORD), bearer(push_token), bearer(PUSH_TOKEN)):
+        response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=headers)
+        assert response.status == 202, headers
+
+
+async def test_push_marks_mean_nothing_without_allow_push(make_client: ClientFactory, token_file: Path) -> None:
+    client = await make_client(ServerSettings(token_file=token_file))
+    response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=bearer(PUSH_TOKEN))
+    assert (response.status, error_codes(await response.read())) == (405, ["UNSUPPORTED"])
+
+
+def test_push_settings_are_checked(store: Store, htpasswd: Path, token_file: Path) -> None:
+    with pytest.raises(UsageError, match="--push-user"):
+        create_app(ServerSettings(htpasswd=htpasswd, allow_push=True), store)
+    with pytest.raises(UsageError, match="needs --allow-push"):
+        create_app(ServerSettings(htpasswd=htpasswd, push_users=frozenset({USER})), store)
+    create_app(ServerSettings(token_file=token_file, allow_push=True), store)
+
+
+def test_token_file_syntax(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("good-token push\nsecret-value pull\n")
+    with pytest.raises(UsageError, match="line 2: expected TOKEN or 'TOKEN push'") as raised:
+        create_app(ServerSettings(token_file=path), store)
+    assert "secret-value" not in str(raised.value)
+
+
+async def test_wrong_passwords_cannot_lock_out_other_clients(htpasswd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One address flooding wrong passwords gets 429 beyond its share; other addresses and known-good
+    credentials still log in, and a repeated wrong password costs no bcrypt at all."""
+    from trivy_mirror.server import htpasswd as module
+
+    calls: list[bytes] = []
+    original = module._checkpw
+
+    def slow(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        time.sleep(0.2)
+        return original(password, hashed)
+
+    monkeypatch.setattr(module, "_checkpw", slow)
+    users = module.Htpasswd(htpasswd)
+    try:
+        assert await users.verify(USER, PASSWORD, "192.0.2.1")  # known good from now on
+        calls.clear()
+
+        async def attempt(password: str, client: str) -> str:
+            try:
+                return "ok" if await users.verify(USER, password, client) else "wrong"
+            except OciError as err:
+                return err.code
+
+        flood = [attempt(f"guess-{n}", "198.51.100.7") for n in range(40)]
+        others = [attempt(PASSWORD, "192.0.2.1"), attempt(PULL_PASSWORD, "203.0.113.9")]
+        results = await asyncio.gather(*flood, *others)
+        assert results[:40].count("wrong") == module.MAX_PENDING_PER_CLIENT
+        assert results[:40].count("TOOMANYREQUESTS") == 40 - module.MAX_PENDING_PER_CLIENT
+        assert results[40] == "ok"  # cached: no bcrypt, no queue
+        assert results[41] == "wrong"  # PULL_PASSWORD is not USER's: checked, not refused for load
+        calls.clear()
+        for _ in range(5):
+            assert not await users.verify(USER, "guess-0", "198.51.100.7")
+        assert calls == []  # the failure is remembered
+    finally:
+        users.close()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n", "line 1 is not a bcrypt entry; create the user again with "
+                                                  "htpasswd -B"),
+    ("# only a comment\n\nalice:$apr1$abc$def\n", "line 3 is not a bcrypt entry"),
+    ("# nobody yet\n", "has no users: add one with htpasswd -B"),
+])
+def test_htpasswd_without_bcrypt_entries_is_refused_at_start(store: Store, tmp_path: Path, content: str,
+                                                             message: str) -> None:
+    path = tmp_path / "users"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=re.escape(message)) as raised:
+        create_app(ServerSettings(htpasswd=path), store)
+    assert "W6ph5" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+async def test_deleted_htpasswd_keeps_the_last_good_copy_and_says_so(
+        make_client: ClientFactory, htpasswd: Path, caplog: pytest.LogCaptureFixture) -> None:
+    client = await make_client(ServerSettings(htpasswd=htpasswd))
+    assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
+    await asyncio.to_thread(htpasswd.unlink)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            await asyncio.sleep(CHECK_INTERVAL + 0.05)
+            assert (await client.get("/v2/", headers=basic(PULL_USER, PULL_PASSWORD))).status == 200
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "is missing" in errors[0].getMessage(), caplog.text
+    body = await (await client.get("/readyz", headers=basic(USER, PASSWORD))).json()
+    assert body["credentials"] == ["the htpasswd file is missing; the last good version stays in force"]
+    # A refused replacement (not bcrypt) is the same: logged, the last good copy stays, /readyz says why.
+    await asyncio.to_thread(htpasswd.write_text, "alice:plaintext\n")
+    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
+    body = await (await client.get("/readyz", headers=basic(USER, PASSWORD))).json()
+    assert "line 1 is not a bcrypt entry" in body["credentials"][0]
+    # An empty file is a deliberate "nobody": it is accepted and locks everyone out.
+    await asyncio.to_thread(htpasswd.write_text, "# revoked\n")
+    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 401
+
+
+async def test_readyz_without_credentials_shows_only_states(make_client: ClientFactory, htpasswd: Path) -> None:
+    """Probes need no credentials, but sources, sync errors and digests are for authenticated eyes only."""
+    from trivy_mirror.freshness import AssetStatus
+
+    row = AssetStatus("db", "aquasec/trivy-db:2", digest="sha256:" + "a" * 64, source="upstream.internal:5000",
+                      last_result="error: cannot reach upstream.internal:5000", state="stale")
+    client = await make_client(ServerSettings(htpasswd=htpasswd), statuses=lambda: [row])
+    for headers in ({}, basic(USER, "wrong"), bearer("nope")):
+        response = await client.get("/readyz", headers=headers)
+        text = await response.text()
+        assert response.status == 503
+        assert json.loads(text) == {"ready": False, "assets": [{"asset": "db", "state": "stale"}]}
+        assert "upstream.internal" not in text
+    response = await client.get("/readyz", headers=basic(PULL_USER, PULL_PASSWORD))
+    body = await response.json()
+    assert body["assets"][0]["source"] == "upstream.internal:5000" and body["credentials"] == []
+
+
+async def test_tokens_say_which_scopes_were_granted(make_client: ClientFactory, htpasswd: Path) -> None:
+    client = await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER})))
+    asked = {"service": "x", "scope": "repository:aquasec/trivy-db:pull,push"}
+    for credentials, granted in ((basic(PULL_USER, PULL_PASSWORD), "repository:aquasec/trivy-db:pull"),
+                                 (basic(USER, PASSWORD), "repository:aquasec/trivy-db:pull,push")):
+        body = await (await client.get("/token", params=asked, headers=credentials)).json()
+        assert body["scope"] == granted
+        response = await client.post("/v2/aquasec/trivy-db/blobs/uploads/", headers=bearer(body["token"]))
+        assert response.status == (202 if "push" in granted else 403)
+    response = await client.post("/token", data={"grant_type": "password", "username": PULL_USER,
+                                                 "password": PULL_PASSWORD, "scope": "repository:a/b:push"})
+    assert "scope" not in await response.json()  # nothing of what was asked is granted

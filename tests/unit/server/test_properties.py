@@ -56,8 +56,8 @@ class ThreadedServer:
     async def _start(self) -> None:
         self.db = await populate(self.store, "aquasec/trivy-db", "2", bytes(range(256)) * 40)
         await populate(self.store, "aquasec/trivy-checks", "latest", b"checks bundle")
-        app = create_app(ServerSettings(htpasswd=self.htpasswd, anonymous_pull=True, allow_push=True, max_uploads=8),
-                         self.store)
+        app = create_app(ServerSettings(htpasswd=self.htpasswd, anonymous_pull=True, allow_push=True,
+                                        push_users=frozenset({USER}), max_uploads=8), self.store)
         self.runner = web.AppRunner(app, **runner_options(app))
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)

@@ -57,4 +57,5 @@ def test_refused_combinations(kwargs: dict[str, object], message: str) -> None:
 
 def test_push_with_auth_is_fine(tmp_path: Path) -> None:
     ServerSettings(allow_push=True, token_file=tmp_path / "t").validate()
-    ServerSettings(allow_push=True, htpasswd=tmp_path / "h", anonymous_pull=True).validate()
+    ServerSettings(allow_push=True, htpasswd=tmp_path / "h", anonymous_pull=True,
+                   push_users=frozenset({"robot"})).validate()

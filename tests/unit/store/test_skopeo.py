@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from store_helpers import artifact, push
 
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store import Store
-
-pytestmark = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
 
 
 def skopeo(*args: str) -> bytes:

@@ -75,3 +75,15 @@ def test_select() -> None:
     assert assets.select(["vex"]) == []
     with pytest.raises(UsageError, match="unknown asset"):
         assets.select(["nope"])
+
+
+def test_refuses_updated_at_in_the_future() -> None:
+    """A planted UpdatedAt in 2099 would make every real DB look older; sync, import and push refuse it."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    skewed = LayerMetadata(2, now + assets.MAX_FUTURE_SKEW - timedelta(seconds=1), None)
+    assets.check_version(DB, "2", manifest(layer()), skewed, now)
+    planted = LayerMetadata(2, datetime(2099, 1, 1, tzinfo=UTC), None)
+    with pytest.raises(RefusedCandidate, match="in the future"):
+        assets.check_version(DB, "2", manifest(layer()), planted, now)
+    with pytest.raises(RefusedCandidate, match="in the future"):
+        assets.check_version(DB, "2", manifest(layer()), planted)

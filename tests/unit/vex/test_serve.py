@@ -62,6 +62,14 @@ async def test_manifest_names_one_stable_location(make_client: MakeClient, synce
     assert head.status == 200 and await head.read() == b""
 
 
+async def test_a_forged_host_never_reaches_the_manifest(make_client: MakeClient, synced: TagResult) -> None:
+    client = await make_client()
+    for forged in ('evil.example"/x', "evil.example/steal?", "user@evil.example"):
+        response = await client.get("/vex/gh/.well-known/vex-repository.json", headers={"Host": forged})
+        url = (await response.json())["versions"][0]["locations"][0]["url"]
+        assert url == f"http://127.0.0.1:{client.port}/vex/gh/archive.tar.gz", (forged, url)
+
+
 async def test_manifest_uses_the_public_url(make_client: MakeClient, synced: TagResult) -> None:
     client = await make_client("https://mirror.example.com/trivy/")
     document = await (await client.get("/vex/gh/.well-known/vex-repository.json")).json()
@@ -154,3 +162,46 @@ async def test_authorize_hook_runs_before_anything_is_read(make_client: MakeClie
     document = await (await client.get("/vex/gh/.well-known/vex-repository.json",
                                        headers={"Authorization": "Bearer good"})).read()
     assert json.loads(document)["name"] == "Test VEX"
+
+
+@pytest.mark.parametrize(("agent", "status"), [
+    ("trivy/0.67.2 (linux; amd64)", 200), ("trivy/0.72.9", 200), ("trivy/0.59.1", 200),
+    ("Go-http-client/1.1", 200),  # Trivy 0.59's VEX requests
+    ("trivy/0.73.0", 304), ("trivy/0.76.0 go-getter", 304), ("curl/8.5.0", 304), (None, 304),
+])
+async def test_trivy_before_0_73_never_gets_a_304_on_the_archive(make_client: MakeClient, synced: TagResult,
+                                                                 agent: str | None, status: int) -> None:
+    """Trivy < 0.73 empties its VEX cache before the conditional GET (trivy#10958): a 304 would leave it none."""
+    client = await make_client()
+    headers = {"If-None-Match": f'"{synced.digest}"', **({"User-Agent": agent} if agent else {})}
+    for method in ("GET", "HEAD"):
+        answer = await client.request(method, "/vex/gh/archive.tar.gz", headers=headers)
+        assert answer.status == status, (method, agent)
+        assert answer.headers["ETag"] == f'"{synced.digest}"'
+        if method == "GET" and status == 200:
+            assert len(await answer.read()) == synced.size
+
+
+async def test_listing_names_the_served_repositories(make_client: MakeClient, store: Store,
+                                                     vex_upstream: UpstreamVex) -> None:
+    client = await make_client("https://mirror.example.com/trivy/")
+    assert await (await client.get("/vex/")).json() == {"repositories": []}
+    await sync(store, vex_upstream, name="zeta")
+    await sync(store, vex_upstream, name="alpha")
+    await sync(store, vex_upstream, name="broken", path="/missing")  # attempted, never served
+    listing = await client.get("/vex/")
+    assert listing.status == 200 and listing.content_type == "application/json"
+    assert await listing.json() == {"repositories": [
+        {"name": "alpha", "url": "https://mirror.example.com/trivy/vex/alpha"},
+        {"name": "zeta", "url": "https://mirror.example.com/trivy/vex/zeta"},
+    ]}
+
+
+async def test_listing_goes_through_the_authorize_hook(make_client: MakeClient, synced: TagResult) -> None:
+    async def authorize(request: web.Request) -> web.StreamResponse | None:
+        return None if request.headers.get("Authorization") == "Bearer good" else web.Response(status=401)
+
+    client = await make_client(authorize=authorize)
+    assert (await client.get("/vex/")).status == 401
+    document = await (await client.get("/vex/", headers={"Authorization": "Bearer good"})).json()
+    assert [entry["name"] for entry in document["repositories"]] == ["gh"]
