@@ -7,7 +7,7 @@ fresh. ``result`` is one word of :data:`RESULTS`; what a person reads is in ``me
 result     meaning
 =========  =====================================================================================
 ok         a sync found the asset up to date or published a new version
-imported   an import wrote (or confirmed) the asset from a bundle
+imported   an import wrote the asset from a bundle
 refused    every candidate was refused (unsafe or older); the current version is kept
 failed     no source could be used, or the destination could not be written
 =========  =====================================================================================
