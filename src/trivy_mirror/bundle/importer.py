@@ -168,7 +168,10 @@ class BundleImport:
                 if path not in routing.directories:
                     raise BundleError(f"bundle member {path!r} is a directory the bundle manifest does not list")
                 continue
-            if path in seen or path in (MANIFEST_NAME, ENVELOPE_NAME):
+            if path == ENVELOPE_NAME:
+                raise BundleError(f"bundle member {path!r} is out of place: a signature comes right after "
+                                  f"{MANIFEST_NAME}; refusing the bundle")
+            if path in seen or path == MANIFEST_NAME:
                 raise BundleError(f"bundle member {path!r} appears twice; refusing the bundle")
             if path not in routing.files:
                 raise BundleError(f"bundle member {path!r} is not listed in the bundle manifest; refusing the bundle")
