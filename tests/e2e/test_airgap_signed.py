@@ -21,7 +21,7 @@ from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 
 from support.cli import MirrorCli, assert_one_error_line
-from support.registry import RegistryProcess
+from support.registry import RegistryFactory, RegistryProcess
 from support.skopeo import skopeo_raw
 from support.trivy_assets import AssetSet
 
@@ -201,6 +201,15 @@ def test_refused_with_one_line_and_the_store_unchanged(case: str, said: str, sig
     assert said in line, line
     assert store_snapshot(store) == {}
     assert not list((store / ".tmp").glob("*"))
+
+
+def test_an_unsigned_bundle_pushes_nothing_to_a_registry(signed: Signed, mirror: MirrorCli,
+                                                         registry: RegistryFactory) -> None:
+    destination = registry()
+    result = mirror.run(["import", str(signed.unsigned), "--to", f"{destination.host}/isolated", "--verify-key",
+                         str(signed.public)])
+    assert "it is not signed" in assert_one_error_line(result)
+    assert [m for m, _ in destination.requests_log() if m in ("PUT", "POST", "PATCH", "DELETE")] == []
 
 
 def test_key_file_mistakes_are_usage_errors_and_write_nothing(signed: Signed, mirror: MirrorCli,
