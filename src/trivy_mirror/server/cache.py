@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from trivy_mirror.errors import InvalidReference, MirrorError, StoreError
+from trivy_mirror.errors import InvalidReference, MirrorError
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Index
 from trivy_mirror.server.errors import API_VERSION_HEADER
@@ -50,31 +50,34 @@ class Snapshot:
 
 
 def load_snapshot(layout: ServedLayout) -> Snapshot:
-    """Read every manifest the layout's index reaches (index children included, so digest pulls work)."""
-    tags = layout.tags()
+    """Every manifest one read of the layout's index reaches (index children included, so digest pulls work).
+
+    One read: the tags and the manifests come from the same version of index.json, whatever a concurrent sync
+    writes meanwhile (the blobs of a version it lists outlive its removal by the GC grace period), so a manifest
+    left out with a warning is really missing or damaged.
+    """
+    view = layout.read_index()
     by_digest: dict[str, ServedManifest] = {}
-    pending: list[Descriptor] = [*tags.values(), *layout.manifests()]
+    pending: list[Descriptor] = list(reversed(view.entries))
     while pending:
         descriptor = pending.pop()
         key = str(descriptor.digest)
         if key in by_digest:
             continue
         try:
-            manifest = layout.read_manifest(key)
-            if manifest is None or manifest.digest != descriptor.digest:
-                raise StoreError("missing or damaged")
+            manifest = layout.manifest_at(descriptor)
             parsed = manifest.parsed
         except MirrorError as err:
             log.warning("%s: not serving manifest %s: %s", layout.repository, key, err)
             continue
         by_digest[key] = ServedManifest.of(manifest)
         if isinstance(parsed, Index):
-            pending.extend(parsed.manifests)
+            pending.extend(reversed(parsed.manifests))
     served: dict[str, ServedManifest] = dict(by_digest)
-    for tag, descriptor in tags.items():
+    for tag, descriptor in view.tags.items():
         if str(descriptor.digest) in by_digest:
             served[tag] = by_digest[str(descriptor.digest)]
-    return Snapshot(layout, served, tuple(sorted(tag for tag in tags if tag in served)))
+    return Snapshot(layout, served, tuple(sorted(tag for tag in view.tags if tag in served)))
 
 
 @dataclass(eq=False)

@@ -10,6 +10,7 @@ from typing import Protocol
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
+from trivy_mirror.store.layout import IndexView
 from trivy_mirror.target import WriteTarget
 
 
@@ -24,6 +25,14 @@ class ServedLayout(WriteTarget, Protocol):
         """Replaced atomically on every change; its stat tells another process's writes apart."""
         ...
 
+    def read_index(self) -> IndexView:
+        """One read of index.json: a reader that needs several answers takes them all from one version."""
+        ...
+
+    def manifest_at(self, descriptor: Descriptor) -> ManifestBytes:
+        """The manifest an index entry (or an index manifest's child) names; StoreError when missing or damaged."""
+        ...
+
     def tags(self) -> dict[str, Descriptor]: ...
 
     def manifests(self) -> list[Descriptor]: ...
@@ -36,8 +45,8 @@ class ServedLayout(WriteTarget, Protocol):
         """Keep each tag and its ``keep - 1`` newest older versions in the index (under the store lock)."""
         ...
 
-    def collect_garbage(self, grace_seconds: float) -> int:
-        """Delete unreferenced blobs older than the grace period (under the store lock); the bytes freed."""
+    def collect_garbage(self, grace_seconds: float, now: float | None = ...) -> int:
+        """Delete blobs unreferenced for the grace period (under the store lock); the bytes freed."""
         ...
 
 

@@ -12,8 +12,11 @@ import asyncio
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,10 @@ from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Mani
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.store import index
 from trivy_mirror.store.fsutil import commit, commit_file, ensure_dir, open_temp, os_errors, touch, write_atomic
-from trivy_mirror.store.gc import sweep
+from trivy_mirror.store.gc import Unreferenced, sweep
 from trivy_mirror.store.paths import (
     BLOBS_DIR,
+    GC_FILE,
     INDEX_FILE,
     LAYOUT_FILE,
     STATE_FILE,
@@ -50,6 +54,23 @@ def _index_lock(path: Path) -> threading.Lock:
         return _index_locks.setdefault(path, threading.Lock())
 
 
+@dataclass(frozen=True)
+class IndexView:
+    """One read of a layout's ``index.json``: every question about one version of it answered from it.
+
+    A reader that needs several answers (the tags, the other versions, their manifests) takes one view and
+    reads manifests by the descriptors it holds, so a concurrent writer replacing index.json between two of
+    its questions cannot make the answers disagree.
+    """
+
+    entries: tuple[Descriptor, ...]
+
+    @cached_property
+    def tags(self) -> dict[str, Descriptor]:
+        """Tag -> index entry of the manifest it points at."""
+        return index.tagged(self.entries)
+
+
 class Layout:
     """One OCI image layout ``STORE/<repository>``; implements :class:`~trivy_mirror.target.WriteTarget`.
 
@@ -70,6 +91,10 @@ class Layout:
 
     # Reading (synchronous: small files).
 
+    def read_index(self) -> IndexView:
+        """One consistent read of index.json (empty when the layout does not exist); StoreError when damaged."""
+        return IndexView(tuple(self._entries()))
+
     def tags(self) -> dict[str, Descriptor]:
         """Tag -> index entry of the manifest it points at."""
         return index.tagged(self._entries())
@@ -77,6 +102,13 @@ class Layout:
     def manifests(self) -> list[Descriptor]:
         """Every index entry, in push order: tagged ones and older versions kept without a ref.name."""
         return self._entries()
+
+    def manifest_at(self, descriptor: Descriptor) -> ManifestBytes:
+        """The manifest a descriptor (from an :class:`IndexView` or an index manifest) names, checked against it.
+
+        StoreError when it is missing or does not match: the store is damaged.
+        """
+        return ManifestBytes(self._read_manifest_blob(descriptor), descriptor.media_type)
 
     def blob_path(self, digest: Digest) -> Path:
         """Where a blob is stored (it may not exist). A parsed Digest cannot traverse out of the layout."""
@@ -117,11 +149,13 @@ class Layout:
         still_used = {entry.digest for entry in kept}
         return list(dict.fromkeys(entry.digest for entry in removed if entry.digest not in still_used))
 
-    def collect_garbage(self, grace_seconds: float) -> int:
-        """Delete blobs that no manifest reachable from index.json references and that are older than the
-        grace period; the bytes freed. Refuses (StoreError) when a manifest cannot be read, since its blobs
-        would then be unknown.
+    def collect_garbage(self, grace_seconds: float, now: float | None = None) -> int:
+        """Delete blobs that no manifest reachable from index.json references, once they have been unreferenced
+        (and unwritten) for the grace period; the bytes freed. When each blob was first found unreferenced is
+        recorded in the layout, so the grace period counts from then. Refuses (StoreError) when a manifest
+        cannot be read, since its blobs would then be unknown.
         """
+        moment = time.time() if now is None else now
         with self._mutex, os_errors(f"collect garbage in {self.location}"):
             keep: set[Digest] = set()
             try:
@@ -130,7 +164,17 @@ class Layout:
                     keep.update(ref.digest for ref in index.references(parsed))
             except (StoreError, InvalidManifest) as err:
                 raise StoreError(f"not collecting garbage in {self.location}: {err}") from None
-            return sweep(self.path / BLOBS_DIR, keep, grace_seconds)
+            record = self._read_unreferenced()
+            freed, waiting = sweep(self.path / BLOBS_DIR, keep, grace_seconds, record.since, moment)
+            if waiting != record:
+                write_atomic(self._tmp, self.path / GC_FILE, waiting.serialize())
+            return freed
+
+    def _read_unreferenced(self) -> Unreferenced:
+        try:
+            return Unreferenced.parse((self.path / GC_FILE).read_bytes())
+        except FileNotFoundError:
+            return Unreferenced()
 
     # ReadTarget
 
@@ -217,7 +261,7 @@ class Layout:
         return index.parse_index(data, self.index_path)
 
     def _find(self, reference: str) -> Descriptor | None:
-        entries = self._entries()
+        entries = self._entries()  # one read: the walk below sees the same version
         if ":" not in reference:
             return index.tagged(entries).get(validate_tag(reference))
         digest = Digest.parse(reference)

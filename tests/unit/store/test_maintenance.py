@@ -73,8 +73,9 @@ async def test_garbage_collection_with_grace(layout: Layout) -> None:
     layout.prune(keep=1)
 
     assert layout.collect_garbage(grace_seconds=3600) == 0, "everything is younger than the grace"
+    later = time.time() + 3601
     age(layout, 7200)
-    freed = layout.collect_garbage(grace_seconds=3600)
+    freed = layout.collect_garbage(grace_seconds=3600, now=later)
     assert freed == len(old.manifest.data) + old.layer.size + stray.size
     assert not layout.blob_path(old.layer.digest).exists()
     assert not layout.blob_path(old.manifest.digest).exists()
@@ -82,6 +83,53 @@ async def test_garbage_collection_with_grace(layout: Layout) -> None:
         assert layout.blob_path(descriptor.digest).exists()
     assert layout.read_manifest("2") == new.manifest
     assert layout.collect_garbage(grace_seconds=0) == 0
+    assert json.loads((layout.path / "trivy-mirror-gc.json").read_bytes())["unreferenced"] == {}
+
+
+async def test_grace_counts_from_when_a_blob_stopped_being_referenced(layout: Layout) -> None:
+    """A layer stored long ago must outlive its version's removal from the index by the grace period."""
+    old, new = artifact(b"old layer" * 100), artifact(b"new layer" * 100)
+    await push(layout, old, "2")
+    await push(layout, new, "2")
+    age(layout, 30 * 86400)  # both versions were stored a month ago
+    assert layout.collect_garbage(grace_seconds=600) == 0, "both versions are still in the index"
+    start = time.time()
+    layout.prune(keep=1)
+    assert layout.collect_garbage(grace_seconds=600, now=start) == 0, "the old version just left the index"
+    assert layout.collect_garbage(grace_seconds=600, now=start + 599) == 0
+    assert layout.blob_path(old.layer.digest).exists()
+    recorded = json.loads((layout.path / "trivy-mirror-gc.json").read_bytes())["unreferenced"]
+    assert set(recorded) == {str(old.layer.digest), str(old.manifest.digest)}
+    assert layout.collect_garbage(grace_seconds=600, now=start + 601) == old.layer.size + len(old.manifest.data)
+    assert not layout.blob_path(old.layer.digest).exists()
+    assert json.loads((layout.path / "trivy-mirror-gc.json").read_bytes())["unreferenced"] == {}
+
+
+async def test_a_blob_referenced_again_restarts_its_grace(layout: Layout) -> None:
+    old, new = artifact(b"old layer" * 100), artifact(b"new layer" * 100)
+    await push(layout, old, "2")
+    await push(layout, new, "2")
+    layout.prune(keep=1)
+    start = time.time()
+    age(layout, 7200)
+    layout.collect_garbage(grace_seconds=600, now=start)
+    await push(layout, old, "2")  # the old version comes back: referenced again, forgotten by the record
+    assert layout.collect_garbage(grace_seconds=600, now=start + 10) == 0
+    layout.prune(keep=1)
+    assert layout.collect_garbage(grace_seconds=600, now=start + 700) == 0, "unreferenced again only now"
+    assert layout.blob_path(new.layer.digest).exists()
+
+
+async def test_a_damaged_gc_record_restarts_every_clock(layout: Layout) -> None:
+    old, new = artifact(b"old layer" * 100), artifact(b"new layer" * 100)
+    await push(layout, old, "2")
+    await push(layout, new, "2")
+    layout.prune(keep=1)
+    age(layout, 7200)
+    layout.collect_garbage(grace_seconds=600)
+    (layout.path / "trivy-mirror-gc.json").write_bytes(b"{not json")
+    assert layout.collect_garbage(grace_seconds=600, now=time.time() + 10) == 0
+    assert layout.blob_path(old.layer.digest).exists()
 
 
 async def test_garbage_collection_walks_indexes(layout: Layout) -> None:
