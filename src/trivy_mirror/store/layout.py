@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,14 +45,35 @@ from trivy_mirror.target import ReadTarget
 READ_CHUNK = 1024 * 1024
 LAYOUT_CONTENT = json.dumps({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}).encode()
 
-_index_locks: dict[Path, threading.Lock] = {}
-_index_locks_guard = threading.Lock()
+class _IndexMutex:
+    """A lock that can be weakly referenced (``threading.Lock`` cannot)."""
+
+    __slots__ = ("__weakref__", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
 
 
-def _index_lock(path: Path) -> threading.Lock:
-    """One lock per layout directory in this process: index.json updates run in worker threads."""
-    with _index_locks_guard:
-        return _index_locks.setdefault(path, threading.Lock())
+_index_mutexes: weakref.WeakValueDictionary[Path, _IndexMutex] = weakref.WeakValueDictionary()
+_index_mutexes_guard = threading.Lock()
+
+
+def _index_mutex(path: Path) -> _IndexMutex:
+    """One mutex per layout directory among the live Layout objects of this process: index.json updates run in
+    worker threads. An entry lives only as long as a Layout holds it, so a server asked about a million
+    made-up repository names keeps none of them (nothing keyed by request input may grow without bound).
+    """
+    with _index_mutexes_guard:
+        mutex = _index_mutexes.get(path)
+        if mutex is None:
+            mutex = _index_mutexes[path] = _IndexMutex()
+        return mutex
 
 
 @dataclass(frozen=True)
@@ -84,7 +106,7 @@ class Layout:
         self.location = f"oci-layout:{self.path}"
         self.index_path = self.path / INDEX_FILE
         self._tmp = root / TMP_DIR
-        self._mutex = _index_lock(self.path)
+        self._mutex = _index_mutex(self.path)
 
     def __repr__(self) -> str:
         return f"Layout({self.path})"
