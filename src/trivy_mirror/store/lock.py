@@ -64,7 +64,8 @@ class StoreLock:
         with os_errors(f"lock store {self.root}"):
             if self._fd is None:
                 ensure_dir(self.root)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                # Never through a link: truncating the lock file would truncate its target.
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
