@@ -1,9 +1,10 @@
 """Manifests and tag lists held in memory, one immutable snapshot per repository.
 
 A snapshot is rebuilt when the repository's ``index.json`` changes (checked by stat at most once a second, or
-at once after :meth:`ManifestCache.invalidate`) and replaced as a whole, so a new version becomes visible
-atomically. Blob files are not cached: downloads that already opened the old file finish on it, because the
-store never rewrites a blob and collects unreferenced ones only after a grace period.
+at once on :meth:`ManifestCache.refresh`) and replaced as a whole, so a new version becomes visible atomically;
+readers keep the previous snapshot while the next one loads. Blob files are not cached: downloads that already
+opened the old file finish on it, because the store never rewrites a blob and collects unreferenced ones only
+a grace period after they stopped being referenced.
 """
 
 from __future__ import annotations
@@ -86,12 +87,18 @@ class _Entry:
     watch: FileWatch
     snapshot: Snapshot | None = None
     loaded: Signature | None = None
-    generation: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dirty: bool = True
+    """A load must start (again): set by a change noticed or a refresh, cleared when a load starts."""
+    loading: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class ManifestCache:
-    """Snapshots of the store's repositories; only repositories that exist get an entry, so it stays bounded."""
+    """Snapshots of the store's repositories; only repositories that exist get an entry, so it stays bounded.
+
+    A reload runs in a background task, one per repository at a time, and readers are never made to wait for
+    it: they get the previous snapshot until the new one is complete (only a repository's first load is
+    waited for, there being nothing to serve before it).
+    """
 
     def __init__(self, store: ServedStore) -> None:
         self._store = store
@@ -115,25 +122,40 @@ class ManifestCache:
             if layout is None or signature(layout.index_path) is None:
                 return None
             entry = self._entries.setdefault(repository, _Entry(layout, FileWatch(layout.index_path)))
-        if entry.watch.check():
-            await self._reload(repository, entry)
+        if entry.watch.check() and (entry.loading is None or entry.loading.done()):
+            entry.dirty = True
+            self._start(repository, entry)
+        if entry.snapshot is None and entry.loading is not None:
+            await asyncio.shield(entry.loading)
         return entry.snapshot
 
-    def invalidate(self, repository: str | None = None) -> None:
-        """Make the next request re-read ``repository`` (every repository when None), whatever its stat says."""
-        for name, entry in self._entries.items():
-            if repository is None or name == repository:
-                entry.watch.force()
+    async def refresh(self, repository: str | None = None) -> None:
+        """Re-read ``repository`` (every known one when None) now and wait until the new snapshot is served.
 
-    async def _reload(self, repository: str, entry: _Entry) -> None:
-        generation = entry.generation
-        async with entry.lock:
-            if entry.generation != generation:
-                return  # another request reloaded it while this one waited
-            entry.generation += 1
+        For writers in this process (a push, the sync loop): what they wrote is visible when this returns.
+        Readers meanwhile keep the previous snapshot.
+        """
+        loads = []
+        for name, entry in list(self._entries.items()):
+            if repository is None or name == repository:
+                entry.dirty = True
+                loads.append(self._start(name, entry))
+        if loads:
+            await asyncio.shield(asyncio.gather(*loads))
+
+    def _start(self, repository: str, entry: _Entry) -> asyncio.Task[None]:
+        if entry.loading is None or entry.loading.done():
+            entry.loading = asyncio.create_task(self._load(repository, entry), name=f"trivy-mirror-load-{repository}")
+        return entry.loading
+
+    async def _load(self, repository: str, entry: _Entry) -> None:
+        """Load until no change is pending: a refresh during a load gets a load that started after it."""
+        while entry.dirty:
+            entry.dirty = False
             current = signature(entry.layout.index_path)
             if current is None:
-                self._entries.pop(repository, None)
+                if self._entries.get(repository) is entry:
+                    del self._entries[repository]
                 entry.snapshot = None
                 entry.watch.mark(None)
                 return
@@ -142,6 +164,6 @@ class ManifestCache:
             except (OSError, MirrorError) as err:
                 log.warning("%s: cannot read the repository, serving the previous version: %s", repository, err)
                 entry.watch.mark(entry.loaded)
-                return
+                continue
             entry.snapshot, entry.loaded = snapshot, current
             entry.watch.mark(current)

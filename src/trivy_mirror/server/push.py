@@ -118,7 +118,7 @@ class PushApi:
         except MirrorError as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
-        self._cache.invalidate(layout.repository)
+        await self._cache.refresh(layout.repository)
         return _created(route.name, "manifests", manifest.digest)
 
     def _layout(self, name: str) -> ServedLayout:
