@@ -104,6 +104,10 @@ class ManifestCache:
         self._store = store
         self._entries: dict[str, _Entry] = {}
 
+    @property
+    def store(self) -> ServedStore:
+        return self._store
+
     def layout(self, repository: str) -> ServedLayout | None:
         """The layout of a repository (which may not exist yet), or None when the store refuses the name."""
         entry = self._entries.get(repository)

@@ -19,7 +19,7 @@ from trivy_mirror.server.cache import ManifestCache
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
 from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
-from trivy_mirror.server.storage import ServedLayout
+from trivy_mirror.server.storage import ServedLayout, push_lock
 from trivy_mirror.server.uploads import CHUNK, Upload, Uploads
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ class PushApi:
             raise OciError("MANIFEST_BLOB_UNKNOWN", "the manifest references content that was not pushed",
                            detail=[str(digest) for digest in missing])
         try:
-            await layout.push_manifest(manifest, tag)
+            async with push_lock(self._cache.store, commit=True):
+                await layout.push_manifest(manifest, tag)
         except MirrorError as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
@@ -133,7 +134,8 @@ class PushApi:
         if await layout.blob_exists(descriptor):
             return
         try:
-            await layout.push_blob(descriptor, verified(chunks, digest, size))
+            async with push_lock(self._cache.store):
+                await layout.push_blob(descriptor, verified(chunks, digest, size))
         except VerificationError as err:
             raise OciError("DIGEST_INVALID", str(err)) from None
 
@@ -151,7 +153,8 @@ class PushApi:
             return False
         descriptor = Descriptor(OCTET_STREAM, digest, size)
         try:
-            return await layout.blob_exists(descriptor) or await layout.mount_blob(descriptor, source)
+            async with push_lock(self._cache.store):
+                return await layout.blob_exists(descriptor) or await layout.mount_blob(descriptor, source)
         except MirrorError as err:
             log.warning("mount of %s from %s into %s failed: %s", digest.short, source.repository,
                         layout.repository, err)

@@ -69,15 +69,21 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def alock(self, timeout: float = 600,  # noqa: ASYNC109 - the wait for another process, as in lock()
-                    on_wait: Callable[[str], None] | None = None, *, purpose: str = "sync") -> AsyncIterator[None]:
-        """:meth:`lock` for ``async with``: waits with asyncio.sleep, never blocking the event loop."""
+                    on_wait: Callable[[str], None] | None = None, *, purpose: str = "sync",
+                    shared: bool = False) -> AsyncIterator[None]:
+        """:meth:`lock` for ``async with``: waits with asyncio.sleep, never blocking the event loop.
+
+        ``shared``: many holders at once (pushes writing blobs), none while an exclusive holder (a sync, a
+        prune, a manifest commit) has it; a shared holder removes no temp files.
+        """
         await asyncio.to_thread(self.refuse_links)
-        attempt = StoreLock(self.root, timeout, on_wait, purpose)
+        attempt = StoreLock(self.root, timeout, on_wait, purpose, shared)
         # Polling: nothing signals the release of another process's flock.
         while (delay := attempt.poll()) is not None:  # noqa: ASYNC110
             await asyncio.sleep(delay)
         try:
-            clean_dir(self.root / TMP_DIR)
+            if not shared:
+                clean_dir(self.root / TMP_DIR)
             yield
         finally:
             attempt.release()
