@@ -84,6 +84,7 @@ def create_app(
                    route_key=ROUTE_KEY)
 
     async def cleanup(_: web.Application) -> None:
+        await cache.close()
         auth.close()
         if uploads is not None:
             uploads.close()

@@ -10,6 +10,7 @@ a grace period after they stopped being referenced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Index
 from trivy_mirror.server.errors import API_VERSION_HEADER
 from trivy_mirror.server.storage import ServedLayout, ServedStore
-from trivy_mirror.server.watch import FileWatch, Signature, signature
+from trivy_mirror.server.watch import CHECK_INTERVAL, FileWatch, Signature, signature
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,15 @@ class ManifestCache:
 
     A reload runs in a background task, one per repository at a time, and readers are never made to wait for
     it: they get the previous snapshot until the new one is complete (only a repository's first load is
-    waited for, there being nothing to serve before it).
+    waited for, there being nothing to serve before it). A watcher task checks every loaded repository's
+    index once per :data:`CHECK_INTERVAL`, so another process's sync is picked up without waiting for a
+    request to notice it. Call :meth:`close` at shutdown.
     """
 
     def __init__(self, store: ServedStore) -> None:
         self._store = store
         self._entries: dict[str, _Entry] = {}
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def store(self) -> ServedStore:
@@ -126,12 +130,35 @@ class ManifestCache:
             if layout is None or signature(layout.index_path) is None:
                 return None
             entry = self._entries.setdefault(repository, _Entry(layout, FileWatch(layout.index_path)))
-        if entry.watch.check() and (entry.loading is None or entry.loading.done()):
-            entry.dirty = True
-            self._start(repository, entry)
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="trivy-mirror-index-watch")
+        self._check(repository, entry)
         if entry.snapshot is None and entry.loading is not None:
             await asyncio.shield(entry.loading)
         return entry.snapshot
+
+    async def close(self) -> None:
+        """Stop the watcher and wait for loads in progress (at shutdown)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        loads = [entry.loading for entry in self._entries.values() if entry.loading is not None]
+        if loads:
+            await asyncio.wait(loads)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            for name, entry in list(self._entries.items()):
+                self._check(name, entry)
+
+    def _check(self, repository: str, entry: _Entry) -> None:
+        """Start a reload when the index changed (cheap: a stat at most once per interval)."""
+        if entry.watch.check() and (entry.loading is None or entry.loading.done()):
+            entry.dirty = True
+            self._start(repository, entry)
 
     async def refresh(self, repository: str | None = None) -> None:
         """Re-read ``repository`` (every known one when None) now and wait until the new snapshot is served.

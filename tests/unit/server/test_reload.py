@@ -11,6 +11,7 @@ import pytest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.server import cache as cache_module
 from trivy_mirror.server.cache import ManifestCache, Snapshot, load_snapshot
+from trivy_mirror.server.watch import CHECK_INTERVAL
 from trivy_mirror.store import Layout, Store
 from trivy_mirror.store.index import serialize_index, tag_entries
 
@@ -95,6 +96,7 @@ async def test_readers_keep_the_old_snapshot_while_a_new_one_loads(store: Store,
     await asyncio.wait_for(refresh, 30)
     current = await asyncio.wait_for(cache.get(REPOSITORY), 0.5)
     assert current is not None and current.manifests["2"].headers["Docker-Content-Digest"] == newer[-1]
+    await cache.close()
 
 
 async def test_a_refresh_during_a_load_gets_a_load_that_started_after_it(store: Store,
@@ -126,6 +128,20 @@ async def test_a_refresh_during_a_load_gets_a_load_that_started_after_it(store: 
     current = await cache.get(REPOSITORY)
     assert current is not None and current.manifests["2"].headers["Docker-Content-Digest"] == pushed[-1]
     assert len(loads) == 2
+    await cache.close()
+
+
+async def test_another_process_s_change_is_picked_up_without_a_request(store: Store) -> None:
+    layout = store.layout(REPOSITORY)
+    write_versions(layout, 2)
+    cache = ManifestCache(store)
+    first = await cache.get(REPOSITORY)
+    newer = write_versions(layout, 1, start=2)
+    await asyncio.sleep(CHECK_INTERVAL * 2.5)  # no request meanwhile: the watcher reloads on its own
+    current = await cache.get(REPOSITORY)
+    assert current is not first and current is not None
+    assert current.manifests["2"].headers["Docker-Content-Digest"] == newer[-1]
+    await cache.close()
 
 
 def test_written_versions_are_a_valid_layout(store: Store) -> None:
