@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 from store_helpers import artifact, describe, push, stream
@@ -176,3 +178,23 @@ async def test_hard_linked_blob_frees_nothing_until_the_last_link(store: Store, 
     assert other.collect_garbage(grace_seconds=0) == 0
     assert not other.blob_path(item.layer.digest).exists()
     assert layout.blob_path(item.layer.digest).exists()
+
+
+async def test_garbage_collection_never_deletes_through_a_linked_blobs_dir(layout: Layout, tmp_path: Path) -> None:
+    item = artifact(b"layer")
+    await push(layout, item, "2")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sha256").mkdir(parents=True)
+    victim = elsewhere / "sha256" / ("0" * 64)
+    victim.write_bytes(b"not referenced, not ours")
+    age(layout, 7200)
+    for descriptor, data in item.blobs:
+        (elsewhere / "sha256" / descriptor.digest.hex).write_bytes(data)
+    (elsewhere / "sha256" / item.manifest.digest.hex).write_bytes(item.manifest.data)
+    blobs = layout.path / "blobs"
+    shutil.rmtree(blobs)
+    blobs.symlink_to(elsewhere)
+    with pytest.raises(StoreError, match="symbolic link"):
+        layout.collect_garbage(grace_seconds=0)
+    assert victim.exists()
+
