@@ -45,6 +45,7 @@ from trivy_mirror.target import ReadTarget
 READ_CHUNK = 1024 * 1024
 LAYOUT_CONTENT = json.dumps({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}).encode()
 
+
 class _IndexMutex:
     """A lock that can be weakly referenced (``threading.Lock`` cannot)."""
 
