@@ -97,9 +97,11 @@ def _stored_unknown(spec: AssetSpec, layout: ReadTarget, path: Path,
             return _unknown[key]
         with ThreadPoolExecutor(1, thread_name_prefix="trivy-mirror-metadata") as pool:
             found = pool.submit(asyncio.run, _read_unknown(spec, layout, current)).result()
-        _unknown[key] = found
-        while len(_unknown) > UNKNOWN_CACHE_SIZE:
-            _unknown.popitem(last=False)
+        metadata, size = found
+        if size is not None and (metadata is not None or not spec.has_metadata):  # a failed read is retried
+            _unknown[key] = found
+            while len(_unknown) > UNKNOWN_CACHE_SIZE:
+                _unknown.popitem(last=False)
         return found
 
 
