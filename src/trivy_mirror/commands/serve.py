@@ -64,6 +64,9 @@ class StoreSync:
 
 
 async def run_serve(settings: ServerSettings, store: Store, store_sync: StoreSync, sync: bool) -> None:
+    if store.root.exists():
+        store.refuse_links()  # serving must not follow a planted link out of the store either
+
     def started(url: str) -> None:
         log.info("serving %s on %s", store.root, url)
 

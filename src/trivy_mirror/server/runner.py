@@ -39,10 +39,10 @@ async def serve(
         else None
 
     async def after_sync(outcome: SyncOutcome) -> None:
-        app[CACHE_KEY].invalidate()
+        await app[CACHE_KEY].refresh()
         async with store.alock(MAINTENANCE_LOCK_TIMEOUT, on_wait=log.info, purpose="prune"):
             freed = await asyncio.to_thread(maintain, store, settings.keep, settings.gc_grace)
-        app[CACHE_KEY].invalidate()
+        await app[CACHE_KEY].refresh()
         if freed:
             log.info("garbage collection freed %d bytes", freed)
 
