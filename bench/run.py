@@ -654,7 +654,8 @@ def main() -> None:
     out = args.out or (BENCH_DIR / "RESULTS.md" if args.size == GIB else args.workdir / "RESULTS.md")
     import report
 
-    out.write_text(report.render(results, TARGETS))
+    soak = out.read_text().partition("<!-- soak:start -->") if out.exists() else ("", "", "")
+    out.write_text(report.render(results, TARGETS) + (f"\n{soak[1]}{soak[2]}" if soak[1] else ""))
     log(f"results: {out} (raw: {args.workdir / 'results.json'}), {results['seconds']} s")
 
 

@@ -1,4 +1,4 @@
-"""The air-gap and client commands: ``export``, ``import``, ``trivy-cache``, ``trivy-config``.
+"""The air-gap and client commands: ``keygen``, ``export``, ``import``, ``trivy-cache``, ``trivy-config``.
 
 Plain ``click.Command`` objects, added to the main group in :mod:`trivy_mirror.cli`. They parse flags and call
 ``trivy_mirror.commands``; imports from :mod:`trivy_mirror.cli` happen at call time, so either module may
@@ -31,13 +31,37 @@ ASSETS_HELP = (f"Comma-separated assets: {', '.join((*assets.OCI_ASSET_NAMES, 'v
                f"the store). [default: all the OCI assets, and the VEX repositories the store has]")
 
 
+@click.command("keygen")
+@click.argument("keyfile", metavar="KEYFILE", type=click.Path(path_type=Path, dir_okay=False))
+def keygen_command(keyfile: Path) -> None:
+    """Create an Ed25519 key pair to sign bundles: KEYFILE (private) and KEYFILE.pub.
+
+    KEYFILE is a PKCS#8 PEM private key written with mode 0600; keep it on the connected side, where
+    export --sign KEYFILE uses it. KEYFILE.pub (PEM SubjectPublicKeyInfo) goes to the isolated side out of
+    band, where import --verify-key KEYFILE.pub checks bundles with it. Existing files are never overwritten.
+    The key id (sha256 of the public key, hex), which messages and signatures name the key by, is printed
+    on stdout.
+
+    \b
+    Example:
+      trivy-mirror keygen /etc/trivy-mirror/bundle-signing.key
+    """
+    from trivy_mirror.commands.keygen import run_keygen
+
+    sys.exit(run_keygen(keyfile))
+
+
 @click.command("export")
 @click.argument("bundle", metavar="BUNDLE.tar")
 @click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
               help=STORE_HELP)
 @click.option("--assets", "asset_names", metavar="LIST", envvar="TRIVY_MIRROR_ASSETS", help=ASSETS_HELP)
+@click.option("--sign", "sign_key", metavar="KEYFILE", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="TRIVY_MIRROR_SIGN_KEY",
+              help="Sign the bundle with this private key (from keygen): import --verify-key checks it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (sha256, assets) on stdout.")
-def export_command(bundle: str, store: Path | None, asset_names: str | None, as_json: bool) -> None:
+def export_command(bundle: str, store: Path | None, asset_names: str | None, sign_key: Path | None,
+                   as_json: bool) -> None:
     """Write the store's current assets into one bundle file to carry across an air gap.
 
     The bundle is a plain tar: a manifest (trivy-mirror-bundle.json: per asset the reference, digest, size,
@@ -49,16 +73,21 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
     At the end the bundle's sha256 is printed on stdout in sha256sum's format (on stderr with -), so the file
     can be checked after the transfer with sha256sum -c or import --sha256.
 
+    With --sign KEYFILE the bundle also carries trivy-mirror-bundle.dsse.json, right after the manifest: a
+    DSSE envelope signing an in-toto statement whose subjects are every asset's digest (OCI manifest, VEX
+    archive) and the manifest's own digest, so the signature covers every member.
+
     \b
     Examples:
       trivy-mirror export trivy-assets.tar > trivy-assets.tar.sha256
       trivy-mirror export --assets db,java-db /media/usb/trivy-db.tar
+      trivy-mirror export --sign bundle-signing.key /media/usb/trivy-assets.tar
       trivy-mirror export - | ssh gateway.isolated 'trivy-mirror import -'
     """
     from trivy_mirror.commands.export import run_export
 
     specs, vex = _selection(asset_names)
-    sys.exit(asyncio.run(run_export(bundle, store, specs, vex, as_json=as_json)))
+    sys.exit(asyncio.run(run_export(bundle, store, specs, vex, as_json=as_json, sign=sign_key)))
 
 
 @click.command("import")
@@ -79,6 +108,10 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.option("--sha256", "expected_sha256", metavar="DIGEST",
               help="Refuse the bundle unless its sha256 is this one: the digest export printed, or its whole "
                    "sha256sum line (--sha256 \"$(cat BUNDLE.tar.sha256)\").")
+@click.option("--verify-key", metavar="PUBFILE", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="TRIVY_MIRROR_VERIFY_KEY",
+              help="Refuse the bundle unless it is signed by this public key (KEYFILE.pub from keygen) and its "
+                   "contents are exactly those signed.")
 @click.option("--allow-downgrade", is_flag=True,
               help="Import assets older than those the destination serves (by default the bundle is refused).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
@@ -93,8 +126,8 @@ def export_command(bundle: str, store: Path | None, asset_names: str | None, as_
 @click.pass_context
 def import_command(ctx: click.Context, bundle: BinaryIO, store: Path | None, destination: str | None,
                    dest_creds: str | None, insecure: bool, ca_file: Path | None, expected_sha256: str | None,
-                   allow_downgrade: bool, as_json: bool, lock_timeout: float, public_url: str | None,
-                   keep: int | None) -> None:
+                   verify_key: Path | None, allow_downgrade: bool, as_json: bool, lock_timeout: float,
+                   public_url: str | None, keep: int | None) -> None:
     """Import a bundle made by export into the store (then serve it) or into a registry.
 
     Every member is verified against the bundle manifest while it is read, into a staging directory; only
@@ -102,6 +135,11 @@ def import_command(ctx: click.Context, bundle: BinaryIO, store: Path | None, des
     schema versions) does anything become visible, each tag moving atomically. A truncated, damaged or
     tampered bundle, or one with hostile members (absolute paths, '..', links, devices, duplicates, sizes
     that disagree with the manifest), fails with one line and leaves the destination untouched.
+
+    With --verify-key PUBFILE the bundle is refused (one line, nothing written) unless it is signed by that
+    key and its assets and manifest are exactly those signed: unsigned, signed by another key, a signature
+    that does not verify, an asset the key did not sign or a signed asset missing. The signature is checked
+    before any member is read. Without --verify-key a signed bundle imports as an unsigned one (and says so).
 
     A bundle whose assets are older than those the destination serves is refused unless --allow-downgrade.
     Re-importing the same bundle changes nothing. Use - as BUNDLE.tar to read stdin. Importing into a
@@ -113,6 +151,7 @@ def import_command(ctx: click.Context, bundle: BinaryIO, store: Path | None, des
     \b
     Examples:
       trivy-mirror import /media/usb/trivy-assets.tar --sha256 3f5a...e1
+      trivy-mirror import /media/usb/trivy-assets.tar --verify-key bundle-signing.key.pub
       trivy-mirror import trivy-assets.tar --to harbor.isolated/trivy --dest-creds robot:$TOKEN
       ssh connected-host 'trivy-mirror export -' | trivy-mirror import -
     """
@@ -123,7 +162,8 @@ def import_command(ctx: click.Context, bundle: BinaryIO, store: Path | None, des
     public_url, keep = static_settings(ctx, destination, public_url, keep)
     sys.exit(asyncio.run(run_import(bundle, store, destination, options, allow_downgrade=allow_downgrade,
                                     expected_sha256=parse_sha256(expected_sha256), as_json=as_json,
-                                    lock_timeout=lock_timeout, public_url=public_url, keep=keep)))
+                                    lock_timeout=lock_timeout, public_url=public_url, keep=keep,
+                                    verify_key=verify_key)))
 
 
 @click.command("trivy-cache")
@@ -233,5 +273,5 @@ def trivy_config_command(mirror: str, output_format: str, out: Path | None, user
                               ca_file.absolute() if ca_file else None, output_format, out))
 
 
-AIRGAP_COMMANDS = (export_command, import_command, trivy_cache_command, trivy_config_command)
+AIRGAP_COMMANDS = (keygen_command, export_command, import_command, trivy_cache_command, trivy_config_command)
 """Everything this module adds to the CLI, for ``cli.add_command``."""

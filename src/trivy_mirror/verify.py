@@ -34,6 +34,7 @@ from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, pars
 from trivy_mirror.store import Store
 from trivy_mirror.store.fsutil import os_errors, write_atomic
 from trivy_mirror.store.index import parse_index, references, serialize_index, tag_of
+from trivy_mirror.store.links import store_links
 from trivy_mirror.store.paths import BLOBS_DIR, TMP_DIR
 from trivy_mirror.vex.storage import STATE_FILE as VEX_STATE_FILE
 from trivy_mirror.vex.storage import VEX_DIR, VexRepository, VexState
@@ -47,7 +48,8 @@ class Problem:
     """One thing wrong with the store."""
 
     kind: str
-    """``corrupt-blob``, ``missing-blob``, ``bad-index``, ``incomplete-tag``, ``bad-vex-state``, ``bad-vex-archive``."""
+    """``link``, ``corrupt-blob``, ``missing-blob``, ``bad-index``, ``incomplete-tag``, ``bad-vex-state``,
+    ``bad-vex-archive``."""
     path: str
     detail: str
     repaired: bool = False
@@ -111,6 +113,7 @@ class Verifier:
         root = self.store.root
         if not root.is_dir():
             raise StoreError(f"no store at {root}")
+        self._check_links()
         for blobs_dir in self._blob_dirs():
             self._check_blob_dir(blobs_dir)
         for repository in self.store.repositories():
@@ -119,12 +122,26 @@ class Verifier:
             self._check_vex(name)
         return self.report
 
+    # Links
+
+    def _check_links(self) -> None:
+        """Report (and with repair, remove) links in place of control files and directories; the checks below
+        never look through them."""
+        for path in store_links(self.store.root):
+            problem = Problem("link", str(path), f"a symbolic link to {os.readlink(path)}: trivy-mirror never "
+                                                 f"follows links out of the store")
+            self.report.problems.append(problem)
+            if self.repair:
+                with contextlib.suppress(FileNotFoundError), os_errors(f"remove {path}"):
+                    path.unlink()  # the link itself, never its target
+                problem.repaired = True
+
     # Blobs
 
     def _blob_dirs(self) -> list[Path]:
         found = []
         for dirpath, dirnames, _ in os.walk(self.store.root):
-            if BLOBS_DIR in dirnames:
+            if BLOBS_DIR in dirnames and not os.path.islink(Path(dirpath) / BLOBS_DIR):
                 found.append(Path(dirpath) / BLOBS_DIR)
             dirnames[:] = [d for d in dirnames if d != BLOBS_DIR and not d.startswith(".")]
         return sorted(found)
@@ -294,7 +311,7 @@ def verify_store(store: Store, *, repair: bool = False, lock_timeout: float = 60
         return Verifier(store, repair=False).run()
     if not store.root.is_dir():
         raise StoreError(f"no store at {store.root}")
-    with store.lock(lock_timeout, purpose="verify --repair"):
+    with store.lock(lock_timeout, purpose="verify --repair", allow_links=True):
         report = Verifier(store, repair=True).run()
         # Whatever a repair changed is checked again: the answer is about the store as it is now.
         after = Verifier(store, repair=False).run()

@@ -1,9 +1,11 @@
 """Bounded disk: ten syncs of a changing upstream, through ``sync --store`` and through ``import``, leave at most
-``--keep`` versions and a store no larger than ``keep`` times the asset, even when another asset (an unreachable
-VEX repository) fails every time."""
+``--keep`` versions and a store no larger than ``keep`` times the asset once the GC grace has passed (``keep + 1``
+right after a write: the version just pruned waits out its grace), even when another asset (an unreachable VEX
+repository) fails every time."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
 from support.trivy_assets import DB_REPOSITORY, Artifact, build_vuln_db
 from trivy_mirror.store import Store
+from trivy_mirror.store.paths import GC_FILE
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +35,17 @@ def blobs_size(store: Path) -> int:
 
 
 def age_blobs(store: Path) -> None:
-    """What the hours between two scheduled syncs do: every blob is older than the GC grace period."""
+    """What the hours between two scheduled syncs do: every blob was written, and every unreferenced one was
+    found unreferenced (the layout's GC record), longer ago than the grace period."""
     then = time.time() - GC_GRACE - 60
     for path in (store / DB_REPOSITORY / "blobs").rglob("*"):
         if path.is_file():
             os.utime(path, (then, then))
+    record = store / DB_REPOSITORY / GC_FILE
+    if record.exists():
+        document = json.loads(record.read_text())
+        document["unreferenced"] = {digest: min(moment, then) for digest, moment in document["unreferenced"].items()}
+        record.write_text(json.dumps(document))
 
 
 def test_ten_syncs_and_imports_keep_the_store_bounded(
@@ -48,9 +57,8 @@ def test_ten_syncs_and_imports_keep_the_store_bounded(
     dead_vex = f"dead=http://{upstream.host}/no-vex-here"  # a 404: fails at once, every round
     start = datetime.now(UTC)
     versions: list[Artifact] = []
-    for round_ in range(ROUNDS):
-        versions.append(build_vuln_db(updated_at=start + timedelta(minutes=round_)))
-        push_artifact(upstream.host, DB_REPOSITORY, "2", versions[-1])
+
+    def write_both() -> None:
         for store in (synced, imported):
             if store.exists():
                 age_blobs(store)
@@ -62,13 +70,23 @@ def test_ten_syncs_and_imports_keep_the_store_bounded(
         result = mirror.run(["import", str(bundle), "--store", str(imported), "--keep", str(keep)])
         assert result.returncode == 0, result.stderr
 
+    def check(stage: str, versions_on_disk: int) -> None:
         for store in (synced, imported):
             layout = Store(store).layout(DB_REPOSITORY)
             assert str(layout.tags()["2"].digest) == versions[-1].digest
             kept = [str(entry.digest) for entry in layout.manifests()]
-            assert kept == [v.digest for v in versions[-keep:]], f"round {round_}: {store.name} keeps {kept}"
-            bound = sum(artifact_size(v) for v in versions[-keep:])
-            assert blobs_size(store) <= bound, f"round {round_}: {store.name} holds {blobs_size(store)} > {bound}"
+            assert kept == [v.digest for v in versions[-keep:]], f"{stage}: {store.name} keeps {kept}"
+            bound = sum(artifact_size(v) for v in versions[-versions_on_disk:])
+            assert blobs_size(store) <= bound, f"{stage}: {store.name} holds {blobs_size(store)} > {bound}"
+
+    for round_ in range(ROUNDS):
+        versions.append(build_vuln_db(updated_at=start + timedelta(minutes=round_)))
+        push_artifact(upstream.host, DB_REPOSITORY, "2", versions[-1])
+        write_both()
+        # The version pruned just now waits out its grace (a client may have resolved it a moment ago).
+        check(f"round {round_}", keep + 1)
+    write_both()  # nothing new upstream: the next run after the grace collects the last pruned version
+    check("after the grace", keep)
 
 
 def test_serve_keeps_the_store_bounded_while_another_asset_fails(

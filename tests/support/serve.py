@@ -40,6 +40,12 @@ class ServeProcess:
     def url(self) -> str:
         return f"{self.scheme}://{self.host}"
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (it must be running)."""
+        assert self._process is not None, "serve is not running"
+        return self._process.pid
+
     def start(self, timeout: float = 20) -> ServeProcess:
         self.cli.home.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from trivy_mirror import __version__
+from trivy_mirror.bundle.attestation import ENVELOPE_NAME, sign_bundle
 from trivy_mirror.bundle.format import MANIFEST_NAME, AssetEntry, BundleManifest
 from trivy_mirror.bundle.sections import ExportSection, SourceFile
 from trivy_mirror.bundle.tarwrite import TarWriter
 from trivy_mirror.errors import StoreError, VerificationError
 from trivy_mirror.oci.digest import DigestVerifier
+from trivy_mirror.signing import SigningKey
 from trivy_mirror.sync.progress import Progress
 
 READ_CHUNK = 1024 * 1024
@@ -29,9 +31,13 @@ class BundlePlan:
 
     manifest: BundleManifest
     files: tuple[SourceFile, ...]
+    manifest_data: bytes
+    """The manifest exactly as written (and, when signed, as its digest is signed)."""
+    envelope: bytes | None = None
+    """The signature member (:mod:`~trivy_mirror.bundle.attestation`), written right after the manifest."""
 
 
-async def plan_bundle(sections: Sequence[ExportSection]) -> BundlePlan:
+async def plan_bundle(sections: Sequence[ExportSection], key: SigningKey | None = None) -> BundlePlan:
     assets: list[AssetEntry] = []
     files: list[SourceFile] = []
     for section in sections:
@@ -40,7 +46,9 @@ async def plan_bundle(sections: Sequence[ExportSection]) -> BundlePlan:
         files.extend(part.files)
     created = datetime.now(UTC).replace(microsecond=0)
     manifest = BundleManifest(__version__, created, tuple(assets), tuple(f.file for f in files))
-    return BundlePlan(manifest, tuple(files))
+    data = manifest.serialize()
+    envelope = sign_bundle(manifest, data, key) if key is not None else None
+    return BundlePlan(manifest, tuple(files), data, envelope)
 
 
 def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
@@ -66,8 +74,9 @@ def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
 def write_bundle(plan: BundlePlan, out: BinaryIO, progress: Progress) -> str:
     """Write the whole bundle to ``out`` (blocking: run it in a thread); returns its sha256 in hex."""
     writer = TarWriter(out, int(plan.manifest.created_at.timestamp()))
-    data = plan.manifest.serialize()
-    writer.add(MANIFEST_NAME, len(data), [data])
+    writer.add(MANIFEST_NAME, len(plan.manifest_data), [plan.manifest_data])
+    if plan.envelope is not None:
+        writer.add(ENVELOPE_NAME, len(plan.envelope), [plan.envelope])
     progress.start(PROGRESS_KEY, "bundle", plan.manifest.total_size)
     try:
         for source in plan.files:

@@ -1,8 +1,10 @@
 """The bundle manifest: the first member of every bundle, describing the assets and listing every other member.
 
 Every member after it must be listed here with its digest and size, so an import can verify each byte as it
-reads and refuse anything unexpected before it is written anywhere. Keys of an asset entry are those of
-``status --json`` (``reference``, ``digest``, ``size``, ``source``, ``updated_at``, ``next_update``).
+reads and refuse anything unexpected before it is written anywhere; the one exception is a signed bundle's
+envelope, which comes right after the manifest and signs its digest (:mod:`trivy_mirror.bundle.attestation`).
+Keys of an asset entry are those of ``status --json`` (``reference``, ``digest``, ``size``, ``source``,
+``updated_at``, ``next_update``).
 """
 
 from __future__ import annotations

@@ -2,18 +2,22 @@
 
 Nothing reaches the destination until the whole bundle has been read, every member matched its listed digest
 and size, the bundle's sha256 matched (when given) and every asset passed the Trivy checks and the downgrade
-check. A truncated, tampered or hostile bundle therefore leaves the destination exactly as it was.
+check. A truncated, tampered or hostile bundle therefore leaves the destination exactly as it was. With a
+verification key, the signature and the signed statement are checked against the manifest before any other
+member is read (:mod:`~trivy_mirror.bundle.attestation`); the members are then checked against the manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import tarfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+from trivy_mirror.bundle.attestation import ENVELOPE_NAME, MAX_ENVELOPE_BYTES, signer_hint, verify_bundle
 from trivy_mirror.bundle.format import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
@@ -29,8 +33,11 @@ from trivy_mirror.bundle.sections import ImportResult, ImportSection, PlannedAss
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.errors import RefusedCandidate, VerificationError
 from trivy_mirror.oci.digest import verified
+from trivy_mirror.signing import PublicKey
 from trivy_mirror.sync.engine import ChunkObserver
 from trivy_mirror.sync.progress import Progress
+
+log = logging.getLogger(__name__)
 
 PROGRESS_KEY = "import"
 
@@ -40,6 +47,8 @@ class ImportReport:
     manifest: BundleManifest
     sha256: str
     results: tuple[ImportResult, ...]
+    verified_key: str | None = None
+    """The key id whose signature over the bundle's contents was verified (--verify-key)."""
 
 
 class _Routing:
@@ -83,11 +92,21 @@ class BundleImport:
         self.sections = list(sections)
         self.progress = progress
 
-    async def run(self, raw: BinaryIO, *, allow_downgrade: bool, expected_sha256: str | None) -> ImportReport:
+    async def run(self, raw: BinaryIO, *, allow_downgrade: bool, expected_sha256: str | None,
+                  verify_key: PublicKey | None = None) -> ImportReport:
         reader = HashingReader(raw)
         members = await MemberStream.open(reader)
         try:
-            manifest = await self._read_manifest(members)
+            manifest_data = await self._read_manifest(members)
+            manifest = parse_manifest(manifest_data)
+            envelope = await self._read_envelope(members)
+            if verify_key is not None:
+                verify_bundle(envelope, manifest, manifest_data, verify_key)
+                log.info("bundle signature verified: key %s signed its manifest and its %d assets; each member "
+                         "is checked against the manifest as it is read", verify_key.keyid, len(manifest.assets))
+            elif envelope is not None:
+                log.info("bundle is signed (%s); the signature is not checked: import --verify-key PUBFILE "
+                         "refuses it unless it verifies", signer_hint(envelope))
             routing = _Routing(manifest, self.sections)
             staged = {path for path, (file, section) in routing.files.items() if await section.needs_staging(file)}
             self.staging.check_space(sum(routing.files[path][0].size for path in staged))
@@ -112,10 +131,10 @@ class BundleImport:
             members.close()
             for section in self.sections:
                 section.close()
-        return ImportReport(manifest, reader.sha256, results)
+        return ImportReport(manifest, reader.sha256, results, verify_key.keyid if verify_key else None)
 
     @staticmethod
-    async def _read_manifest(members: MemberStream) -> BundleManifest:
+    async def _read_manifest(members: MemberStream) -> bytes:
         member = await members.next()
         if member is None:
             raise BundleError("not a bundle: the tar archive is empty")
@@ -124,7 +143,22 @@ class BundleImport:
                               f"not {MANIFEST_NAME}")
         if member.size > MAX_MANIFEST_BYTES:
             raise BundleError(f"bundle manifest is {member.size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
-        return parse_manifest(await members.read_all(member))
+        return await members.read_all(member)
+
+    @staticmethod
+    async def _read_envelope(members: MemberStream) -> bytes | None:
+        """The signature member when the bundle has one: it comes right after the manifest."""
+        member = await members.next()
+        if member is None or member.name != ENVELOPE_NAME:
+            if member is not None:
+                members.unread(member)
+            return None
+        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            raise BundleError(f"bundle member {ENVELOPE_NAME} is not a regular file; refusing the bundle")
+        if member.size > MAX_ENVELOPE_BYTES:
+            raise BundleError(f"bundle member {ENVELOPE_NAME} is {member.size} bytes, over the "
+                              f"{MAX_ENVELOPE_BYTES}-byte limit; refusing the bundle")
+        return await members.read_all(member)
 
     async def _read_members(self, members: MemberStream, routing: _Routing, staged: set[str]) -> None:
         seen: set[str] = set()
@@ -134,6 +168,9 @@ class BundleImport:
                 if path not in routing.directories:
                     raise BundleError(f"bundle member {path!r} is a directory the bundle manifest does not list")
                 continue
+            if path == ENVELOPE_NAME:
+                raise BundleError(f"bundle member {path!r} is out of place: a signature comes right after "
+                                  f"{MANIFEST_NAME}; refusing the bundle")
             if path in seen or path == MANIFEST_NAME:
                 raise BundleError(f"bundle member {path!r} appears twice; refusing the bundle")
             if path not in routing.files:

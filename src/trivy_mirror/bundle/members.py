@@ -66,6 +66,7 @@ class MemberStream:
     def __init__(self, tar: tarfile.TarFile) -> None:
         self._tar = tar
         self.current = "the first member"
+        self._pushed: tarfile.TarInfo | None = None
 
     @classmethod
     async def open(cls, reader: HashingReader) -> MemberStream:
@@ -81,11 +82,19 @@ class MemberStream:
             return cls(await asyncio.to_thread(start))
 
     async def next(self) -> tarfile.TarInfo | None:
+        pushed, self._pushed = self._pushed, None
+        if pushed is not None:
+            return pushed
         with _errors(f"the header after {self.current}"):
             member = await asyncio.to_thread(self._tar.next)
         if member is not None:
             self.current = repr(member.name[:200])
         return member
+
+    def unread(self, member: tarfile.TarInfo) -> None:
+        """Give ``member`` (whose data was not read) back: the next :meth:`next` returns it again."""
+        assert self._pushed is None
+        self._pushed = member
 
     async def chunks(self, member: tarfile.TarInfo) -> AsyncIterator[bytes]:
         """The member's data: exactly the size its header declares, or BundleError when the input ends early."""

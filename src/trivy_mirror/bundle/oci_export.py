@@ -62,7 +62,7 @@ class OciExport:
 
     async def _repository(self, spec: AssetSpec) -> ExportPart:
         layout = self.store.layout(spec.mirror_repository)
-        tags = layout.tags()
+        tags = layout.read_index().tags  # one read: a concurrent sync cannot move a tag between two questions
         missing = [t.tag for t in spec.tags if t.required and t.tag not in tags]
         if missing:
             raise BundleError(
@@ -73,8 +73,7 @@ class OciExport:
         index_entries: list[Descriptor] = []
         blobs: dict[Digest, SourceFile] = {}
         for tag in (t.tag for t in spec.tags if t.tag in tags):
-            manifest = layout.read_manifest(tag)
-            assert manifest is not None  # listed by tags() just above; a damaged store raises StoreError
+            manifest = layout.manifest_at(tags[tag])  # a damaged store raises StoreError
             parsed = manifest.parsed
             if not isinstance(parsed, Manifest):
                 raise BundleError(f"{spec.mirror_repository}:{tag} in the store is an image index, not a Trivy "

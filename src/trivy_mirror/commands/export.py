@@ -20,6 +20,7 @@ from trivy_mirror.bundle.oci_export import OciExport
 from trivy_mirror.bundle.sections import ExportSection
 from trivy_mirror.bundle.vex_export import VexExport
 from trivy_mirror.errors import StoreError, UsageError
+from trivy_mirror.signing import SigningKey
 from trivy_mirror.store import Store, default_store_dir
 from trivy_mirror.sync.progress import NoProgress, Progress
 from trivy_mirror.timefmt import iso
@@ -74,8 +75,10 @@ def _write_stdout(plan: BundlePlan, progress: Progress) -> str:
 
 
 async def run_export(output: str, store_dir: Path | None, specs: Sequence[AssetSpec], vex: bool | None, *,
-                     as_json: bool) -> int:
-    """``vex``: True to require the store's VEX repositories, None to add those there are, False for none."""
+                     as_json: bool, sign: Path | None = None) -> int:
+    """``vex``: True to require the store's VEX repositories, None to add those there are, False for none;
+    ``sign``: the private key file that signs the bundle."""
+    key = SigningKey.load(sign) if sign is not None else None
     to_stdout = output == STDIO
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write a bundle to a terminal: redirect stdout or give a file name")
@@ -87,7 +90,7 @@ async def run_export(output: str, store_dir: Path | None, specs: Sequence[AssetS
     sections: list[ExportSection] = [OciExport(store, specs)]
     if vex is not False:
         sections.append(VexExport(store, required=bool(vex)))
-    plan = await plan_bundle(sections)
+    plan = await plan_bundle(sections, key)
     bars = make_progress(not as_json)
     with bars if bars is not None else contextlib.nullcontext():
         progress: Progress = bars if bars is not None else NoProgress()
@@ -100,9 +103,13 @@ async def run_export(output: str, store_dir: Path | None, specs: Sequence[AssetS
     where = "stdout" if to_stdout else output
     log.info("exported %s (%d artifacts, %.1f MB) to %s", names, len(manifest.assets), manifest.total_size / 1e6,
              where)
+    keyid = key.public.keyid if key is not None else None
+    if keyid is not None:
+        log.info("signed with key %s: import --verify-key checks it", keyid)
     if as_json:
         document = {"bundle": output, "sha256": sha256, "created_at": iso(manifest.created_at),
-                    "size": manifest.total_size, "assets": [entry.to_json() for entry in manifest.assets]}
+                    "size": manifest.total_size, "signed_by": keyid,
+                    "assets": [entry.to_json() for entry in manifest.assets]}
         print(json.dumps(document, indent=2))
     elif to_stdout:
         print(f"bundle sha256:{sha256}", file=sys.stderr)

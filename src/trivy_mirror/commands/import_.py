@@ -17,6 +17,7 @@ from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.errors import UsageError
+from trivy_mirror.signing import PublicKey
 from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
@@ -48,7 +49,9 @@ def parse_sha256(text: str | None) -> str | None:
 
 async def run_import(bundle: BinaryIO, store: Path | None, destination: str | None, options: ConnectionOptions, *,
                      allow_downgrade: bool, expected_sha256: str | None, as_json: bool, lock_timeout: float,
-                     public_url: str | None = None, keep: int | None = None) -> int:
+                     public_url: str | None = None, keep: int | None = None, verify_key: Path | None = None) -> int:
+    """``verify_key``: refuse the bundle unless the holder of this public key signed exactly its contents."""
+    key = PublicKey.load(verify_key) if verify_key is not None else None
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(RegistryPool(options))
         target = open_destination(store, destination, pool)
@@ -77,7 +80,8 @@ async def run_import(bundle: BinaryIO, store: Path | None, destination: str | No
         skip = STATIC_VEX_SKIP if static is not None else None
         importer = BundleImport(staging, [OciImport(staging.root, target),
                                           VexImport(staging.root, vex_store, skip_reason=skip)], progress)
-        report = await importer.run(bundle, allow_downgrade=allow_downgrade, expected_sha256=expected_sha256)
+        report = await importer.run(bundle, allow_downgrade=allow_downgrade, expected_sha256=expected_sha256,
+                                    verify_key=key)
         if isinstance(target, StoreDestination):
             await asyncio.to_thread(maintain, target.store, versions)
         if static is not None:
@@ -90,7 +94,8 @@ def _report(report: ImportReport, destination: str, as_json: bool) -> None:
     manifest = report.manifest
     if as_json:
         document = {"destination": destination, "sha256": report.sha256, "created_at": iso(manifest.created_at),
-                    "tool_version": manifest.tool_version, "results": [r.to_json() for r in report.results]}
+                    "tool_version": manifest.tool_version, "verified_key": report.verified_key,
+                    "results": [r.to_json() for r in report.results]}
         print(json.dumps(document, indent=2))
         return
     table = Table(title=f"import into {destination}", title_justify="left")
@@ -101,5 +106,6 @@ def _report(report: ImportReport, destination: str, as_json: bool) -> None:
         table.add_row(result.entry.asset, result.entry.reference, result.outcome, result.entry.digest[:19],
                       iso(result.updated_at) or "-", copied, style=OUTCOME_STYLE.get(result.outcome))
     console.stderr.print(table)
+    signed = f", signature verified (key {report.verified_key})" if report.verified_key else ""
     console.stderr.print(f"bundle sha256:{report.sha256}, exported {iso(manifest.created_at)} by trivy-mirror "
-                         f"{manifest.tool_version}")
+                         f"{manifest.tool_version}{signed}")

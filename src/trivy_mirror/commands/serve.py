@@ -97,6 +97,9 @@ def warn_if_unfilled(store: Store, statuses: Sequence[AssetStatus]) -> None:
 
 
 async def run_serve(settings: ServerSettings, store: Store, store_sync: StoreSync, sync: bool) -> None:
+    if store.root.exists():
+        store.refuse_links()  # serving must not follow a planted link out of the store either
+
     def started(url: str) -> None:
         log.info("serving %s on %s", store.root, url)
 

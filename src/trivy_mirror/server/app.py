@@ -102,6 +102,7 @@ def create_app(
             task.cancel()
         if census.dirty:
             await census.save_now()
+        await cache.close()
         auth.close()
         if uploads is not None:
             uploads.close()

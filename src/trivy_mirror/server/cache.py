@@ -1,24 +1,26 @@
 """Manifests and tag lists held in memory, one immutable snapshot per repository.
 
 A snapshot is rebuilt when the repository's ``index.json`` changes (checked by stat at most once a second, or
-at once after :meth:`ManifestCache.invalidate`) and replaced as a whole, so a new version becomes visible
-atomically. Blob files are not cached: downloads that already opened the old file finish on it, because the
-store never rewrites a blob and collects unreferenced ones only after a grace period.
+at once on :meth:`ManifestCache.refresh`) and replaced as a whole, so a new version becomes visible atomically;
+readers keep the previous snapshot while the next one loads. Blob files are not cached: downloads that already
+opened the old file finish on it, because the store never rewrites a blob and collects unreferenced ones only
+a grace period after they stopped being referenced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from trivy_mirror.errors import InvalidReference, MirrorError, StoreError
+from trivy_mirror.errors import InvalidReference, MirrorError
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Index
 from trivy_mirror.server.errors import API_VERSION_HEADER
 from trivy_mirror.server.storage import ServedLayout, ServedStore
-from trivy_mirror.server.watch import FileWatch, Signature, signature
+from trivy_mirror.server.watch import CHECK_INTERVAL, FileWatch, Signature, signature
 
 log = logging.getLogger(__name__)
 
@@ -50,31 +52,34 @@ class Snapshot:
 
 
 def load_snapshot(layout: ServedLayout) -> Snapshot:
-    """Read every manifest the layout's index reaches (index children included, so digest pulls work)."""
-    tags = layout.tags()
+    """Every manifest one read of the layout's index reaches (index children included, so digest pulls work).
+
+    One read: the tags and the manifests come from the same version of index.json, whatever a concurrent sync
+    writes meanwhile (the blobs of a version it lists outlive its removal by the GC grace period), so a manifest
+    left out with a warning is really missing or damaged.
+    """
+    view = layout.read_index()
     by_digest: dict[str, ServedManifest] = {}
-    pending: list[Descriptor] = [*tags.values(), *layout.manifests()]
+    pending: list[Descriptor] = list(reversed(view.entries))
     while pending:
         descriptor = pending.pop()
         key = str(descriptor.digest)
         if key in by_digest:
             continue
         try:
-            manifest = layout.read_manifest(key)
-            if manifest is None or manifest.digest != descriptor.digest:
-                raise StoreError("missing or damaged")
+            manifest = layout.manifest_at(descriptor)
             parsed = manifest.parsed
         except MirrorError as err:
             log.warning("%s: not serving manifest %s: %s", layout.repository, key, err)
             continue
         by_digest[key] = ServedManifest.of(manifest)
         if isinstance(parsed, Index):
-            pending.extend(parsed.manifests)
+            pending.extend(reversed(parsed.manifests))
     served: dict[str, ServedManifest] = dict(by_digest)
-    for tag, descriptor in tags.items():
+    for tag, descriptor in view.tags.items():
         if str(descriptor.digest) in by_digest:
             served[tag] = by_digest[str(descriptor.digest)]
-    return Snapshot(layout, served, tuple(sorted(tag for tag in tags if tag in served)))
+    return Snapshot(layout, served, tuple(sorted(tag for tag in view.tags if tag in served)))
 
 
 @dataclass(eq=False)
@@ -83,16 +88,29 @@ class _Entry:
     watch: FileWatch
     snapshot: Snapshot | None = None
     loaded: Signature | None = None
-    generation: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dirty: bool = True
+    """A load must start (again): set by a change noticed or a refresh, cleared when a load starts."""
+    loading: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class ManifestCache:
-    """Snapshots of the store's repositories; only repositories that exist get an entry, so it stays bounded."""
+    """Snapshots of the store's repositories; only repositories that exist get an entry, so it stays bounded.
+
+    A reload runs in a background task, one per repository at a time, and readers are never made to wait for
+    it: they get the previous snapshot until the new one is complete (only a repository's first load is
+    waited for, there being nothing to serve before it). A watcher task checks every loaded repository's
+    index once per :data:`CHECK_INTERVAL`, so another process's sync is picked up without waiting for a
+    request to notice it. Call :meth:`close` at shutdown.
+    """
 
     def __init__(self, store: ServedStore) -> None:
         self._store = store
         self._entries: dict[str, _Entry] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> ServedStore:
+        return self._store
 
     def layout(self, repository: str) -> ServedLayout | None:
         """The layout of a repository (which may not exist yet), or None when the store refuses the name."""
@@ -112,25 +130,63 @@ class ManifestCache:
             if layout is None or signature(layout.index_path) is None:
                 return None
             entry = self._entries.setdefault(repository, _Entry(layout, FileWatch(layout.index_path)))
-        if entry.watch.check():
-            await self._reload(repository, entry)
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="trivy-mirror-index-watch")
+        self._check(repository, entry)
+        if entry.snapshot is None and entry.loading is not None:
+            await asyncio.shield(entry.loading)
         return entry.snapshot
 
-    def invalidate(self, repository: str | None = None) -> None:
-        """Make the next request re-read ``repository`` (every repository when None), whatever its stat says."""
-        for name, entry in self._entries.items():
-            if repository is None or name == repository:
-                entry.watch.force()
+    async def close(self) -> None:
+        """Stop the watcher and wait for loads in progress (at shutdown)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        loads = [entry.loading for entry in self._entries.values() if entry.loading is not None]
+        if loads:
+            await asyncio.wait(loads)
 
-    async def _reload(self, repository: str, entry: _Entry) -> None:
-        generation = entry.generation
-        async with entry.lock:
-            if entry.generation != generation:
-                return  # another request reloaded it while this one waited
-            entry.generation += 1
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            for name, entry in list(self._entries.items()):
+                self._check(name, entry)
+
+    def _check(self, repository: str, entry: _Entry) -> None:
+        """Start a reload when the index changed (cheap: a stat at most once per interval)."""
+        if entry.watch.check() and (entry.loading is None or entry.loading.done()):
+            entry.dirty = True
+            self._start(repository, entry)
+
+    async def refresh(self, repository: str | None = None) -> None:
+        """Re-read ``repository`` (every known one when None) now and wait until the new snapshot is served.
+
+        For writers in this process (a push, the sync loop): what they wrote is visible when this returns.
+        Readers meanwhile keep the previous snapshot.
+        """
+        loads = []
+        for name, entry in list(self._entries.items()):
+            if repository is None or name == repository:
+                entry.dirty = True
+                loads.append(self._start(name, entry))
+        if loads:
+            await asyncio.shield(asyncio.gather(*loads))
+
+    def _start(self, repository: str, entry: _Entry) -> asyncio.Task[None]:
+        if entry.loading is None or entry.loading.done():
+            entry.loading = asyncio.create_task(self._load(repository, entry), name=f"trivy-mirror-load-{repository}")
+        return entry.loading
+
+    async def _load(self, repository: str, entry: _Entry) -> None:
+        """Load until no change is pending: a refresh during a load gets a load that started after it."""
+        while entry.dirty:
+            entry.dirty = False
             current = signature(entry.layout.index_path)
             if current is None:
-                self._entries.pop(repository, None)
+                if self._entries.get(repository) is entry:
+                    del self._entries[repository]
                 entry.snapshot = None
                 entry.watch.mark(None)
                 return
@@ -139,6 +195,6 @@ class ManifestCache:
             except (OSError, MirrorError) as err:
                 log.warning("%s: cannot read the repository, serving the previous version: %s", repository, err)
                 entry.watch.mark(entry.loaded)
-                return
+                continue
             entry.snapshot, entry.loaded = snapshot, current
             entry.watch.mark(current)

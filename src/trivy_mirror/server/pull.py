@@ -29,7 +29,7 @@ class PullApi:
 
     def __init__(self, store: ServedStore, cache: ManifestCache, aliases: Mapping[str, str]) -> None:
         self._store = store
-        self._root = os.path.abspath(store.root)
+        self._root = os.path.realpath(store.root)
         self._cache = cache
         self._aliases = aliases
 
@@ -52,8 +52,8 @@ class PullApi:
         repository = repository_of(route.name, self._aliases)
         digest = parse_digest(route.reference)
         layout = self._cache.layout(repository)
-        path = layout.blob_path(digest) if layout is not None else None
-        if path is None or not self._is_served_file(path):
+        path = self._served_file(layout.blob_path(digest)) if layout is not None else None
+        if path is None:
             if await self._cache.get(repository) is None:
                 raise OciError("NAME_UNKNOWN", f"repository {route.name!r} is not in this mirror")
             raise OciError("BLOB_UNKNOWN", f"blob {digest} is not in {route.name}")
@@ -77,12 +77,13 @@ class PullApi:
             raise OciError("NAME_UNKNOWN", f"repository {name!r} is not in this mirror")
         return snapshot
 
-    def _is_served_file(self, path: Path) -> bool:
-        """A regular file inside the store root: names and digests are validated, this is the last fence."""
-        absolute = os.path.abspath(path)
-        if os.path.commonpath((absolute, self._root)) != self._root:
-            return False
+    def _served_file(self, path: Path) -> Path | None:
+        """A regular file inside the store root once every link is resolved: names and digests are validated,
+        this is the last fence against a link planted in the store pointing out of it."""
+        real = os.path.realpath(path)
+        if os.path.commonpath((real, self._root)) != self._root:
+            return None
         try:
-            return stat.S_ISREG(os.stat(absolute).st_mode)
+            return Path(real) if stat.S_ISREG(os.stat(real).st_mode) else None
         except OSError:
-            return False
+            return None

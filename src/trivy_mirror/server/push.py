@@ -29,7 +29,7 @@ from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
 from trivy_mirror.server.manifestcheck import check_pushed_manifest
 from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
-from trivy_mirror.server.storage import ServedLayout
+from trivy_mirror.server.storage import ServedLayout, push_lock
 from trivy_mirror.server.uploads import CHUNK, Upload, Uploads
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,14 @@ class PushApi:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
         try:
-            await layout.push_manifest(manifest, tag)
+            async with push_lock(self._cache.store, commit=True):
+                await layout.push_manifest(manifest, tag)
         except StoreError as err:
             raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
         except MirrorError as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
-        self._cache.invalidate(layout.repository)
+        await self._cache.refresh(layout.repository)
         return _created(route.name, "manifests", manifest.digest)
 
     def _layout(self, name: str) -> ServedLayout:
@@ -151,7 +152,8 @@ class PushApi:
         if await layout.blob_exists(descriptor):
             return
         try:
-            await layout.push_blob(descriptor, verified(chunks, digest, size))
+            async with push_lock(self._cache.store):
+                await layout.push_blob(descriptor, verified(chunks, digest, size))
         except VerificationError as err:
             raise OciError("DIGEST_INVALID", str(err)) from None
         except StoreError as err:
@@ -171,7 +173,8 @@ class PushApi:
             return False
         descriptor = Descriptor(OCTET_STREAM, digest, size)
         try:
-            return await layout.blob_exists(descriptor) or await layout.mount_blob(descriptor, source)
+            async with push_lock(self._cache.store):
+                return await layout.blob_exists(descriptor) or await layout.mount_blob(descriptor, source)
         except MirrorError as err:
             log.warning("mount of %s from %s into %s failed: %s", digest.short, source.repository,
                         layout.repository, err)

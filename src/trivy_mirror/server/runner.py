@@ -54,11 +54,11 @@ async def serve(
                 await asyncio.to_thread(maintain, store, settings.keep, settings.gc_grace)
         except MirrorError as err:
             (log.debug if periodic else log.warning)("store maintenance skipped: %s", err)
-        app[CACHE_KEY].invalidate()
+        await app[CACHE_KEY].refresh()
 
     async def after_sync(outcome: SyncOutcome) -> None:
         # After every sync, failed or not: one failing asset must not keep the others' old versions on disk.
-        app[CACHE_KEY].invalidate()
+        await app[CACHE_KEY].refresh()
         await maintenance(periodic=False)
 
     async def maintain_periodically(start_now: bool) -> None:

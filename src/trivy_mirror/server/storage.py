@@ -1,16 +1,24 @@
-"""The part of the local store the server uses, as protocols, so the server depends on behaviour, not a class."""
+"""The part of the local store the server uses, as protocols, so the server depends on behaviour, not a class;
+and the store lock a push holds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
+from trivy_mirror.errors import StoreError
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
+from trivy_mirror.server.errors import OciError
+from trivy_mirror.store.layout import IndexView
 from trivy_mirror.target import WriteTarget
+
+log = logging.getLogger(__name__)
 
 
 class ServedLayout(WriteTarget, Protocol):
@@ -22,6 +30,14 @@ class ServedLayout(WriteTarget, Protocol):
     @property
     def index_path(self) -> Path:
         """Replaced atomically on every change; its stat tells another process's writes apart."""
+        ...
+
+    def read_index(self) -> IndexView:
+        """One read of index.json: a reader that needs several answers takes them all from one version."""
+        ...
+
+    def manifest_at(self, descriptor: Descriptor) -> ManifestBytes:
+        """The manifest an index entry (or an index manifest's child) names; StoreError when missing or damaged."""
         ...
 
     def tags(self) -> dict[str, Descriptor]: ...
@@ -36,8 +52,8 @@ class ServedLayout(WriteTarget, Protocol):
         """Keep each tag and its ``keep - 1`` newest older versions in the index (under the store lock)."""
         ...
 
-    def collect_garbage(self, grace_seconds: float) -> int:
-        """Delete unreferenced blobs older than the grace period (under the store lock); the bytes freed."""
+    def collect_garbage(self, grace_seconds: float, now: float | None = ...) -> int:
+        """Delete blobs unreferenced for the grace period (under the store lock); the bytes freed."""
         ...
 
 
@@ -52,6 +68,28 @@ class ServedStore(Protocol):
     def repositories(self) -> list[str]: ...
 
     def alock(self, timeout: float = ..., on_wait: Callable[[str], None] | None = ..., *,
-              purpose: str = ...) -> AbstractAsyncContextManager[None]:
-        """The store's exclusive writer lock (another process may be syncing)."""
+              purpose: str = ..., shared: bool = ...) -> AbstractAsyncContextManager[None]:
+        """The store's writer lock (another process may be syncing): exclusive, or ``shared`` among pushes."""
         ...
+
+
+PUSH_LOCK_TIMEOUT = 120.0
+"""How long a push waits for a sync or a prune holding the store lock before it is refused (503)."""
+
+
+@contextlib.asynccontextmanager
+async def push_lock(store: ServedStore, *, commit: bool = False) -> AsyncIterator[None]:
+    """The store lock around one push step, so a sync, prune or repair never runs beside it.
+
+    Writing a blob holds it shared (pushes run side by side; a writer taking the lock exclusively would delete
+    the blob's temp file); committing a manifest holds it exclusively (index.json has one writer at a time,
+    across processes). A lock not obtained in :data:`PUSH_LOCK_TIMEOUT` is a 503 the client may retry.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(store.alock(PUSH_LOCK_TIMEOUT, purpose="push", shared=not commit))
+        except StoreError as err:
+            log.warning("push refused: %s", err)
+            raise OciError("UNAVAILABLE", "the store is busy (a sync or a prune holds its lock); try again later",
+                           status=503) from None
+        yield

@@ -33,7 +33,7 @@ class FileWatch:
     """Whether ``path`` differs from the version last loaded (recorded with :meth:`mark`).
 
     :meth:`check` runs a stat at most once per :data:`CHECK_INTERVAL`, so calling it on every request is cheap;
-    :meth:`force` makes the next check report a change without waiting.
+    it reports a change until the first :meth:`mark`.
     """
 
     __slots__ = ("_checked", "_forced", "_marked", "path")
@@ -58,9 +58,6 @@ class FileWatch:
         self._marked = loaded
         self._forced = False
         self._checked = time.monotonic()
-
-    def force(self) -> None:
-        self._forced = True
 
 
 class ReloadingFile(Generic[T]):

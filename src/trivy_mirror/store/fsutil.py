@@ -103,8 +103,16 @@ def touch(path: Path) -> None:
 
 
 def clean_dir(path: Path) -> None:
-    """Remove the files in ``path`` (temp files left by a crashed writer). Best effort: a leftover is harmless."""
+    """Remove the files in ``path`` (temp files left by a crashed writer). Best effort: a leftover is harmless.
+
+    ``path`` itself is opened without following a link, so a ``.tmp`` replaced by a link to another directory
+    never empties that directory.
+    """
     with contextlib.suppress(OSError):
-        for entry in list(os.scandir(path)):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for entry in list(os.scandir(fd)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.name, dir_fd=fd)
+        finally:
+            os.close(fd)

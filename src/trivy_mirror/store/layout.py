@@ -12,8 +12,12 @@ import asyncio
 import json
 import os
 import threading
+import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +29,10 @@ from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Mani
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.store import index
 from trivy_mirror.store.fsutil import commit, commit_file, ensure_dir, open_temp, os_errors, touch, write_atomic
-from trivy_mirror.store.gc import sweep
+from trivy_mirror.store.gc import Unreferenced, sweep
 from trivy_mirror.store.paths import (
     BLOBS_DIR,
+    GC_FILE,
     INDEX_FILE,
     LAYOUT_FILE,
     STATE_FILE,
@@ -40,14 +45,53 @@ from trivy_mirror.target import ReadTarget
 READ_CHUNK = 1024 * 1024
 LAYOUT_CONTENT = json.dumps({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}).encode()
 
-_index_locks: dict[Path, threading.Lock] = {}
-_index_locks_guard = threading.Lock()
+
+class _IndexMutex:
+    """A lock that can be weakly referenced (``threading.Lock`` cannot)."""
+
+    __slots__ = ("__weakref__", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
 
 
-def _index_lock(path: Path) -> threading.Lock:
-    """One lock per layout directory in this process: index.json updates run in worker threads."""
-    with _index_locks_guard:
-        return _index_locks.setdefault(path, threading.Lock())
+_index_mutexes: weakref.WeakValueDictionary[Path, _IndexMutex] = weakref.WeakValueDictionary()
+_index_mutexes_guard = threading.Lock()
+
+
+def _index_mutex(path: Path) -> _IndexMutex:
+    """One mutex per layout directory among the live Layout objects of this process: index.json updates run in
+    worker threads. An entry lives only as long as a Layout holds it, so a server asked about a million
+    made-up repository names keeps none of them (nothing keyed by request input may grow without bound).
+    """
+    with _index_mutexes_guard:
+        mutex = _index_mutexes.get(path)
+        if mutex is None:
+            mutex = _index_mutexes[path] = _IndexMutex()
+        return mutex
+
+
+@dataclass(frozen=True)
+class IndexView:
+    """One read of a layout's ``index.json``: every question about one version of it answered from it.
+
+    A reader that needs several answers (the tags, the other versions, their manifests) takes one view and
+    reads manifests by the descriptors it holds, so a concurrent writer replacing index.json between two of
+    its questions cannot make the answers disagree.
+    """
+
+    entries: tuple[Descriptor, ...]
+
+    @cached_property
+    def tags(self) -> dict[str, Descriptor]:
+        """Tag -> index entry of the manifest it points at."""
+        return index.tagged(self.entries)
 
 
 class Layout:
@@ -63,7 +107,7 @@ class Layout:
         self.location = f"oci-layout:{self.path}"
         self.index_path = self.path / INDEX_FILE
         self._tmp = root / TMP_DIR
-        self._mutex = _index_lock(self.path)
+        self._mutex = _index_mutex(self.path)
 
     @classmethod
     def plain(cls, directory: Path) -> Layout:
@@ -75,13 +119,17 @@ class Layout:
         layout.location = f"oci-layout:{directory}"
         layout.index_path = directory / INDEX_FILE
         layout._tmp = directory / TMP_DIR
-        layout._mutex = _index_lock(directory)
+        layout._mutex = _index_mutex(directory)
         return layout
 
     def __repr__(self) -> str:
         return f"Layout({self.path})"
 
     # Reading (synchronous: small files).
+
+    def read_index(self) -> IndexView:
+        """One consistent read of index.json (empty when the layout does not exist); StoreError when damaged."""
+        return IndexView(tuple(self._entries()))
 
     def tags(self) -> dict[str, Descriptor]:
         """Tag -> index entry of the manifest it points at."""
@@ -90,6 +138,13 @@ class Layout:
     def manifests(self) -> list[Descriptor]:
         """Every index entry, in push order: tagged ones and older versions kept without a ref.name."""
         return self._entries()
+
+    def manifest_at(self, descriptor: Descriptor) -> ManifestBytes:
+        """The manifest a descriptor (from an :class:`IndexView` or an index manifest) names, checked against it.
+
+        StoreError when it is missing or does not match: the store is damaged.
+        """
+        return ManifestBytes(self._read_manifest_blob(descriptor), descriptor.media_type)
 
     def blob_path(self, digest: Digest) -> Path:
         """Where a blob is stored (it may not exist). A parsed Digest cannot traverse out of the layout."""
@@ -130,11 +185,13 @@ class Layout:
         still_used = {entry.digest for entry in kept}
         return list(dict.fromkeys(entry.digest for entry in removed if entry.digest not in still_used))
 
-    def collect_garbage(self, grace_seconds: float) -> int:
-        """Delete blobs that no manifest reachable from index.json references and that are older than the
-        grace period; the bytes freed. Refuses (StoreError) when a manifest cannot be read, since its blobs
-        would then be unknown.
+    def collect_garbage(self, grace_seconds: float, now: float | None = None) -> int:
+        """Delete blobs that no manifest reachable from index.json references, once they have been unreferenced
+        (and unwritten) for the grace period; the bytes freed. When each blob was first found unreferenced is
+        recorded in the layout, so the grace period counts from then. Refuses (StoreError) when a manifest
+        cannot be read, since its blobs would then be unknown.
         """
+        moment = time.time() if now is None else now
         with self._mutex, os_errors(f"collect garbage in {self.location}"):
             keep: set[Digest] = set()
             try:
@@ -143,7 +200,17 @@ class Layout:
                     keep.update(ref.digest for ref in index.references(parsed))
             except (StoreError, InvalidManifest) as err:
                 raise StoreError(f"not collecting garbage in {self.location}: {err}") from None
-            return sweep(self.path / BLOBS_DIR, keep, grace_seconds)
+            record = self._read_unreferenced()
+            freed, waiting = sweep(self.path / BLOBS_DIR, keep, grace_seconds, record.since, moment)
+            if waiting != record:
+                write_atomic(self._tmp, self.path / GC_FILE, waiting.serialize())
+            return freed
+
+    def _read_unreferenced(self) -> Unreferenced:
+        try:
+            return Unreferenced.parse((self.path / GC_FILE).read_bytes())
+        except FileNotFoundError:
+            return Unreferenced()
 
     # ReadTarget
 
@@ -230,7 +297,7 @@ class Layout:
         return index.parse_index(data, self.index_path)
 
     def _find(self, reference: str) -> Descriptor | None:
-        entries = self._entries()
+        entries = self._entries()  # one read: the walk below sees the same version
         if ":" not in reference:
             return index.tagged(entries).get(validate_tag(reference))
         digest = Digest.parse(reference)

@@ -3,6 +3,9 @@
 ``fcntl.flock`` on ``STORE/.lock``: the kernel drops it when the holder dies, so a crash never leaves a stale
 lock. The holder writes its pid, purpose and start time into the file so a waiting process can say who it waits
 for. The lock is not re-entrant: a second acquisition in the same process waits for the first, like any other.
+
+Shared holders (``serve`` writing pushed blobs into ``.tmp``) may be many at once and keep exclusive holders
+out, so a writer taking the lock never deletes their temp files; they write nothing into the lock file.
 """
 
 from __future__ import annotations
@@ -46,8 +49,10 @@ def _started(text: Any) -> str:
 class StoreLock:
     """One attempt to take the lock, driven by :meth:`poll` from a blocking or an async wait loop."""
 
-    def __init__(self, root: Path, timeout: float, on_wait: Callable[[str], None] | None, purpose: str) -> None:
+    def __init__(self, root: Path, timeout: float, on_wait: Callable[[str], None] | None, purpose: str,
+                 shared: bool = False) -> None:
         self.root = root
+        self.shared = shared
         self.path = root / LOCK_FILE
         self.timeout = timeout
         self.on_wait = on_wait
@@ -64,15 +69,17 @@ class StoreLock:
         with os_errors(f"lock store {self.root}"):
             if self._fd is None:
                 ensure_dir(self.root)
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                # Never through a link: truncating the lock file would truncate its target.
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 return self._wait()
             except BaseException:
                 self._close()
                 raise
-            self._record()
+            if not self.shared:
+                self._record()
         return None
 
     def _wait(self) -> float:
@@ -98,10 +105,10 @@ class StoreLock:
         os.pwrite(self._fd, json.dumps(info).encode(), 0)
 
     def release(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and not self.shared:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
-            self._close()
+        self._close()
 
     def _close(self) -> None:
         if self._fd is not None:

@@ -14,12 +14,14 @@ LOCK_FILE = ".lock"
 INDEX_FILE = "index.json"
 LAYOUT_FILE = "oci-layout"
 STATE_FILE = "trivy-mirror.json"
+GC_FILE = "trivy-mirror-gc.json"
+"""When each unreferenced blob was first found so: garbage collection's grace period counts from then."""
 BLOBS_DIR = "blobs"
 
 # A repository is a directory of the store and may be nested in another ("a" and "a/b"), so no path component
 # may be one of a layout's own entries: "a/blobs" or "a/index.json" would write inside layout "a".
 # Names starting with "." (TMP_DIR, LOCK_FILE) are already invalid repository components.
-RESERVED_COMPONENTS = frozenset({BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, STATE_FILE})
+RESERVED_COMPONENTS = frozenset({BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, STATE_FILE, GC_FILE})
 VEX_DIR = "vex"
 """``STORE/vex/NAME`` holds mirrored VEX repositories, so no OCI repository may start with ``vex/``."""
 

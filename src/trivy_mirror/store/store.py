@@ -12,6 +12,7 @@ from pathlib import Path
 from trivy_mirror.errors import InvalidReference
 from trivy_mirror.store.fsutil import clean_dir
 from trivy_mirror.store.layout import Layout
+from trivy_mirror.store.links import refuse_links
 from trivy_mirror.store.lock import StoreLock
 from trivy_mirror.store.paths import BLOBS_DIR, INDEX_FILE, TMP_DIR, check_repository
 
@@ -41,14 +42,22 @@ class Store:
                     found.append(check_repository(name))
         return sorted(found)
 
+    def refuse_links(self) -> None:
+        """StoreError (one line) when a control file or directory of the store is a symbolic link."""
+        refuse_links(self.root)
+
     @contextlib.contextmanager
     def lock(self, timeout: float = 600, on_wait: Callable[[str], None] | None = None, *,
-             purpose: str = "sync") -> Iterator[None]:
+             purpose: str = "sync", allow_links: bool = False) -> Iterator[None]:
         """Hold the exclusive writer lock, waiting up to ``timeout`` seconds (StoreError after that).
 
         ``on_wait`` is told once, in one line, who holds the lock; ``purpose`` is what others are told about us.
-        Taking the lock removes temp files a crashed writer left behind.
+        Taking the lock removes temp files a crashed writer left behind. A store with a link in place of a
+        control file or directory is refused (StoreError) unless ``allow_links`` (``verify --repair`` removes
+        the links).
         """
+        if not allow_links:
+            self.refuse_links()
         attempt = StoreLock(self.root, timeout, on_wait, purpose)
         while (delay := attempt.poll()) is not None:
             time.sleep(delay)
@@ -60,14 +69,21 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def alock(self, timeout: float = 600,  # noqa: ASYNC109 - the wait for another process, as in lock()
-                    on_wait: Callable[[str], None] | None = None, *, purpose: str = "sync") -> AsyncIterator[None]:
-        """:meth:`lock` for ``async with``: waits with asyncio.sleep, never blocking the event loop."""
-        attempt = StoreLock(self.root, timeout, on_wait, purpose)
+                    on_wait: Callable[[str], None] | None = None, *, purpose: str = "sync",
+                    shared: bool = False) -> AsyncIterator[None]:
+        """:meth:`lock` for ``async with``: waits with asyncio.sleep, never blocking the event loop.
+
+        ``shared``: many holders at once (pushes writing blobs), none while an exclusive holder (a sync, a
+        prune, a manifest commit) has it; a shared holder removes no temp files.
+        """
+        await asyncio.to_thread(self.refuse_links)
+        attempt = StoreLock(self.root, timeout, on_wait, purpose, shared)
         # Polling: nothing signals the release of another process's flock.
         while (delay := attempt.poll()) is not None:  # noqa: ASYNC110
             await asyncio.sleep(delay)
         try:
-            clean_dir(self.root / TMP_DIR)
+            if not shared:
+                clean_dir(self.root / TMP_DIR)
             yield
         finally:
             attempt.release()

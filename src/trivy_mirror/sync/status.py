@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
@@ -85,13 +90,41 @@ def _broken(spec: AssetSpec, tag_spec: TagSpec, err: StoreError) -> list[AssetSt
     return [AssetStatus(spec.name, f"{spec.mirror_repository}:{tag_spec.tag}", error=str(err))]
 
 
+UNKNOWN_CACHE_SIZE = 16
+"""Versions without a state record (pushed) whose layer metadata ``store_statuses`` remembers."""
+_unknown: OrderedDict[tuple[Path, str], tuple[LayerMetadata | None, int | None]] = OrderedDict()
+_unknown_lock = threading.Lock()
+
+
+def _stored_unknown(spec: AssetSpec, layout: ReadTarget, path: Path,
+                    current: Descriptor) -> tuple[LayerMetadata | None, int | None]:
+    """:func:`_read_unknown` for a store version, read once per digest (a bounded cache): pushed versions are
+    then as fresh or stale for ``/readyz`` and ``/metrics`` as for ``status``. Runs its own event loop in a
+    helper thread, so it may be called from any thread, the server's loop included.
+    """
+    key = (path, str(current.digest))
+    with _unknown_lock:
+        if key in _unknown:
+            _unknown.move_to_end(key)
+            return _unknown[key]
+        with ThreadPoolExecutor(1, thread_name_prefix="trivy-mirror-metadata") as pool:
+            found = pool.submit(asyncio.run, _read_unknown(spec, layout, current)).result()
+        metadata, size = found
+        if size is not None and (metadata is not None or not spec.has_metadata):  # a failed read is retried
+            _unknown[key] = found
+            while len(_unknown) > UNKNOWN_CACHE_SIZE:
+                _unknown.popitem(last=False)
+        return found
+
+
 def store_statuses(store: Store, specs: Sequence[AssetSpec], now: datetime | None = None) -> list[AssetStatus]:
-    """The store's rows from its index and state files only: cheap enough for every /readyz and /metrics."""
+    """The store's rows from its index and state files, cheap enough for every /readyz and /metrics; a version
+    the state does not describe (pushed) has its layer read once, as ``status`` does (same freshness)."""
     rows: list[AssetStatus] = []
     for spec in specs:
         layout = store.layout(spec.mirror_repository)
         try:
-            tags = layout.tags()
+            tags = layout.read_index().tags
         except StoreError as err:
             rows += [row for tag_spec in spec.tags for row in _broken(spec, tag_spec, err)]
             continue
@@ -99,8 +132,10 @@ def store_statuses(store: Store, specs: Sequence[AssetSpec], now: datetime | Non
         for tag_spec in spec.tags:
             current = tags.get(tag_spec.tag)
             record = _matching_record(state, tag_spec.tag, current) if current else None
-            row = _row(spec, tag_spec, state, current, record.metadata if record else None,
-                       record.size if record else None, now)
+            metadata, size = (record.metadata, record.size) if record else (None, None)
+            if current is not None and (size is None or (spec.has_metadata and metadata is None)):
+                metadata, size = _stored_unknown(spec, layout, layout.path, current)
+            row = _row(spec, tag_spec, state, current, metadata, size, now)
             if row is not None:
                 rows.append(row)
     return rows

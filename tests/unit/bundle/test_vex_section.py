@@ -6,7 +6,6 @@ import gzip
 import io
 import json
 import tarfile
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support.vex_repo import UpstreamVex, github_tarball, manifest, repository_files
+from support.vex_repo import UpstreamVex, github_tarball, repository_files
 from trivy_mirror.bundle.exporter import plan_bundle, write_bundle
 from trivy_mirror.bundle.format import MANIFEST_NAME, BundleError
 from trivy_mirror.bundle.importer import BundleImport, ImportReport
@@ -24,40 +23,13 @@ from trivy_mirror.bundle.vex_export import VexExport
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.oci.digest import Digest
-from trivy_mirror.registry.transport import RetryPolicy, Transport
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import StoreDestination
 from trivy_mirror.sync.progress import NoProgress
 from trivy_mirror.trivycache import TrivyCacheWriter, trivy_command
-from trivy_mirror.vex import VexSource, sync_vex
 from trivy_mirror.vex.storage import VexRepository
 
-ARCHIVE = "/gh/archive/refs/heads/main.tar.gz"
-
-
-@pytest.fixture
-async def vex_upstream() -> AsyncIterator[UpstreamVex]:
-    server = await UpstreamVex().start()
-    server.files["/gh/.well-known/vex-repository.json"] = manifest(f"{server.url}{ARCHIVE}//vexhub-main")
-    server.files[ARCHIVE] = github_tarball(repository_files())
-    yield server
-    await server.stop()
-
-
-async def sync(store: Store, upstream: UpstreamVex) -> None:
-    transport = Transport(retry=RetryPolicy(attempts=1))
-    try:
-        [result] = await sync_vex(store, [VexSource.parse(f"vexhub={upstream.url}/gh")], transport)
-    finally:
-        await transport.close()
-    assert result.outcome == "updated", result.message
-
-
-@pytest.fixture
-async def vex_store(tmp_path: Path, vex_upstream: UpstreamVex) -> Store:
-    store = Store(tmp_path / "store")
-    await sync(store, vex_upstream)
-    return store
+from .conftest import ARCHIVE, sync
 
 
 async def export(store: Store, *, required: bool = False) -> bytes:

@@ -44,7 +44,7 @@ async def test_serves_until_sigterm(store: Store) -> None:
     assert url.startswith("http://127.0.0.1:")
     await asyncio.wait_for(synced.wait(), 10)
     async with aiohttp.ClientSession() as session:
-        for _ in range(100):  # the post-sync step (invalidate, prune keep=1) runs right after the sync
+        for _ in range(100):  # the post-sync step (refresh, prune keep=1) runs right after the sync
             async with session.get(f"{url}/v2/aquasec/trivy-db/manifests/{old.digest}") as response:
                 if response.status == 404:
                     break

@@ -121,3 +121,28 @@ def test_lock_on_an_unwritable_place_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(StoreError, match="cannot lock store"), Store(tmp_path / "file" / "store").lock():
         pass
+
+
+async def test_shared_holders_coexist_and_keep_an_exclusive_one_and_its_cleanup_out(store: Store) -> None:
+    (store.root / ".tmp").mkdir(parents=True)
+    async with store.alock(5, shared=True), store.alock(5, shared=True):
+        (store.root / ".tmp" / "push-in-progress").write_bytes(b"x")
+        with pytest.raises(StoreError, match="gave up"):
+            async with store.alock(0.3):
+                pass
+        assert (store.root / ".tmp" / "push-in-progress").exists()
+    async with store.alock(5):
+        assert not (store.root / ".tmp" / "push-in-progress").exists(), "the exclusive holder cleans up"
+
+
+def test_links_in_place_of_control_files_are_refused(store: Store, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "file").write_text("keep")
+    store.root.mkdir(parents=True)
+    (store.root / ".tmp").symlink_to(elsewhere)
+    with pytest.raises(StoreError, match=r"\.tmp is a symbolic link"), store.lock(timeout=1):
+        pass
+    with store.lock(timeout=1, allow_links=True):
+        pass  # verify --repair: the lock's clean-up does not follow the link
+    assert (elsewhere / "file").read_text() == "keep"

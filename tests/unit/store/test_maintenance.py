@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 from store_helpers import artifact, describe, push, stream
@@ -73,8 +75,9 @@ async def test_garbage_collection_with_grace(layout: Layout) -> None:
     layout.prune(keep=1)
 
     assert layout.collect_garbage(grace_seconds=3600) == 0, "everything is younger than the grace"
+    later = time.time() + 3601
     age(layout, 7200)
-    freed = layout.collect_garbage(grace_seconds=3600)
+    freed = layout.collect_garbage(grace_seconds=3600, now=later)
     assert freed == len(old.manifest.data) + old.layer.size + stray.size
     assert not layout.blob_path(old.layer.digest).exists()
     assert not layout.blob_path(old.manifest.digest).exists()
@@ -82,6 +85,53 @@ async def test_garbage_collection_with_grace(layout: Layout) -> None:
         assert layout.blob_path(descriptor.digest).exists()
     assert layout.read_manifest("2") == new.manifest
     assert layout.collect_garbage(grace_seconds=0) == 0
+    assert json.loads((layout.path / "trivy-mirror-gc.json").read_bytes())["unreferenced"] == {}
+
+
+async def test_grace_counts_from_when_a_blob_stopped_being_referenced(layout: Layout) -> None:
+    """A layer stored long ago must outlive its version's removal from the index by the grace period."""
+    old, new = artifact(b"old layer" * 100), artifact(b"new layer" * 100)
+    await push(layout, old, "2")
+    await push(layout, new, "2")
+    age(layout, 30 * 86400)  # both versions were stored a month ago
+    assert layout.collect_garbage(grace_seconds=600) == 0, "both versions are still in the index"
+    start = time.time()
+    layout.prune(keep=1)
+    assert layout.collect_garbage(grace_seconds=600, now=start) == 0, "the old version just left the index"
+    assert layout.collect_garbage(grace_seconds=600, now=start + 599) == 0
+    assert layout.blob_path(old.layer.digest).exists()
+    recorded = json.loads((layout.path / "trivy-mirror-gc.json").read_bytes())["unreferenced"]
+    assert set(recorded) == {str(old.layer.digest), str(old.manifest.digest)}
+    assert layout.collect_garbage(grace_seconds=600, now=start + 601) == old.layer.size + len(old.manifest.data)
+    assert not layout.blob_path(old.layer.digest).exists()
+    assert json.loads((layout.path / "trivy-mirror-gc.json").read_bytes())["unreferenced"] == {}
+
+
+async def test_a_blob_referenced_again_restarts_its_grace(layout: Layout) -> None:
+    old, new = artifact(b"old layer" * 100), artifact(b"new layer" * 100)
+    await push(layout, old, "2")
+    await push(layout, new, "2")
+    layout.prune(keep=1)
+    start = time.time()
+    age(layout, 7200)
+    layout.collect_garbage(grace_seconds=600, now=start)
+    await push(layout, old, "2")  # the old version comes back: referenced again, forgotten by the record
+    assert layout.collect_garbage(grace_seconds=600, now=start + 10) == 0
+    layout.prune(keep=1)
+    assert layout.collect_garbage(grace_seconds=600, now=start + 700) == 0, "unreferenced again only now"
+    assert layout.blob_path(new.layer.digest).exists()
+
+
+async def test_a_damaged_gc_record_restarts_every_clock(layout: Layout) -> None:
+    old, new = artifact(b"old layer" * 100), artifact(b"new layer" * 100)
+    await push(layout, old, "2")
+    await push(layout, new, "2")
+    layout.prune(keep=1)
+    age(layout, 7200)
+    layout.collect_garbage(grace_seconds=600)
+    (layout.path / "trivy-mirror-gc.json").write_bytes(b"{not json")
+    assert layout.collect_garbage(grace_seconds=600, now=time.time() + 10) == 0
+    assert layout.blob_path(old.layer.digest).exists()
 
 
 async def test_garbage_collection_walks_indexes(layout: Layout) -> None:
@@ -128,3 +178,23 @@ async def test_hard_linked_blob_frees_nothing_until_the_last_link(store: Store, 
     assert other.collect_garbage(grace_seconds=0) == 0
     assert not other.blob_path(item.layer.digest).exists()
     assert layout.blob_path(item.layer.digest).exists()
+
+
+async def test_garbage_collection_never_deletes_through_a_linked_blobs_dir(layout: Layout, tmp_path: Path) -> None:
+    item = artifact(b"layer")
+    await push(layout, item, "2")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sha256").mkdir(parents=True)
+    victim = elsewhere / "sha256" / ("0" * 64)
+    victim.write_bytes(b"not referenced, not ours")
+    age(layout, 7200)
+    for descriptor, data in item.blobs:
+        (elsewhere / "sha256" / descriptor.digest.hex).write_bytes(data)
+    (elsewhere / "sha256" / item.manifest.digest.hex).write_bytes(item.manifest.data)
+    blobs = layout.path / "blobs"
+    shutil.rmtree(blobs)
+    blobs.symlink_to(elsewhere)
+    with pytest.raises(StoreError, match="symbolic link"):
+        layout.collect_garbage(grace_seconds=0)
+    assert victim.exists()
+
