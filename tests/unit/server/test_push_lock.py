@@ -25,13 +25,14 @@ from .conftest import PASSWORD, USER, ClientFactory
 from .helpers import basic, error_codes, make_artifact
 
 AUTH = basic(USER, PASSWORD)
-NAME = "aquasec/trivy-db"
+NAME = "team/tool"
 Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
 async def client(make_client: ClientFactory, htpasswd: Path, tmp_path: Path) -> Client:
-    return await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, upload_dir=tmp_path / "uploads"))
+    return await make_client(ServerSettings(htpasswd=htpasswd, allow_push=True, push_users=frozenset({USER}),
+                                            upload_dir=tmp_path / "uploads"))
 
 
 def hold_lock(store: Store, seconds: float, held: threading.Event) -> threading.Thread:
