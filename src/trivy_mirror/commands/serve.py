@@ -13,6 +13,7 @@ from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.server.runner import serve
 from trivy_mirror.server.scheduler import SyncOutcome
@@ -107,4 +108,5 @@ async def run_serve(settings: ServerSettings, store: Store, store_sync: StoreSyn
     if not sync:
         statuses = unfilled(store, store_sync.statuses)
         warn_if_unfilled(store, store_sync.statuses())
-    await serve(settings, store, statuses, store_sync if sync else None, on_started=started)
+    await serve(settings, store, statuses, store_sync if sync else None, on_started=started,
+                audit=StoreAudit(store, repair=sync))

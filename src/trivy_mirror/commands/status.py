@@ -16,6 +16,7 @@ from rich.table import Table
 from trivy_mirror.assets import MIRROR_NAMESPACE, AssetSpec
 from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.server.audit import read_audit
 from trivy_mirror.server.census import ClientRecord, census_path, read_records
 from trivy_mirror.static import StaticDestination
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
@@ -29,9 +30,10 @@ EXIT_OK, EXIT_STALE, EXIT_LAST_SYNC_FAILED = 0, 3, 4
 """``status`` exit codes: 3 wins over 4 (clients are affected now; a failed sync only will be)."""
 
 
-def exit_code(rows: Sequence[AssetStatus]) -> int:
-    """3 when an asset is missing or stale; else 4 when the last attempt of an asset failed; else 0."""
-    if not all(row.ready for row in rows):
+def exit_code(rows: Sequence[AssetStatus], damaged: bool = False) -> int:
+    """3 when an asset is missing or stale, or ``damaged`` (serve's audit found a problem no repair removed);
+    else 4 when the last attempt of an asset failed; else 0."""
+    if damaged or not all(row.ready for row in rows):
         return EXIT_STALE
     return EXIT_LAST_SYNC_FAILED if any(row.last_failed for row in rows) else EXIT_OK
 
@@ -42,22 +44,28 @@ async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, sto
     async with RegistryPool(options) as pool:
         target = open_destination(store, destination, pool)
         rows = await asset_statuses(target, specs) if specs else []
-    clients = None
+    clients, audit = None, None
     if isinstance(target, StoreDestination):
         rows += vex_status_rows(target.store, asset_names)
         clients = read_records(census_path(target.store.root))
+        audit = read_audit(target.store.root)
     elif isinstance(target, StaticDestination):
         rows += vex_status_rows(target.tree.work, asset_names)
     if as_json:
         document: dict[str, object] = {"assets": [row.to_json() for row in rows]}
         if clients is not None:
             document["clients"] = [record.to_json() for record in clients]
+        if audit is not None:
+            document["integrity"] = audit.to_json()
         print(json.dumps(document, indent=2))
     else:
         print_table(rows)
+        for problem in audit.outstanding if audit is not None else []:
+            console.stdout.print(f"damaged: {problem.line()} (found by serve's audit)", markup=False,
+                                 highlight=False)
         if clients:
             print_clients(clients)
-    return exit_code(rows)
+    return exit_code(rows, damaged=bool(audit and audit.outstanding))
 
 
 def print_table(rows: Sequence[AssetStatus], out: Console | None = None) -> None:

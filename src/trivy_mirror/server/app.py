@@ -11,6 +11,7 @@ from aiohttp import web
 
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.accesslog import ACCESS_LOGGER, ROUTE_KEY, USER_KEY, access_logger_class
+from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.auth import Authenticator
 from trivy_mirror.server.cache import ManifestCache
 from trivy_mirror.server.census import Census, census_path
@@ -45,6 +46,7 @@ def create_app(
     store: ServedStore,
     statuses: Callable[[], list[AssetStatus]] = _no_statuses,
     scheduler: SyncScheduler | None = None,
+    audit: StoreAudit | None = None,
 ) -> web.Application:
     """The whole server as an application; raises :class:`UsageError` for bad settings or unreadable files.
 
@@ -58,10 +60,12 @@ def create_app(
     uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,
                       settings.max_spool_per_user) if settings.allow_push else None
     push = PushApi(cache, settings.aliases, uploads) if uploads is not None else None
-    v2 = V2(auth, PullApi(store, cache, settings.aliases), push)
+    v2 = V2(auth, PullApi(store, cache, settings.aliases, audit), push)
 
     census = Census(census_path(Path(store.root)))
     metrics.registry.register(census.collector())
+    if audit is not None:
+        metrics.registry.register(audit.collector())
     app = web.Application(client_max_size=settings.client_max_size, middlewares=[census.middleware])
     app[CACHE_KEY] = cache
     app[CENSUS_KEY] = census
@@ -75,7 +79,7 @@ def create_app(
         app.router.add_post("/token", _labelled("token", tokens.post))
     app.router.add_get("/healthz", _labelled("healthz", healthz))
     readiness = Readiness(statuses, scheduler_state, auth.authenticated if settings.auth_enabled else None,
-                          auth.problems)
+                          auth.problems, audit.problems if audit is not None else list)
     app.router.add_get("/readyz", _labelled("readyz", readiness.readyz))
     app.router.add_get("/metrics", _labelled("metrics", _metrics_handler(metrics)))
 

@@ -28,13 +28,15 @@ class Readiness:
     def __init__(self, statuses: Callable[[], list[AssetStatus]],
                  scheduler: Callable[[], SchedulerState | None],
                  authenticated: Callable[[web.Request], Awaitable[bool]] | None = None,
-                 problems: Callable[[], list[str]] = list) -> None:
+                 problems: Callable[[], list[str]] = list, integrity: Callable[[], list[str]] = list) -> None:
         """``authenticated`` (auth on) tells whether a request may see the details; ``problems`` lists
-        credentials files whose last good version is in force."""
+        credentials files whose last good version is in force; ``integrity`` what the store audit found and no
+        repair removed (not ready while there is any: a client would fail on it)."""
         self._statuses = statuses
         self._scheduler = scheduler
         self._authenticated = authenticated
         self._problems = problems
+        self._integrity = integrity
 
     async def readyz(self, request: web.Request) -> web.Response:
         """200 when every asset is ready, else 503; the body says why, asset by asset, and lists the assets
@@ -47,7 +49,8 @@ class Readiness:
             detail = err.strerror if isinstance(err, OSError) and err.strerror else "see the server log"
             return web.json_response({"ready": False, "reasons": [f"cannot read the asset statuses: {detail}"]},
                                      status=503, headers=NO_STORE)
-        ready = all(status.ready for status in statuses)
+        integrity = self._integrity()
+        ready = all(status.ready for status in statuses) and not integrity
         status = 200 if ready else 503
         if self._authenticated is not None and not await self._authenticated(request):
             states = [{"asset": row.asset, "state": row.state} for row in statuses]
@@ -57,6 +60,7 @@ class Readiness:
             "reasons": [row.reason for row in statuses if not row.ready],
             # A failed last attempt does not make the mirror unready (what it serves is still good), but says so.
             "failures": [row.failure for row in statuses if row.last_failed],
+            "integrity": integrity,
             "assets": [row.to_json() for row in statuses],
         }
         state = self._scheduler()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.cache import ManifestCache, Snapshot
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
 from trivy_mirror.server.params import paginate, parse_digest, repository_of
@@ -27,8 +28,10 @@ BLOB_CHUNK = 256 * 1024
 class PullApi:
     """Read-only handlers over the store, answering the alias names too."""
 
-    def __init__(self, store: ServedStore, cache: ManifestCache, aliases: Mapping[str, str]) -> None:
+    def __init__(self, store: ServedStore, cache: ManifestCache, aliases: Mapping[str, str],
+                 audit: StoreAudit | None = None) -> None:
         self._store = store
+        self._audit = audit
         self._root = os.path.realpath(store.root)
         self._cache = cache
         self._aliases = aliases
@@ -53,6 +56,8 @@ class PullApi:
         digest = parse_digest(route.reference)
         layout = self._cache.layout(repository)
         path = self._served_file(layout.blob_path(digest)) if layout is not None else None
+        if path is not None and self._audit is not None and self._audit.refuses(path):
+            path = None  # found corrupt: no client gets bytes that fail its digest check
         if path is None:
             if await self._cache.get(repository) is None:
                 raise OciError("NAME_UNKNOWN", f"repository {route.name!r} is not in this mirror")

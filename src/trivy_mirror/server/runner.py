@@ -14,6 +14,7 @@ from aiohttp import web
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.app import CACHE_KEY, create_app, runner_options
+from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.idleguard import FirstRequestGuard, GuardedAppRunner
 from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler
 from trivy_mirror.server.settings import ServerSettings, parse_listen
@@ -36,8 +37,11 @@ async def serve(
     statuses: Callable[[], list[AssetStatus]],
     sync_once: Callable[[], Awaitable[SyncOutcome]] | None,
     on_started: Callable[[str], None] | None = None,
+    audit: StoreAudit | None = None,
 ) -> None:
-    """Serve until a signal (or cancellation); ``on_started`` gets the base URL once the socket listens."""
+    """Serve until a signal (or cancellation); ``on_started`` gets the base URL once the socket listens.
+
+    ``audit`` re-hashes the store after start and after every sync (see ``server.audit``)."""
     settings.validate()
     host, port = parse_listen(settings.listen)
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key \
@@ -60,6 +64,8 @@ async def serve(
         # After every sync, failed or not: one failing asset must not keep the others' old versions on disk.
         await app[CACHE_KEY].refresh()
         await maintenance(periodic=False)
+        if audit is not None:
+            await audit.run()
 
     async def maintain_periodically(start_now: bool) -> None:
         # Pushes and other processes write too. Without a sync loop, also at start (a store filled while no
@@ -75,7 +81,9 @@ async def serve(
     if sync_once is not None:
         scheduler = SyncScheduler(sync_once, settings.sync_every, next_due=lambda: _earliest_next_update(statuses),
                                   after_run=after_sync)
-    app = create_app(settings, store, statuses, scheduler)
+    if audit is not None and scheduler is not None:
+        audit.resync = scheduler.trigger
+    app = create_app(settings, store, statuses, scheduler, audit)
     guard = FirstRequestGuard(settings.first_request_timeout)
     app.middlewares.insert(0, guard.middleware)
     runner = GuardedAppRunner(app, header_timeout=settings.first_request_timeout, **runner_options(app))
@@ -85,6 +93,9 @@ async def serve(
     watcher = asyncio.create_task(guard.watch(lambda: server.connections), name="trivy-mirror-idle-guard")
     maintainer = asyncio.create_task(maintain_periodically(start_now=scheduler is None),
                                      name="trivy-mirror-maintenance")
+    # With a sync loop the first audit follows the first sync; without one it runs at start.
+    auditor = asyncio.create_task(audit.run(), name="trivy-mirror-audit") \
+        if audit is not None and scheduler is None else None
     stop = asyncio.Event()
     installed = _install_signal_handlers(stop)
     try:
@@ -108,7 +119,7 @@ async def serve(
             asyncio.get_running_loop().remove_signal_handler(signum)
         if scheduler is not None:
             await scheduler.stop()
-        for task in (watcher, maintainer):
+        for task in (watcher, maintainer, *([auditor] if auditor is not None else [])):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
