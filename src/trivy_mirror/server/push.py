@@ -20,7 +20,7 @@ from trivy_mirror.errors import (
 )
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
-from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index
+from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.server.accesslog import USER_KEY
 from trivy_mirror.server.cache import ManifestCache
@@ -31,6 +31,7 @@ from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
 from trivy_mirror.server.storage import ServedLayout, push_lock
 from trivy_mirror.server.uploads import CHUNK, Upload, Uploads
+from trivy_mirror.store import index
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,8 @@ class PushApi:
         upload = self._uploads.get(route.reference, layout.repository, _owner(request))
         digest = parse_digest(request.query.get("digest", ""))
         async with upload.lock:
+            _check_range(request, route.name, upload)  # a chunk out of order: 416, and the session goes on
             try:
-                _check_range(request, route.name, upload)
                 if upload.size == 0 and request.content_length:
                     # The whole blob in the PUT: stream it straight into the store, no spooling.
                     await self._store_blob(layout, digest, request.content.iter_chunked(CHUNK),
@@ -107,13 +108,15 @@ class PushApi:
         layout = self._layout(route.name)
         body = await _read_limited(request, MAX_MANIFEST_SIZE)
         check_pushed_manifest(body, request.headers.get("Content-Type"))
+        by_digest = parse_digest(route.reference) if ":" in route.reference else None
         try:
-            manifest = ManifestBytes.of(body, request.headers.get("Content-Type"))
+            manifest = ManifestBytes.of(body, request.headers.get("Content-Type"),
+                                        by_digest.algorithm if by_digest else "sha256")
         except InvalidManifest as err:
             raise OciError("MANIFEST_INVALID", str(err)) from None
         tag: str | None = None
-        if ":" in route.reference:
-            if parse_digest(route.reference) != manifest.digest:
+        if by_digest is not None:
+            if by_digest != manifest.digest:
                 raise OciError("DIGEST_INVALID", f"the manifest's digest is {manifest.digest}, not {route.reference}")
         else:
             try:
@@ -131,14 +134,20 @@ class PushApi:
             raise OciError("MANIFEST_INVALID", str(err)) from None
         try:
             async with push_lock(self._cache.store, commit=True):
-                await layout.push_manifest(manifest, tag)
+                if tag is None:
+                    await layout.push_untagged(manifest)
+                else:
+                    await layout.push_manifest(manifest, tag)
         except StoreError as err:
             raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
         except MirrorError as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
         await self._cache.refresh(layout.repository)
-        return _created(route.name, "manifests", manifest.digest)
+        response = _created(route.name, "manifests", manifest.digest)
+        if manifest.parsed.subject is not None:
+            response.headers["OCI-Subject"] = str(manifest.parsed.subject.digest)
+        return response
 
     def _layout(self, name: str) -> ServedLayout:
         layout = self._cache.layout(repository_of(name, self._aliases))
@@ -184,10 +193,10 @@ class PushApi:
 async def _missing_references(layout: ServedLayout, manifest: ManifestBytes) -> list[Digest]:
     """Blobs (or, for an index, child manifests, pushed by digest before it) not in the repository.
 
-    A descriptor with embedded ``data`` needs no upload: the store writes the blob from it.
+    A descriptor with embedded ``data`` needs no upload: the store writes the blob from it; nor does a
+    non-distributable layer, and the subject of a referrer may come later.
     """
-    parsed = manifest.parsed
-    references = parsed.manifests if isinstance(parsed, Index) else parsed.blobs
+    references = index.references(manifest.parsed)
     return [ref.digest for ref in references if ref.data is None and not await layout.blob_exists(ref)]
 
 
