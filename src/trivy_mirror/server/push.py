@@ -197,7 +197,8 @@ async def _missing_references(layout: ServedLayout, manifest: ManifestBytes) -> 
     non-distributable layer, and the subject of a referrer may come later.
     """
     references = index.references(manifest.parsed)
-    return [ref.digest for ref in references if ref.data is None and not await layout.blob_exists(ref)]
+    missing = [ref.digest for ref in references if ref.data is None and not await layout.blob_exists(ref)]
+    return list(dict.fromkeys(missing))
 
 
 def _check_range(request: web.Request, name: str, upload: Upload) -> None:
