@@ -58,7 +58,10 @@ class DeleteApi:
         return web.Response(status=202, headers=API_VERSION_HEADER)
 
     async def blob(self, request: web.Request, route: Route) -> web.Response:
-        layout = await self._existing(route.name)
+        # Blobs may be uploaded (and deleted) before the repository has any manifest, hence no index.json.
+        layout = self._cache.layout(repository_of(route.name, self._aliases))
+        if layout is None:
+            raise OciError("NAME_INVALID", f"repository name {route.name!r} is not accepted by the store")
         digest = parse_digest(route.reference)
 
         def delete() -> bool:

@@ -193,6 +193,13 @@ async def test_delete_tag_then_manifest_then_blobs(client: Client, store: Store)
     assert (response.status, error_codes(await response.read())) == (404, ["NAME_UNKNOWN"])
 
 
+async def test_a_blob_uploaded_to_a_repository_without_manifests_can_be_deleted(client: Client) -> None:
+    digest = sha256(b"lonely")
+    await monolithic(client, "team/fresh", b"lonely", digest)
+    assert (await client.delete(f"/v2/team/fresh/blobs/{digest}", headers=AUTH)).status == 202
+    assert (await client.head(f"/v2/team/fresh/blobs/{digest}", headers=AUTH)).status == 404
+
+
 async def test_a_deleted_manifest_is_collected_after_the_grace_period(make_client: ClientFactory, htpasswd: Path,
                                                                       tmp_path: Path, store: Store) -> None:
     client = await make_client(settings(htpasswd, tmp_path, grace=0.0))
