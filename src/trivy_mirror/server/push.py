@@ -4,6 +4,7 @@ manifest pushes, all stored through the store's verified, atomic writes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -169,7 +170,14 @@ class PushApi:
             raise _store_failure(f"upload of {digest.short} into {layout.repository}", err) from None
 
     async def _mount(self, layout: ServedLayout, digest: Digest, source_name: str) -> bool:
-        """Link a blob from another repository of the store; False means "upload it instead"."""
+        """Link a blob from another repository of the store; False means "upload it instead".
+
+        Without ``from`` (an anonymous mount, which the spec allows) the store's repositories are searched:
+        every credential that may push may pull them all, so this reveals nothing.
+        """
+        if not source_name:
+            holder = await asyncio.to_thread(self._holder, digest, layout.repository)
+            return holder is not None and await self._mount(layout, digest, holder)
         try:
             source = self._cache.layout(repository_of(source_name, self._aliases))
         except OciError:
@@ -188,6 +196,14 @@ class PushApi:
             log.warning("mount of %s from %s into %s failed: %s", digest.short, source.repository,
                         layout.repository, err)
             return False
+
+    def _holder(self, digest: Digest, exclude: str) -> str | None:
+        """A repository of the store (other than ``exclude``) holding blob ``digest``; None when none does."""
+        for name in self._cache.store.repositories():
+            other = self._cache.layout(name)
+            if other is not None and name != exclude and os.path.isfile(other.blob_path(digest)):
+                return name
+        return None
 
 
 async def _missing_references(layout: ServedLayout, manifest: ManifestBytes) -> list[Digest]:

@@ -193,6 +193,17 @@ async def test_delete_tag_then_manifest_then_blobs(client: Client, store: Store)
     assert (response.status, error_codes(await response.read())) == (404, ["NAME_UNKNOWN"])
 
 
+async def test_anonymous_mount_finds_the_blob_in_the_store(client: Client) -> None:
+    artifact = make_artifact(b"mount me anywhere")
+    await push_artifact(client, "team/tool", "v1", artifact)
+    response = await client.post("/v2/other/repo/blobs/uploads/", params={"mount": artifact.layer_digest},
+                                 headers=AUTH)
+    assert (response.status, response.headers["Location"]) == (201, f"/v2/other/repo/blobs/{artifact.layer_digest}")
+    response = await client.post("/v2/other/repo/blobs/uploads/", params={"mount": sha256(b"nowhere")},
+                                 headers=AUTH)
+    assert response.status == 202  # not in the store: an upload session instead
+
+
 async def test_a_blob_uploaded_to_a_repository_without_manifests_can_be_deleted(client: Client) -> None:
     digest = sha256(b"lonely")
     await monolithic(client, "team/fresh", b"lonely", digest)
