@@ -199,7 +199,7 @@ class PushApi:
 
     def _holder(self, digest: Digest, exclude: str) -> str | None:
         """A repository of the store (other than ``exclude``) holding blob ``digest``; None when none does."""
-        for name in self._cache.store.repositories():
+        for name in self._cache.store.stored_repositories():
             other = self._cache.layout(name)
             if other is not None and name != exclude and os.path.isfile(other.blob_path(digest)):
                 return name

@@ -87,6 +87,10 @@ class ServedStore(Protocol):
 
     def repositories(self) -> list[str]: ...
 
+    def stored_repositories(self) -> list[str]:
+        """Every layout directory, including those holding only blobs (no manifest pushed yet)."""
+        ...
+
     def alock(self, timeout: float = ..., on_wait: Callable[[str], None] | None = ..., *,
               purpose: str = ..., shared: bool = ...) -> AbstractAsyncContextManager[None]:
         """The store's writer lock (another process may be syncing): exclusive, or ``shared`` among pushes."""
