@@ -37,6 +37,8 @@ from trivy_mirror.store import index
 log = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
+MAX_TAG_PARAMS = 32
+"""Tags one push by digest may create (``?tag=``; the spec asks for at least 10)."""
 
 
 class PushApi:
@@ -115,29 +117,28 @@ class PushApi:
                                         by_digest.algorithm if by_digest else "sha256")
         except InvalidManifest as err:
             raise OciError("MANIFEST_INVALID", str(err)) from None
-        tag: str | None = None
         if by_digest is not None:
             if by_digest != manifest.digest:
                 raise OciError("DIGEST_INVALID", f"the manifest's digest is {manifest.digest}, not {route.reference}")
+            tags = _tag_params(request)
         else:
-            try:
-                tag = validate_tag(route.reference)
-            except InvalidReference as err:
-                raise OciError("TAG_INVALID", str(err)) from None
+            tags = [_valid_tag(route.reference)]
         missing = await _missing_references(layout, manifest)
         if missing:
             raise OciError("MANIFEST_BLOB_UNKNOWN", "the manifest references content that was not pushed",
                            detail=[str(digest) for digest in missing])
         try:
-            await check_catalog_push(layout.repository, layout, manifest, tag)
+            untagged: list[str | None] = [None]
+            for each in tags or untagged:
+                await check_catalog_push(layout.repository, layout, manifest, each)
         except RefusedCandidate as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
         try:
             async with push_lock(self._cache.store, commit=True):
-                if tag is None:
+                if not tags:
                     await layout.push_untagged(manifest)
-                else:
+                for tag in tags:
                     await layout.push_manifest(manifest, tag)
         except StoreError as err:
             raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
@@ -146,6 +147,8 @@ class PushApi:
             raise OciError("MANIFEST_INVALID", str(err)) from None
         await self._cache.refresh(layout.repository)
         response = _created(route.name, "manifests", manifest.digest)
+        if by_digest is not None and tags:
+            response.headers["OCI-Tag"] = ", ".join(tags)
         if manifest.parsed.subject is not None:
             response.headers["OCI-Subject"] = str(manifest.parsed.subject.digest)
         return response
@@ -215,6 +218,21 @@ async def _missing_references(layout: ServedLayout, manifest: ManifestBytes) -> 
     references = index.references(manifest.parsed)
     missing = [ref.digest for ref in references if ref.data is None and not await layout.blob_exists(ref)]
     return list(dict.fromkeys(missing))
+
+
+def _valid_tag(text: str) -> str:
+    try:
+        return validate_tag(text)
+    except InvalidReference as err:
+        raise OciError("TAG_INVALID", str(err)) from None
+
+
+def _tag_params(request: web.Request) -> list[str]:
+    """The ``tag`` parameters of a push by digest (the spec's MAY: each becomes a tag, listed in ``OCI-Tag``)."""
+    tags = list(dict.fromkeys(request.query.getall("tag", [])))
+    if len(tags) > MAX_TAG_PARAMS:
+        raise OciError("TAG_INVALID", f"at most {MAX_TAG_PARAMS} tag parameters per push", status=414)
+    return [_valid_tag(tag) for tag in tags]
 
 
 def _check_range(request: web.Request, name: str, upload: Upload) -> None:

@@ -239,6 +239,23 @@ async def test_the_served_catalog_version_is_never_deleted(client: Client) -> No
     assert response.status == 202
 
 
+async def test_push_by_digest_with_tag_parameters(client: Client) -> None:
+    artifact = make_artifact(b"tagged by parameters")
+    await push_blobs(client, "team/tool", artifact)
+    response = await client.put(f"/v2/team/tool/manifests/{artifact.digest}?tag=1.2.3&tag=1.2&tag=latest&tag=1.2",
+                                data=artifact.manifest.data, headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
+    assert (response.status, response.headers["OCI-Tag"]) == (201, "1.2.3, 1.2, latest")
+    tags = json.loads(await (await client.get("/v2/team/tool/tags/list", headers=AUTH)).read())["tags"]
+    assert tags == ["1.2", "1.2.3", "latest"]
+    response = await client.put(f"/v2/team/tool/manifests/{artifact.digest}?tag=-bad", data=artifact.manifest.data,
+                                headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (400, ["TAG_INVALID"])
+    many = "&".join(f"tag=t{i}" for i in range(33))
+    response = await client.put(f"/v2/team/tool/manifests/{artifact.digest}?{many}", data=artifact.manifest.data,
+                                headers=AUTH)
+    assert response.status == 414
+
+
 # Referrers
 
 
