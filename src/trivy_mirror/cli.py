@@ -358,6 +358,9 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--allow-push", is_flag=True,
               help="Accept pushes (skopeo copy, oras cp, trivy-mirror sync --to) from the push users and push "
                    "tokens; every other credential only pulls.")
+@click.option("--allow-delete", is_flag=True,
+              help="With --allow-push, let the push users and push tokens DELETE manifests, tags and blobs (a "
+                   "catalog tag's served version never). Off: DELETE answers 405.")
 @click.option("--push-user", multiple=True, metavar="NAME", envvar="TRIVY_MIRROR_PUSH_USER",
               help="htpasswd user allowed to push (repeatable; with --allow-push). Pushes into the Trivy "
                    "repositories pass the same checks as a sync.")
@@ -368,8 +371,8 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
           no_sync: bool, sources: tuple[str, ...], src_creds: str | None, vex_sources: tuple[str, ...],
           insecure: bool, ca_file: Path | None,
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
-          token_file: Path | None, anonymous_pull: bool, allow_push: bool, push_user: tuple[str, ...],
-          keep: int) -> None:
+          token_file: Path | None, anonymous_pull: bool, allow_push: bool, allow_delete: bool,
+          push_user: tuple[str, ...], keep: int) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
 
     Serving starts at once with what the store holds; a sync runs in the background at start and then every
@@ -398,7 +401,8 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     log_format = ctx.find_root().params.get("log_format", "text")
     settings = ServerSettings(listen=listen, public_url=public_url, tls_cert=tls_cert, tls_key=tls_key,
                               htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
-                              allow_push=allow_push, push_users=frozenset(push_user), sync_every=sync_every,
+                              allow_push=allow_push, allow_delete=allow_delete, push_users=frozenset(push_user),
+                              sync_every=sync_every,
                               keep=keep, log_format=log_format)
     settings.validate()
     the_store = Store(store or default_store_dir())

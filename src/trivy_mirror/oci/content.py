@@ -15,10 +15,12 @@ class ManifestBytes:
 
     data: bytes
     media_type: str
+    algorithm: str = "sha256"
+    """What the digest is computed with: sha256, or sha512 for a manifest pushed or stored under one."""
 
     @cached_property
     def digest(self) -> Digest:
-        return Digest.of(self.data)
+        return Digest.of(self.data, self.algorithm)
 
     @cached_property
     def parsed(self) -> Manifest | Index:
@@ -29,9 +31,9 @@ class ManifestBytes:
         return Descriptor(self.media_type, self.digest, len(self.data))
 
     @classmethod
-    def of(cls, data: bytes, content_type: str | None) -> ManifestBytes:
+    def of(cls, data: bytes, content_type: str | None, algorithm: str = "sha256") -> ManifestBytes:
         """Use the body's own mediaType when the server sent a generic or no Content-Type."""
         parsed = parse_manifest(data, content_type)
-        result = cls(data, parsed.media_type)
+        result = cls(data, parsed.media_type, algorithm)
         result.__dict__["parsed"] = parsed
         return result

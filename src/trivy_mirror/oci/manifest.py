@@ -92,10 +92,17 @@ class Manifest:
     layers: tuple[Descriptor, ...]
     annotations: dict[str, str]
     artifact_type: str | None = None
+    subject: Descriptor | None = None
+    """The manifest this one refers to (a signature, an SBOM): what the referrers API lists it under."""
 
     @property
     def blobs(self) -> tuple[Descriptor, ...]:
         return (self.config, *self.layers)
+
+    @property
+    def distributable_blobs(self) -> tuple[Descriptor, ...]:
+        """The blobs a registry must hold: non-distributable (foreign) layers are fetched from elsewhere."""
+        return tuple(blob for blob in self.blobs if blob.media_type not in mediatype.NON_DISTRIBUTABLE_LAYERS)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,8 @@ class Index:
     media_type: str
     manifests: tuple[Descriptor, ...]
     annotations: dict[str, str]
+    artifact_type: str | None = None
+    subject: Descriptor | None = None
 
     def default_child(self) -> Descriptor:
         """The child Trivy picks: ``linux/amd64``, where a child without a platform counts as one."""
@@ -135,6 +144,10 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest | I
     if obj.get("schemaVersion") != 2:
         raise InvalidManifest(f"unsupported manifest schemaVersion {obj.get('schemaVersion')!r}")
     annotations = _str_map(obj.get("annotations"), "manifest annotations")
+    artifact_type = obj.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise InvalidManifest("manifest artifactType is not a string")
+    subject = Descriptor.from_json(obj["subject"], "subject") if obj.get("subject") is not None else None
     if "manifests" in obj and "layers" not in obj:
         children = obj["manifests"]
         if not isinstance(children, list):
@@ -143,13 +156,10 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest | I
             media_type = mediatype.OCI_INDEX
         return Index(media_type,
                      tuple(Descriptor.from_json(c, f"index entry {i}") for i, c in enumerate(children)),
-                     annotations)
+                     annotations, artifact_type, subject)
     layers = obj.get("layers")
     if not isinstance(layers, list):
         raise InvalidManifest("manifest has no layers list")
-    artifact_type = obj.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise InvalidManifest("manifest artifactType is not a string")
     if media_type not in mediatype.IMAGE_MANIFESTS:
         media_type = mediatype.OCI_MANIFEST
     return Manifest(
@@ -158,4 +168,5 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest | I
         tuple(Descriptor.from_json(layer, f"layer {i}") for i, layer in enumerate(layers)),
         annotations,
         artifact_type,
+        subject,
     )

@@ -18,6 +18,13 @@ CHECKS_LAYER = "application/vnd.cncf.openpolicyagent.layer.v1.tar+gzip"
 IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+NON_DISTRIBUTABLE_LAYERS = frozenset({
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+})
+"""Layers a registry may be sent a manifest for without their blobs (their ``urls`` say where they live)."""
 
 # What we send as Accept on manifest requests: everything we can store byte for byte. Schema 1 is left out on
 # purpose: registries then convert or refuse instead of handing us a format Trivy cannot read.

@@ -15,6 +15,7 @@ from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.auth import Authenticator
 from trivy_mirror.server.cache import ManifestCache
 from trivy_mirror.server.census import Census, census_path
+from trivy_mirror.server.delete import DeleteApi
 from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.health import Readiness, healthz
 from trivy_mirror.server.metrics import Metrics
@@ -60,7 +61,8 @@ def create_app(
     uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,
                       settings.max_spool_per_user) if settings.allow_push else None
     push = PushApi(cache, settings.aliases, uploads) if uploads is not None else None
-    v2 = V2(auth, PullApi(store, cache, settings.aliases, audit), push)
+    delete = DeleteApi(cache, settings.aliases, settings.gc_grace) if settings.allow_delete else None
+    v2 = V2(auth, PullApi(store, cache, settings.aliases, audit), push, delete)
 
     census = Census(census_path(Path(store.root)))
     metrics.registry.register(census.collector())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from trivy_mirror.errors import InvalidReference, MirrorError
 from trivy_mirror.oci.content import ManifestBytes
-from trivy_mirror.oci.manifest import Descriptor, Index
+from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
 from trivy_mirror.server.errors import API_VERSION_HEADER
 from trivy_mirror.server.storage import ServedLayout, ServedStore
 from trivy_mirror.server.watch import CHECK_INTERVAL, FileWatch, Signature, signature
@@ -44,11 +44,23 @@ class ServedManifest:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One repository as served: manifests by tag and by digest, and the sorted tag names."""
+    """One repository as served: manifests by tag and by digest, the sorted tag names, and the referrers
+    (manifests with a ``subject``) by their subject's digest, as the referrers API lists them."""
 
     layout: ServedLayout
     manifests: Mapping[str, ServedManifest]
     tags: tuple[str, ...]
+    referrers: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
+
+
+def referrer_descriptor(manifest: ManifestBytes, parsed: Manifest | Index) -> Descriptor:
+    """How the referrers API lists a manifest: its artifactType (an image manifest without one: its config's
+    media type) and its annotations."""
+    artifact_type = parsed.artifact_type
+    if artifact_type is None and isinstance(parsed, Manifest):
+        artifact_type = parsed.config.media_type
+    return Descriptor(manifest.media_type, manifest.digest, len(manifest.data), dict(parsed.annotations),
+                      artifact_type)
 
 
 def load_snapshot(layout: ServedLayout) -> Snapshot:
@@ -60,6 +72,7 @@ def load_snapshot(layout: ServedLayout) -> Snapshot:
     """
     view = layout.read_index()
     by_digest: dict[str, ServedManifest] = {}
+    referrers: dict[str, list[Descriptor]] = {}
     pending: list[Descriptor] = list(reversed(view.entries))
     while pending:
         descriptor = pending.pop()
@@ -73,13 +86,16 @@ def load_snapshot(layout: ServedLayout) -> Snapshot:
             log.warning("%s: not serving manifest %s: %s", layout.repository, key, err)
             continue
         by_digest[key] = ServedManifest.of(manifest)
+        if parsed.subject is not None:
+            referrers.setdefault(str(parsed.subject.digest), []).append(referrer_descriptor(manifest, parsed))
         if isinstance(parsed, Index):
             pending.extend(reversed(parsed.manifests))
     served: dict[str, ServedManifest] = dict(by_digest)
     for tag, descriptor in view.tags.items():
         if str(descriptor.digest) in by_digest:
             served[tag] = by_digest[str(descriptor.digest)]
-    return Snapshot(layout, served, tuple(sorted(tag for tag in view.tags if tag in served)))
+    return Snapshot(layout, served, tuple(sorted(tag for tag in view.tags if tag in served)),
+                    {subject: tuple(found) for subject, found in referrers.items()})
 
 
 @dataclass(eq=False)

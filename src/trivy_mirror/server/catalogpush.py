@@ -3,7 +3,8 @@
 A push to ``aquasec/trivy-db:2`` (or an alias) replaces what every scanner downloads next, so it must be what
 Trivy accepts and no older than what is served: one layer with the right media type and title, the schema
 version the tag stands for (read from the pushed layer's ``metadata.json``), the checks bundle's major version,
-and an UpdatedAt not in the future. Other repositories take any well-formed artifact.
+and an UpdatedAt not in the future. A referrer (a manifest with a subject) pushed by digest is accepted there
+too: it is only listed by the referrers API. Other repositories take any well-formed artifact.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ async def check_catalog_push(repository: str, target: WriteTarget, manifest: Man
     if spec is None:
         return
     tags = [tag_spec.tag for tag_spec in spec.tags]
+    if tag is None and manifest.parsed.subject is not None:
+        return  # a referrer (a signature, an attestation): Trivy never reads it in place of the asset
     if tag is None:
         raise RefusedCandidate(f"{spec.name}: push Trivy's {spec.name} by tag ({', '.join(tags)}), not by digest")
     if tag not in tags:

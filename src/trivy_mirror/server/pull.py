@@ -7,6 +7,7 @@ Manifests come from the in-memory snapshot (one dict lookup per request); blobs 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from trivy_mirror.oci import mediatype
 from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.cache import ManifestCache, Snapshot
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
@@ -65,6 +67,21 @@ class PullApi:
         headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": str(digest),
                    **API_VERSION_HEADER}
         return web.FileResponse(path, chunk_size=BLOB_CHUNK, headers=headers)
+
+    async def referrers(self, request: web.Request, route: Route) -> web.Response:
+        """The manifests whose subject is the digest, as an image index; an empty one for none, whether or not
+        the subject (or the repository) exists. ``artifactType`` filters, and the answer says it did."""
+        repository = repository_of(route.name, self._aliases)
+        digest = parse_digest(route.reference)
+        snapshot = await self._cache.get(repository)
+        found = snapshot.referrers.get(str(digest), ()) if snapshot is not None else ()
+        headers = {"Content-Type": mediatype.OCI_INDEX, **API_VERSION_HEADER}
+        wanted = request.query.getall("artifactType", [])
+        if wanted:
+            found = tuple(d for d in found if d.artifact_type in wanted)
+            headers["OCI-Filters-Applied"] = "artifactType"
+        body = {"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX, "manifests": [d.to_json() for d in found]}
+        return web.Response(body=json.dumps(body).encode(), headers=headers)
 
     async def tags(self, request: web.Request, route: Route) -> web.Response:
         snapshot = await self._snapshot(route.name)

@@ -4,6 +4,7 @@ manifest pushes, all stored through the store's verified, atomic writes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -20,7 +21,7 @@ from trivy_mirror.errors import (
 )
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
-from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index
+from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.server.accesslog import USER_KEY
 from trivy_mirror.server.cache import ManifestCache
@@ -31,10 +32,13 @@ from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
 from trivy_mirror.server.storage import ServedLayout, push_lock
 from trivy_mirror.server.uploads import CHUNK, Upload, Uploads
+from trivy_mirror.store import index
 
 log = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
+MAX_TAG_PARAMS = 32
+"""Tags one push by digest may create (``?tag=``; the spec asks for at least 10)."""
 
 
 class PushApi:
@@ -85,8 +89,8 @@ class PushApi:
         upload = self._uploads.get(route.reference, layout.repository, _owner(request))
         digest = parse_digest(request.query.get("digest", ""))
         async with upload.lock:
+            _check_range(request, route.name, upload)  # a chunk out of order: 416, and the session goes on
             try:
-                _check_range(request, route.name, upload)
                 if upload.size == 0 and request.content_length:
                     # The whole blob in the PUT: stream it straight into the store, no spooling.
                     await self._store_blob(layout, digest, request.content.iter_chunked(CHUNK),
@@ -107,38 +111,47 @@ class PushApi:
         layout = self._layout(route.name)
         body = await _read_limited(request, MAX_MANIFEST_SIZE)
         check_pushed_manifest(body, request.headers.get("Content-Type"))
+        by_digest = parse_digest(route.reference) if ":" in route.reference else None
         try:
-            manifest = ManifestBytes.of(body, request.headers.get("Content-Type"))
+            manifest = ManifestBytes.of(body, request.headers.get("Content-Type"),
+                                        by_digest.algorithm if by_digest else "sha256")
         except InvalidManifest as err:
             raise OciError("MANIFEST_INVALID", str(err)) from None
-        tag: str | None = None
-        if ":" in route.reference:
-            if parse_digest(route.reference) != manifest.digest:
+        if by_digest is not None:
+            if by_digest != manifest.digest:
                 raise OciError("DIGEST_INVALID", f"the manifest's digest is {manifest.digest}, not {route.reference}")
+            tags = _tag_params(request)
         else:
-            try:
-                tag = validate_tag(route.reference)
-            except InvalidReference as err:
-                raise OciError("TAG_INVALID", str(err)) from None
+            tags = [_valid_tag(route.reference)]
         missing = await _missing_references(layout, manifest)
         if missing:
             raise OciError("MANIFEST_BLOB_UNKNOWN", "the manifest references content that was not pushed",
                            detail=[str(digest) for digest in missing])
         try:
-            await check_catalog_push(layout.repository, layout, manifest, tag)
+            untagged: list[str | None] = [None]
+            for each in tags or untagged:
+                await check_catalog_push(layout.repository, layout, manifest, each)
         except RefusedCandidate as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
         try:
             async with push_lock(self._cache.store, commit=True):
-                await layout.push_manifest(manifest, tag)
+                if not tags:
+                    await layout.push_untagged(manifest)
+                for tag in tags:
+                    await layout.push_manifest(manifest, tag)
         except StoreError as err:
             raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
         except MirrorError as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
         await self._cache.refresh(layout.repository)
-        return _created(route.name, "manifests", manifest.digest)
+        response = _created(route.name, "manifests", manifest.digest)
+        if by_digest is not None and tags:
+            response.headers["OCI-Tag"] = ", ".join(tags)
+        if manifest.parsed.subject is not None:
+            response.headers["OCI-Subject"] = str(manifest.parsed.subject.digest)
+        return response
 
     def _layout(self, name: str) -> ServedLayout:
         layout = self._cache.layout(repository_of(name, self._aliases))
@@ -160,7 +173,14 @@ class PushApi:
             raise _store_failure(f"upload of {digest.short} into {layout.repository}", err) from None
 
     async def _mount(self, layout: ServedLayout, digest: Digest, source_name: str) -> bool:
-        """Link a blob from another repository of the store; False means "upload it instead"."""
+        """Link a blob from another repository of the store; False means "upload it instead".
+
+        Without ``from`` (an anonymous mount, which the spec allows) the store's repositories are searched:
+        every credential that may push may pull them all, so this reveals nothing.
+        """
+        if not source_name:
+            holder = await asyncio.to_thread(self._holder, digest, layout.repository)
+            return holder is not None and await self._mount(layout, digest, holder)
         try:
             source = self._cache.layout(repository_of(source_name, self._aliases))
         except OciError:
@@ -180,15 +200,39 @@ class PushApi:
                         layout.repository, err)
             return False
 
+    def _holder(self, digest: Digest, exclude: str) -> str | None:
+        """A repository of the store (other than ``exclude``) holding blob ``digest``; None when none does."""
+        for name in self._cache.store.stored_repositories():
+            other = self._cache.layout(name)
+            if other is not None and name != exclude and os.path.isfile(other.blob_path(digest)):
+                return name
+        return None
+
 
 async def _missing_references(layout: ServedLayout, manifest: ManifestBytes) -> list[Digest]:
     """Blobs (or, for an index, child manifests, pushed by digest before it) not in the repository.
 
-    A descriptor with embedded ``data`` needs no upload: the store writes the blob from it.
+    A descriptor with embedded ``data`` needs no upload: the store writes the blob from it; nor does a
+    non-distributable layer, and the subject of a referrer may come later.
     """
-    parsed = manifest.parsed
-    references = parsed.manifests if isinstance(parsed, Index) else parsed.blobs
-    return [ref.digest for ref in references if ref.data is None and not await layout.blob_exists(ref)]
+    references = index.references(manifest.parsed)
+    missing = [ref.digest for ref in references if ref.data is None and not await layout.blob_exists(ref)]
+    return list(dict.fromkeys(missing))
+
+
+def _valid_tag(text: str) -> str:
+    try:
+        return validate_tag(text)
+    except InvalidReference as err:
+        raise OciError("TAG_INVALID", str(err)) from None
+
+
+def _tag_params(request: web.Request) -> list[str]:
+    """The ``tag`` parameters of a push by digest (the spec's MAY: each becomes a tag, listed in ``OCI-Tag``)."""
+    tags = list(dict.fromkeys(request.query.getall("tag", [])))
+    if len(tags) > MAX_TAG_PARAMS:
+        raise OciError("TAG_INVALID", f"at most {MAX_TAG_PARAMS} tag parameters per push", status=414)
+    return [_valid_tag(tag) for tag in tags]
 
 
 def _check_range(request: web.Request, name: str, upload: Upload) -> None:

@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Endpoint = Literal["ping", "catalog", "tags", "manifests", "uploads", "blobs"]
+Endpoint = Literal["ping", "catalog", "tags", "manifests", "referrers", "uploads", "blobs"]
 
 _PATTERNS: tuple[tuple[Endpoint, re.Pattern[str]], ...] = (
     ("tags", re.compile(r"(?P<name>.+)/tags/list")),
     ("manifests", re.compile(r"(?P<name>.+)/manifests/(?P<ref>[^/]+)")),
+    ("referrers", re.compile(r"(?P<name>.+)/referrers/(?P<ref>[^/]+)")),
     ("uploads", re.compile(r"(?P<name>.+)/blobs/uploads(?:/(?P<ref>[^/]*))?")),
     ("blobs", re.compile(r"(?P<name>.+)/blobs/(?P<ref>[^/]+)")),
 )

@@ -36,6 +36,9 @@ class ServerSettings:
     token_file: Path | None = None
     anonymous_pull: bool = False
     allow_push: bool = False
+    allow_delete: bool = False
+    """Accept DELETE of manifests, tags and blobs from push-capable credentials (with ``allow_push``); the
+    version a catalog tag serves is never deleted."""
     push_users: frozenset[str] = frozenset()
     """htpasswd users who may push (with ``allow_push``); every other credential only pulls. Static tokens
     push only when their line in the token file says ``push``."""
@@ -76,6 +79,8 @@ class ServerSettings:
         if self.allow_push and not self.push_users and self.token_file is None:
             raise UsageError("nobody may push: name the users allowed to with --push-user NAME "
                              "(or mark tokens with 'push' in a token file)")
+        if self.allow_delete and not self.allow_push:
+            raise UsageError("--allow-delete needs --allow-push (the push users and push tokens may delete)")
         if self.push_users and not self.allow_push:
             raise UsageError("--push-user needs --allow-push")
         if self.push_users and self.htpasswd is None:

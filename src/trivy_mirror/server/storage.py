@@ -48,6 +48,26 @@ class ServedLayout(WriteTarget, Protocol):
 
     def read_manifest(self, reference: str) -> ManifestBytes | None: ...
 
+    async def push_untagged(self, manifest: ManifestBytes) -> None:
+        """Store a manifest pushed by digest as an untagged entry of the index (served by digest, kept)."""
+        ...
+
+    def delete_manifest(self, digest: Digest) -> bool:
+        """Remove every index entry of ``digest`` (under the store lock); False when there is none."""
+        ...
+
+    def delete_tag(self, tag: str) -> bool:
+        """Remove a tag, keeping its manifest by digest (under the store lock); False when absent."""
+        ...
+
+    def referencing_manifest(self, digest: Digest) -> Digest | None:
+        """A manifest in the index that references blob ``digest`` (or is it), or None."""
+        ...
+
+    def delete_blob(self, digest: Digest) -> bool:
+        """Unlink a blob (under the store lock); False when absent."""
+        ...
+
     def prune(self, keep: int) -> list[Digest]:
         """Keep each tag and its ``keep - 1`` newest older versions in the index (under the store lock)."""
         ...
@@ -66,6 +86,10 @@ class ServedStore(Protocol):
     def layout(self, repository: str) -> ServedLayout: ...
 
     def repositories(self) -> list[str]: ...
+
+    def stored_repositories(self) -> list[str]:
+        """Every layout directory, including those holding only blobs (no manifest pushed yet)."""
+        ...
 
     def alock(self, timeout: float = ..., on_wait: Callable[[str], None] | None = ..., *,
               purpose: str = ..., shared: bool = ...) -> AbstractAsyncContextManager[None]:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from trivy_mirror.server.accesslog import ROUTE_KEY, USER_KEY
 from trivy_mirror.server.auth import Authenticator
+from trivy_mirror.server.delete import DeleteApi
 from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.pull import PullApi
 from trivy_mirror.server.push import PushApi
@@ -25,15 +26,18 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class V2:
-    """Routes every ``/v2/`` request to its handler; push handlers exist only with ``allow_push``."""
+    """Routes every ``/v2/`` request to its handler; push handlers exist only with ``allow_push``, delete
+    handlers only with ``allow_delete`` (without them a DELETE is 405 UNSUPPORTED, as the spec allows)."""
 
-    def __init__(self, auth: Authenticator, pull: PullApi, push: PushApi | None) -> None:
+    def __init__(self, auth: Authenticator, pull: PullApi, push: PushApi | None,
+                 delete: DeleteApi | None = None) -> None:
         self._auth = auth
         self._handlers: dict[tuple[str, str], Handler] = {
             ("ping", "GET"): pull.ping,
             ("catalog", "GET"): pull.catalog,
             ("tags", "GET"): pull.tags,
             ("manifests", "GET"): pull.manifest,
+            ("referrers", "GET"): pull.referrers,
             ("blobs", "GET"): pull.blob,
         }
         if push is not None:
@@ -45,6 +49,8 @@ class V2:
                 ("uploads", "DELETE"): push.cancel_upload,
                 ("manifests", "PUT"): push.put_manifest,
             })
+        if delete is not None:
+            self._handlers.update({("manifests", "DELETE"): delete.manifest, ("blobs", "DELETE"): delete.blob})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         route = match_v2(request.match_info.get("path", ""))

@@ -3,6 +3,11 @@
 Entry order is push order. Tagging appends the new entry; the tag's previous entry loses its
 ``org.opencontainers.image.ref.name`` but gains :data:`ANNOTATION_PREVIOUS_TAG`, so it stays readable by digest
 as an older version and :func:`prune_entries` knows which tag's history it belongs to.
+
+Retention policy: an entry with neither annotation is an untagged manifest somebody pushed by digest (a
+referrer, an index's child, an image whose tag was deleted); it stays until it is deleted by digest, except a
+referrer whose subject a prune removes, which goes with it (signatures of a pruned DB version are of no use, and
+a sync attaching them to every version must not grow the store without bound).
 """
 
 from __future__ import annotations
@@ -67,10 +72,50 @@ def tag_entries(entries: list[Descriptor], new: Descriptor, tag: str) -> list[De
     return result
 
 
-def prune_entries(entries: list[Descriptor], keep: int) -> tuple[list[Descriptor], list[Descriptor]]:
+def add_untagged(entries: list[Descriptor], new: Descriptor) -> list[Descriptor] | None:
+    """``entries`` plus ``new`` (no ref.name) as an untagged manifest; None when its digest has an entry already.
+
+    An older version of a tag pushed again by digest leaves the tag's history: pushed explicitly, it is kept.
+    """
+    same = [e for e in entries if e.digest == new.digest]
+    if not same:
+        return [*entries, new]
+    if any(tag_of(e) is not None or ANNOTATION_PREVIOUS_TAG not in e.annotations for e in same):
+        return None
+    return [new if e.digest == new.digest else e for e in entries]
+
+
+def untag(entries: list[Descriptor], tag: str) -> list[Descriptor] | None:
+    """``entries`` without ``tag``; None when no entry has it.
+
+    The manifest stays readable by digest: its entry loses the ref.name and becomes an untagged manifest (kept
+    until deleted by digest), or goes when another entry already holds its digest.
+    """
+    if not any(tag_of(e) == tag for e in entries):
+        return None
+    result: list[Descriptor] = []
+    for entry in entries:
+        if tag_of(entry) != tag:
+            result.append(entry)
+        elif not any(other.digest == entry.digest and tag_of(other) != tag for other in entries):
+            annotations = {k: v for k, v in entry.annotations.items() if k not in (REF_NAME, ANNOTATION_PREVIOUS_TAG)}
+            result.append(dataclasses.replace(entry, annotations=annotations))
+    return result
+
+
+def without_digest(entries: list[Descriptor], digest: Digest) -> list[Descriptor] | None:
+    """``entries`` without any entry for ``digest`` (its tags and its history); None when there is none."""
+    result = [e for e in entries if e.digest != digest]
+    return None if len(result) == len(entries) else result
+
+
+def prune_entries(entries: list[Descriptor], keep: int,
+                  subject_of: Callable[[Descriptor], Digest | None] = lambda _: None,
+                  ) -> tuple[list[Descriptor], list[Descriptor]]:
     """Split into (kept, removed): each tag's entry plus the newest ``keep - 1`` older versions of its history.
 
-    Untagged entries that belong to no tag's history were not written by us and are kept.
+    Untagged entries that belong to no tag's history (pushed by digest, or written by another tool) are kept,
+    unless ``subject_of`` names a removed entry as their subject: the referrers of a pruned version go with it.
     """
     if keep < 1:
         raise UsageError(f"keep must be at least 1 (the tagged version), got {keep}")
@@ -80,6 +125,16 @@ def prune_entries(entries: list[Descriptor], keep: int) -> tuple[list[Descriptor
         if tag_of(entry) is None and previous is not None:
             histories.setdefault(previous, []).append(i)
     dropped = {i for older in histories.values() for i in older[: max(0, len(older) - (keep - 1))]}
+    if dropped:
+        subjects = {i: subject_of(e) for i, e in enumerate(entries) if tag_of(e) is None and i not in dropped}
+        while True:  # a referrer of a referrer (the signature of an SBOM) goes too
+            gone = {entries[i].digest for i in dropped}
+            still = {e.digest for i, e in enumerate(entries) if i not in dropped}
+            more = {i for i, subject in subjects.items()
+                    if i not in dropped and subject in gone and subject not in still}
+            if not more:
+                break
+            dropped |= more
     kept = [e for i, e in enumerate(entries) if i not in dropped]
     removed = [e for i, e in enumerate(entries) if i in dropped]
     return kept, removed
@@ -105,5 +160,7 @@ def walk(entries: Iterable[Descriptor],
 
 
 def references(parsed: Manifest | Index) -> tuple[Descriptor, ...]:
-    """What must be stored before this manifest may be: config and layers, or an index's child manifests."""
-    return parsed.blobs if isinstance(parsed, Manifest) else parsed.manifests
+    """What must be stored before this manifest may be: config and layers (non-distributable ones excepted), or
+    an index's child manifests. A subject need not be: a referrer may be pushed before the manifest it refers to.
+    """
+    return parsed.distributable_blobs if isinstance(parsed, Manifest) else parsed.manifests

@@ -25,7 +25,7 @@ from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
-from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Manifest
+from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Manifest, parse_manifest
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.store import index
 from trivy_mirror.store.fsutil import commit, commit_file, ensure_dir, open_temp, os_errors, touch, write_atomic
@@ -144,7 +144,7 @@ class Layout:
 
         StoreError when it is missing or does not match: the store is damaged.
         """
-        return ManifestBytes(self._read_manifest_blob(descriptor), descriptor.media_type)
+        return ManifestBytes(self._read_manifest_blob(descriptor), descriptor.media_type, descriptor.digest.algorithm)
 
     def blob_path(self, digest: Digest) -> Path:
         """Where a blob is stored (it may not exist). A parsed Digest cannot traverse out of the layout."""
@@ -156,7 +156,7 @@ class Layout:
         Raises InvalidReference or InvalidDigest for a malformed reference, StoreError for a damaged store.
         """
         entry = self._find(reference)
-        return None if entry is None else ManifestBytes(self._read_manifest_blob(entry), entry.media_type)
+        return None if entry is None else self.manifest_at(entry)
 
     def read_state(self) -> dict[str, Any]:
         """The sync engine's notes (``trivy-mirror.json``); {} when absent or unreadable."""
@@ -176,10 +176,11 @@ class Layout:
     def prune(self, keep: int) -> list[Digest]:
         """Keep each tag plus its newest ``keep - 1`` older versions in index.json; the removed digests.
 
-        Only index entries go; their blobs stay until :meth:`collect_garbage`.
+        Only index entries go (the referrers of a removed version with it); their blobs stay until
+        :meth:`collect_garbage`.
         """
         with self._mutex, os_errors(f"prune {self.location}"):
-            kept, removed = index.prune_entries(self._entries(), keep)
+            kept, removed = index.prune_entries(self._entries(), keep, self._subject_of)
             if removed:
                 write_atomic(self._tmp, self.index_path, index.serialize_index(kept))
         still_used = {entry.digest for entry in kept}
@@ -205,6 +206,58 @@ class Layout:
             if waiting != record:
                 write_atomic(self._tmp, self.path / GC_FILE, waiting.serialize())
             return freed
+
+    def delete_manifest(self, digest: Digest) -> bool:
+        """Remove every index entry of ``digest`` (its tags and its history); False when it has none.
+
+        Its blobs stay until :meth:`collect_garbage` finds them unreferenced for the grace period.
+        """
+        with self._mutex, os_errors(f"delete {digest.short} from {self.location}"):
+            updated = index.without_digest(self._entries(), digest)
+            if updated is None:
+                return False
+            write_atomic(self._tmp, self.index_path, index.serialize_index(updated))
+            return True
+
+    def delete_tag(self, tag: str) -> bool:
+        """Remove a tag; the manifest stays readable by digest (see :func:`index.untag`). False when absent."""
+        with self._mutex, os_errors(f"delete tag {tag} from {self.location}"):
+            updated = index.untag(self._entries(), validate_tag(tag))
+            if updated is None:
+                return False
+            write_atomic(self._tmp, self.index_path, index.serialize_index(updated))
+            return True
+
+    def referencing_manifest(self, digest: Digest) -> Digest | None:
+        """A manifest reachable from index.json that references blob ``digest`` (or is it), or None."""
+        try:
+            for descriptor, parsed in index.walk(self._entries(), self._read_manifest_blob):
+                if descriptor.digest == digest or any(ref.digest == digest for ref in index.references(parsed)):
+                    return descriptor.digest
+        except InvalidManifest as err:
+            raise StoreError(f"cannot tell what references {digest.short} in {self.location}: {err}") from None
+        return None
+
+    def delete_blob(self, digest: Digest) -> bool:
+        """Unlink a blob file at once (downloads that opened it finish); False when it is not there.
+
+        The caller checks first that no manifest references it (:meth:`referencing_manifest`).
+        """
+        path = self.blob_path(digest)
+        with os_errors(f"delete blob {digest.short} from {self.location}"):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
+    def _subject_of(self, descriptor: Descriptor) -> Digest | None:
+        """The subject of the manifest an entry names; None when it has none or cannot be read (kept: safe side)."""
+        try:
+            subject = parse_manifest(self._read_manifest_blob(descriptor), descriptor.media_type).subject
+        except (StoreError, InvalidManifest):
+            return None
+        return None if subject is None else subject.digest
 
     def _read_unreferenced(self) -> Unreferenced:
         try:
@@ -283,7 +336,12 @@ class Layout:
         if tag is not None:
             validate_tag(tag)
         parsed = manifest.parsed
-        await run_to_completion(self._store_manifest, manifest, parsed, tag)
+        await run_to_completion(self._store_manifest, manifest, parsed, tag, False)
+
+    async def push_untagged(self, manifest: ManifestBytes) -> None:
+        """Store a manifest pushed by digest as an untagged index entry (no ref.name), so it is served by digest
+        whatever tags point at it and kept until deleted (a referrer, an index's child, an image by digest)."""
+        await run_to_completion(self._store_manifest, manifest, manifest.parsed, None, True)
 
     # Internals
 
@@ -355,7 +413,8 @@ class Layout:
             raise
         return True
 
-    def _store_manifest(self, manifest: ManifestBytes, parsed: Manifest | Index, tag: str | None) -> None:
+    def _store_manifest(self, manifest: ManifestBytes, parsed: Manifest | Index, tag: str | None,
+                        untagged: bool = False) -> None:
         what = f"{self.location}:{tag}" if tag else f"{manifest.digest.short} in {self.location}"
         with self._mutex, os_errors(f"store {what}"):
             for ref in index.references(parsed):
@@ -370,12 +429,14 @@ class Layout:
                 touch(self.blob_path(manifest.digest))
             else:
                 write_atomic(self._tmp, self.blob_path(manifest.digest), manifest.data)
-            if tag is None:
+            if tag is None and not untagged:
                 return
-            artifact_type = parsed.artifact_type if isinstance(parsed, Manifest) else None
             entry = Descriptor(manifest.media_type, manifest.digest, len(manifest.data),
-                               {index.REF_NAME: tag}, artifact_type)
-            updated = index.tag_entries(self._entries(), entry, tag)
+                               {index.REF_NAME: tag} if tag else {}, parsed.artifact_type)
+            if tag is None:
+                updated = index.add_untagged(self._entries(), entry)
+            else:
+                updated = index.tag_entries(self._entries(), entry, tag)
             # oci-layout before index.json: a directory with an index is always a complete layout.
             if not (self.path / LAYOUT_FILE).exists():
                 write_atomic(self._tmp, self.path / LAYOUT_FILE, LAYOUT_CONTENT)

@@ -30,7 +30,7 @@ class Prunable(Protocol):
 
 
 class MaintainedStore(Protocol):
-    def repositories(self) -> list[str]: ...
+    def stored_repositories(self) -> list[str]: ...
 
     def layout(self, repository: str) -> Prunable: ...
 
@@ -42,7 +42,7 @@ def maintain(store: MaintainedStore, keep: int = DEFAULT_KEEP, grace: float = GC
     is only unlinked), and the grace period spares blobs written moments ago.
     """
     freed = 0
-    for repository in store.repositories():
+    for repository in store.stored_repositories():  # blobs of a push whose manifest never came are collected too
         try:
             layout = store.layout(repository)
             layout.prune(keep)

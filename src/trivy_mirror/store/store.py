@@ -42,6 +42,19 @@ class Store:
                     found.append(check_repository(name))
         return sorted(found)
 
+    def stored_repositories(self) -> list[str]:
+        """Sorted names of every layout directory, with an index.json or only blobs (uploaded by a push whose
+        manifest never came): what the garbage collector and an anonymous mount look through."""
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            holds_blobs = BLOBS_DIR in dirnames
+            dirnames[:] = [d for d in dirnames if d != BLOBS_DIR and not d.startswith(".")]
+            name = Path(dirpath).relative_to(self.root).as_posix()
+            if (INDEX_FILE in filenames or holds_blobs) and name != ".":
+                with contextlib.suppress(InvalidReference):
+                    found.append(check_repository(name))
+        return sorted(found)
+
     def refuse_links(self) -> None:
         """StoreError (one line) when a control file or directory of the store is a symbolic link."""
         refuse_links(self.root)

@@ -13,11 +13,14 @@ from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store.index import (
     ANNOTATION_PREVIOUS_TAG,
     REF_NAME,
+    add_untagged,
     parse_index,
     prune_entries,
     serialize_index,
     tag_entries,
     tagged,
+    untag,
+    without_digest,
 )
 
 
@@ -54,3 +57,37 @@ def test_tag_entries_moves_the_tag_and_marks_history() -> None:
     assert [e.annotations for e in updated] == [{"other": "kept", ANNOTATION_PREVIOUS_TAG: "2"}, {REF_NAME: "2"}]
     assert tagged(updated) == {"2": second}
     assert tag_entries(updated, second, "2") is None
+
+
+def test_prune_takes_the_referrers_of_a_pruned_version_and_keeps_the_rest() -> None:
+    """Retention: a pruned version's signature (and the signature's own referrer) go with it; a referrer of a
+    kept version, an untagged manifest without a subject and one whose subject was never here stay."""
+    old = entry("old", **{ANNOTATION_PREVIOUS_TAG: "2"})
+    current = entry("current", **{REF_NAME: "2"})
+    old_signature, old_sbom_signature = entry("old-sig"), entry("old-sig-sig")
+    current_signature, pushed, orphan = entry("current-sig"), entry("pushed"), entry("orphan")
+    subjects = {old_signature.digest: old.digest, old_sbom_signature.digest: old_signature.digest,
+                current_signature.digest: current.digest, orphan.digest: entry("never-here").digest}
+    entries = [old, old_signature, old_sbom_signature, current, current_signature, pushed, orphan]
+    kept, removed = prune_entries(entries, 1, lambda e: subjects.get(e.digest))
+    assert kept == [current, current_signature, pushed, orphan]
+    assert removed == [old, old_signature, old_sbom_signature]
+    assert prune_entries(entries, 2, lambda e: subjects.get(e.digest)) == (entries, [])
+
+
+def test_untagged_entries_tags_and_digests() -> None:
+    first = entry("first", **{REF_NAME: "2"})
+    loose = entry("loose")
+    assert add_untagged([first], loose) == [first, loose]
+    assert add_untagged([first, loose], loose) is None
+    assert add_untagged([first], entry("first")) is None  # already served by digest through its tag
+    history = entry("old", **{ANNOTATION_PREVIOUS_TAG: "2"})
+    assert add_untagged([history, first], entry("old")) == [entry("old"), first]
+    assert [e.annotations for e in add_untagged([history, first], entry("old")) or []] == [{}, {REF_NAME: "2"}]
+    untagged = untag([first, loose], "2")
+    assert untagged is not None and [e.annotations for e in untagged] == [{}, {}]
+    assert untag([first], "3") is None
+    twice = [first, entry("first", **{REF_NAME: "3"})]
+    assert [tagged(e) for e in [untag(twice, "2") or []]] == [{"3": twice[1]}]
+    assert without_digest([first, loose, twice[1]], first.digest) == [loose]
+    assert without_digest([loose], first.digest) is None

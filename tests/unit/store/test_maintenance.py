@@ -15,6 +15,7 @@ from trivy_mirror.errors import StoreError, UsageError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.store import Layout, Store
+from trivy_mirror.store.retention import maintain
 
 
 def age(layout: Layout, seconds: float) -> None:
@@ -198,3 +199,18 @@ async def test_garbage_collection_never_deletes_through_a_linked_blobs_dir(layou
         layout.collect_garbage(grace_seconds=0)
     assert victim.exists()
 
+
+
+async def test_blobs_of_a_push_whose_manifest_never_came_are_collected_after_the_grace(store: Store) -> None:
+    """A repository holding only blobs has no index.json: not a repository to serve, but maintained all the same."""
+    orphan = store.layout("team/abandoned")
+    blob = describe(b"uploaded, never referenced", "application/octet-stream")
+    await orphan.push_blob(blob, stream(b"uploaded, never referenced"))
+    served = store.layout("team/served")
+    await push(served, artifact(b"served layer"), "v1")
+    assert store.repositories() == ["team/served"]
+    assert store.stored_repositories() == ["team/abandoned", "team/served"]
+    assert maintain(store, keep=1, grace=3600) == 0, "younger than the grace: a push may still be under way"
+    age(orphan, 7200)
+    assert maintain(store, keep=1, grace=0) == blob.size
+    assert not orphan.blob_path(blob.digest).exists()
