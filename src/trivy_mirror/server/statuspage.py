@@ -37,7 +37,7 @@ from trivy_mirror.oci.reference import validate_registry
 from trivy_mirror.server.settings import ServerSettings, parse_listen
 from trivy_mirror.store import Store
 from trivy_mirror.sync.state import attempt_history
-from trivy_mirror.timefmt import iso
+from trivy_mirror.timefmt import iso, parse_time
 from trivy_mirror.trivyconf import ClientConfig, MirrorUrl, flag_line, repository_yaml, trivy_yaml
 from trivy_mirror.vex.serve import served_names
 from trivy_mirror.vex.storage import VexRepository
@@ -64,7 +64,7 @@ overflow-x:auto}.state{display:inline-block;padding:0 .5rem;border-radius:.7rem;
 .fresh,.ok,.imported{background:#1a7f37}.stale,.refused{background:#9a6700}.missing,.failed{background:#cf222e}
 .none{background:#6e7781}.muted{color:#57606a}.banner{padding:.6rem .8rem;border-radius:.4rem;margin:.6rem 0;
 font-weight:600}.banner.ready{background:#dafbe1}.banner.unready{background:#ffebe9}
-details summary{cursor:pointer;color:#0969da}.msg{max-width:34rem;overflow-wrap:anywhere}
+details summary{cursor:pointer;color:#0969da}time,.size{white-space:nowrap}.msg{max-width:34rem;overflow-wrap:anywhere}
 """
 
 
@@ -82,7 +82,8 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     amount = (f"{int(span)} s" if span < 120 else f"{int(span // 60)} min" if span < 7200
               else f"{int(span // 3600)} h" if span < 172800 else f"{int(span // 86400)} d")
     relative = f"in {amount}" if seconds > 0 else f"{amount} ago"
-    return f'<time datetime="{e(iso(moment))}">{e(iso(moment))}</time> <span class="muted">({relative})</span>'
+    shown = iso(moment.replace(microsecond=0))
+    return f'<time datetime="{e(iso(moment))}">{e(shown)}</time> <span class="muted">({relative})</span>'
 
 
 def _size(size: int | None) -> str:
@@ -204,7 +205,7 @@ def render(snapshot: Snapshot, url: str, settings: ServerSettings, now: datetime
         '<link rel="icon" href="data:,">',
         f"<title>trivy-mirror at {e(url)}</title><style>{CSS}</style></head><body>",
         f"<h1>trivy-mirror at <code>{e(url)}</code></h1>",
-        f'<p class="muted">trivy-mirror {e(__version__)} · page rendered {_ago(now, now)} · '
+        f'<p class="muted">trivy-mirror {e(__version__)} · rendered {_ago(now, now)} · '
         f'machine-readable: <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></p>',
         banner,
         _sync_section(snapshot.sync, now),
@@ -229,13 +230,12 @@ def _sync_section(sync: dict[str, object] | None, now: datetime) -> str:
         return '<p class="muted">This server does not sync (serve --no-sync): the store is filled by other means.</p>'
     items = [("runs", sync.get("runs")), ("successes", sync.get("successes")), ("failures", sync.get("failures")),
              ("running now", "yes" if sync.get("running") else "no"),
-             ("consecutive failures", sync.get("consecutive_failures"))]
+             ("failed or overdue in a row", sync.get("consecutive_failures"))]
     cells = "".join(f"<th>{e(name)}</th><td>{e(value)}</td>" for name, value in items)
     times = []
     for name, key in (("last success", "last_success"), ("last failure", "last_failure"), ("next run", "next_run")):
         value = sync.get(key)
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
-        times.append(f"<th>{e(name)}</th><td>{_ago(moment, now)}</td>")
+        times.append(f"<th>{e(name)}</th><td>{_ago(parse_time(value), now)}</td>")
     error = sync.get("last_error")
     tail = f'<p>Last sync error: <span class="msg">{e(error)}</span></p>' if error else ""
     return (f"<h2>Sync</h2><table><tr>{cells}</tr></table><table><tr>{''.join(times)}</tr></table>{tail}")
@@ -271,7 +271,8 @@ def _asset_table(rows: Sequence[AssetStatus], histories: dict[str, tuple[Attempt
     for row in rows:
         error = f'<div class="msg">{e(row.error)}</div>' if row.error else ""
         body.append(f'<tr id="asset-{e(row.reference)}"><td>{e(row.asset)}</td><td><code>{e(row.reference)}</code>'
-                    f'</td><td>{_badge(row.state)}{error}</td><td>{_digest(row)}</td><td>{_size(row.size)}</td>'
+                    f'</td><td>{_badge(row.state)}{error}</td><td>{_digest(row)}</td>'
+                    f'<td class="size">{_size(row.size)}</td>'
                     f"<td>{_ago(row.updated_at, now)}</td><td>{_ago(row.next_update, now)}</td>"
                     f"<td>{_last(row, histories.get(row.reference, ()), now)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
@@ -285,7 +286,8 @@ def _vex_table(rows: Sequence[AssetStatus], histories: dict[str, tuple[Attempt, 
     for row in rows:
         name = row.reference.removeprefix("vex/")
         body.append(f'<tr id="vex-{e(name)}"><td>{e(name)}</td><td><code>{e(url)}/vex/{e(name)}</code></td>'
-                    f"<td>{_badge(row.state)}</td><td>{_size(row.size)}</td><td>{_ago(row.updated_at, now)}</td>"
+                    f'<td>{_badge(row.state)}</td><td class="size">{_size(row.size)}</td>'
+                    f"<td>{_ago(row.updated_at, now)}</td>"
                     f'<td>{_ago(row.next_update, now)}</td><td class="msg">{e(row.source or "—")}</td>'
                     f"<td>{_last(row, histories.get(row.reference, ()), now)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
