@@ -18,6 +18,7 @@ runs at a time, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +42,8 @@ from trivy_mirror.timefmt import iso, parse_time
 from trivy_mirror.trivyconf import ClientConfig, MirrorUrl, flag_line, repository_yaml, trivy_yaml
 from trivy_mirror.vex.serve import served_names
 from trivy_mirror.vex.storage import VexRepository
+
+log = logging.getLogger(__name__)
 
 REUSE_SECONDS = 2.0
 MAX_CACHED = 4
@@ -138,7 +141,15 @@ class StatusPage:
         async with self._lock:
             cached = self._cache.get(url)
             if cached is None or time.monotonic() - cached[0] > REUSE_SECONDS:
-                snapshot = await asyncio.to_thread(self._snapshot)
+                try:
+                    snapshot = await asyncio.to_thread(self._snapshot)
+                except Exception as err:  # the page must say so, as /readyz does, not die with a bare 500
+                    log.exception("cannot read the mirror's state for the status page")
+                    detail = err.strerror if isinstance(err, OSError) and err.strerror else "see the server log"
+                    body = (f"<!doctype html><title>trivy-mirror: unavailable</title><p>Cannot read the mirror's "
+                            f"state: {e(detail)}.</p>")  # never the exception text: it names files of the store
+                    return web.Response(status=503, text=body, content_type="text/html", charset="utf-8",
+                                        headers=HTML_HEADERS)
                 cached = (time.monotonic(), render(snapshot, url, self._settings, datetime.now(UTC)))
                 self._cache[url] = cached
             self._cache.move_to_end(url)
@@ -147,9 +158,12 @@ class StatusPage:
         return web.Response(text=cached[1], content_type="text/html", charset="utf-8", headers=HTML_HEADERS)
 
     def _unauthorized(self) -> web.Response:
-        headers = dict(HTML_HEADERS)
+        """401 with the challenges this server can take: Basic (a browser asks for the user) and Bearer."""
+        headers = list(HTML_HEADERS.items())
         if self._settings.htpasswd is not None:
-            headers["WWW-Authenticate"] = 'Basic realm="trivy-mirror status", charset="UTF-8"'
+            headers.append(("WWW-Authenticate", 'Basic realm="trivy-mirror status", charset="UTF-8"'))
+        if self._settings.token_file is not None:
+            headers.append(("WWW-Authenticate", 'Bearer realm="trivy-mirror status"'))
         body = ("<!doctype html><title>trivy-mirror: sign in</title><p>This mirror's status page needs the "
                 "credentials of the registry API (a user of the htpasswd file, or a bearer token).</p>")
         return web.Response(status=401, text=body, content_type="text/html", charset="utf-8", headers=headers)

@@ -76,7 +76,9 @@ async def test_with_auth_on_the_page_needs_credentials_even_with_anonymous_pull(
                                statuses=lambda: [FRESH])
     anonymous = await client.get("/")
     assert anonymous.status == 401
-    assert anonymous.headers["WWW-Authenticate"].startswith("Basic realm=")  # a browser asks for the password
+    challenges = anonymous.headers.getall("WWW-Authenticate")
+    assert challenges[0].startswith("Basic realm=")  # a browser asks for the password
+    assert challenges[1].startswith("Bearer realm=")
     assert "aquasec/trivy-db" not in await anonymous.text()
     assert (await client.get("/", headers=basic(USER, "wrong"))).status == 401
     for headers in (basic(USER, PASSWORD), bearer(STATIC_TOKEN)):
@@ -116,3 +118,13 @@ async def test_the_last_attempts_are_listed(make_client: ClientFactory, store: S
     page = await (await client.get("/")).text()
     assert "last 3 attempts" in page
     assert page.index("attempt number 2") < page.index("attempt number 1") < page.index("attempt number 0")
+
+
+async def test_an_unreadable_state_is_a_503_page_naming_no_file(make_client: ClientFactory) -> None:
+    def broken() -> list[AssetStatus]:
+        raise PermissionError(13, "Permission denied", "/srv/store/secret-path")
+
+    client = await make_client(statuses=broken)
+    response = await client.get("/")
+    page = await response.text()
+    assert response.status == 503 and "Permission denied" in page and "secret-path" not in page
