@@ -330,14 +330,15 @@ def _client_config(url: str, vex_served: Sequence[str], settings: ServerSettings
     """``trivy-config``'s output for this URL (offline: the VEX repositories this server serves, no credentials)."""
     command = f"trivy-mirror trivy-config --mirror {url} --out DIR"
     if settings.auth_enabled:
-        command += " --username USER  # or --token"
+        command += " --username USER"
     try:
         config = ClientConfig(MirrorUrl.parse(url), vex_repositories=tuple(n for n in vex_served if n != "default"),
                               vex_base=url)
     except MirrorError as err:
         return f"<p>trivy-config cannot describe this URL: {e(err)} (start serve with --public-url).</p>"
-    auth_note = ("<p>This mirror needs credentials: run the command above with them; they go into trivy.yaml and "
-                 "repository.yaml.</p>" if settings.auth_enabled else "")
+    auth_note = ("<p>This mirror needs credentials: run the command above with yours (or <code>--token</code>); "
+                 "they go into trivy.yaml and repository.yaml, which the files below leave out.</p>"
+                 if settings.auth_enabled else "")
     return "".join([
         f"<p>Write these files with <code>{e(command)}</code>; other tools: <code>--format</code> "
         f"{e(INTEGRATION_FORMATS)} (see the README).</p>", auth_note,
