@@ -142,7 +142,7 @@ class StatusPage:
             cached = self._cache.get(url)
             if cached is None or time.monotonic() - cached[0] > REUSE_SECONDS:
                 try:
-                    snapshot = await asyncio.to_thread(self._snapshot)
+                    statuses, histories, vex_served = await asyncio.to_thread(self._read_store)
                 except Exception as err:  # the page must say so, as /readyz does, not die with a bare 500
                     log.exception("cannot read the mirror's state for the status page")
                     detail = err.strerror if isinstance(err, OSError) and err.strerror else "see the server log"
@@ -150,6 +150,9 @@ class StatusPage:
                             f"state: {e(detail)}.</p>")  # never the exception text: it names files of the store
                     return web.Response(status=503, text=body, content_type="text/html", charset="utf-8",
                                         headers=HTML_HEADERS)
+                # The census and the scheduler change on the event loop: read them here, not in the thread.
+                snapshot = Snapshot(statuses, histories, vex_served, self._clients(), self._sync(),
+                                    self._problems() if self._authenticated is not None else [])
                 cached = (time.monotonic(), render(snapshot, url, self._settings, datetime.now(UTC)))
                 self._cache[url] = cached
             self._cache.move_to_end(url)
@@ -179,7 +182,8 @@ class StatusPage:
             host = f"[{listen_host}]:{port}" if ":" in listen_host else f"{listen_host}:{port}"
         return f"{self._settings.scheme}://{host}"
 
-    def _snapshot(self) -> Snapshot:
+    def _read_store(self) -> tuple[list[AssetStatus], dict[str, tuple[Attempt, ...]], list[str]]:
+        """The asset rows, their attempt histories and the served VEX repositories (file reads: in a thread)."""
         statuses = self._statuses()
         store = Store(self._store_root)
         histories: dict[str, tuple[Attempt, ...]] = {}
@@ -192,8 +196,7 @@ class StatusPage:
             vex_served = served_names(self._store_root)
         except (MirrorError, OSError):
             vex_served = []
-        return Snapshot(statuses, histories, vex_served, self._clients(), self._sync(),
-                        self._problems() if self._authenticated is not None else [])
+        return statuses, histories, vex_served
 
     def _history(self, store: Store, row: AssetStatus) -> tuple[Attempt, ...]:
         if row.asset == "vex":
