@@ -15,6 +15,7 @@ failed     no source could be used, or the destination could not be written
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
@@ -26,6 +27,8 @@ RESULTS: tuple[str, ...] = get_args(Result)
 FAILED_RESULTS = frozenset({"refused", "failed"})
 """Results after which ``status`` exits non-zero (:data:`EXIT_LAST_SYNC_FAILED`)."""
 
+HISTORY = 10
+"""Attempts remembered per asset (the status page shows them): a state file stays small."""
 MAX_MESSAGE = 2000
 """Messages are cut to this many characters: a state file stays small whatever an upstream answered."""
 
@@ -76,3 +79,19 @@ def parse_result(value: Any) -> tuple[Result | None, str]:
 
 NO_ATTEMPT = Attempt(None, None)
 """Nothing recorded yet."""
+
+
+def push_history(history: Sequence[Attempt], attempt: Attempt) -> tuple[Attempt, ...]:
+    """The last :data:`HISTORY` attempts, newest first, once ``attempt`` is added."""
+    return (attempt, *history)[:HISTORY]
+
+
+def history_to_json(history: Sequence[Attempt]) -> list[dict[str, Any]]:
+    return [attempt.to_json() for attempt in history]
+
+
+def history_from_json(obj: Any) -> tuple[Attempt, ...]:
+    """The recorded history (newest first); empty for state written before histories were kept."""
+    if not isinstance(obj, list):
+        return ()
+    return tuple(attempt for attempt in map(Attempt.from_json, obj[:HISTORY]) if attempt.at is not None)

@@ -386,6 +386,7 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
       /vex/NAME  the mirrored VEX repositories (/vex/ lists them, for trivy-config)
       /healthz   the process is up       /readyz   every asset present and fresh (else 503 and why)
       /metrics   Prometheus metrics (with requests by Trivy version; status shows that census)
+      /          a status page for people (with auth on, it needs credentials)
 
     \b
     Point Trivy at it:

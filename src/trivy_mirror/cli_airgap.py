@@ -208,9 +208,11 @@ def trivy_cache_command(cache_dir: Path, store: Path | None, asset_names: str | 
 @click.option("--mirror", required=True, metavar="URL",
               help="How clients reach the mirror: the embedded server (http[s]://HOST:PORT[/PATH]) or a registry "
                    "prefix filled by sync --to (HOST[:PORT]/PATH, no scheme).")
-@click.option("--format", "output_format", type=click.Choice(["yaml", "env", "flags"]), default="yaml",
-              show_default=True,
-              help="yaml: trivy.yaml and the VEX repository.yaml; env: TRIVY_* exports; flags: scan flags.")
+@click.option("--format", "output_format", default="yaml", show_default=True,
+              type=click.Choice(["yaml", "env", "flags", "trivy-operator", "harbor", "gitlab", "github-action"]),
+              help="yaml: trivy.yaml and the VEX repository.yaml; env: TRIVY_* exports; flags: scan flags; "
+                   "trivy-operator: Helm values; harbor: the Trivy adapter's environment; gitlab: container "
+                   "scanning variables; github-action: a trivy-action step.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Write trivy.yaml and repository.yaml into this directory (and say where Trivy wants them) "
                    "instead of printing them.")
@@ -263,6 +265,7 @@ def trivy_config_command(mirror: str, output_format: str, out: Path | None, user
       trivy-mirror trivy-config --mirror https://mirror.internal --token $TOKEN --vex-repo vexhub --out .
       trivy-mirror trivy-config --mirror harbor.internal/trivy --format flags
       trivy-mirror trivy-config --mirror http://10.0.0.5:5000 --no-vex --format env   # asks nothing
+      trivy-mirror trivy-config --mirror https://mirror.internal --no-vex --format trivy-operator > values.yaml
     """
     from trivy_mirror.commands.trivy_config import VexChoice, run_trivy_config
     from trivy_mirror.trivyconf import Credentials, MirrorUrl

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import stat
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -143,6 +145,8 @@ def test_insecure_only_when_trivy_needs_it(mirror: MirrorCli, url: str, insecure
     (["--mirror", "https://mirror.example", "--no-vex", "--vex-repo", "vexhub"], "--no-vex"),
     (["--mirror", "https://mirror.example", "--offline", "--store", "s"], "give one"),
     (["--mirror", "mirror.example:5000/trivy", "--vex-url", "mirror.example"], "http"),
+    (["--mirror", "https://mirror.example", "--no-vex", "--token", "t", "--format", "trivy-operator"],
+     "user name and password"),
 ])
 def test_bad_arguments_are_usage_errors(mirror: MirrorCli, args: list[str], message: str) -> None:
     result = mirror.run(["trivy-config", *args])
@@ -155,3 +159,56 @@ def test_yaml_without_out_prints_both_documents(mirror: MirrorCli) -> None:
     trivy_doc, repository_doc = yaml.safe_load_all(result.stdout)
     assert trivy_doc["db"]["repository"] == ["10.0.0.5:5000/aquasec/trivy-db:2"]
     assert repository_doc["repositories"][0]["url"] == "http://10.0.0.5:5000/vex/vexhub"
+
+
+def test_integration_formats_reach_a_real_trivy(mirror: MirrorCli, filled_registry: RegistryProcess,
+                                                assets: AssetSet, trivy: TrivySandbox, tmp_path: Path) -> None:
+    """Each integration's output, handed to Trivy the way that integration hands it (its source named below),
+    makes Trivy pull the DBs and the checks from the mirror."""
+    mirror_ref = f"{filled_registry.host}/trivy"
+
+    def generate(name: str) -> str:
+        result = mirror.run(["trivy-config", "--mirror", mirror_ref, "--format", name])
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    # trivy-action (action.yaml): the step's env reaches Trivy as it is.
+    (step,) = yaml.safe_load(generate("github-action"))
+    env = {name: str(value) for name, value in step["env"].items()}
+    assert vuln_ids(trivy.scan(["rootfs", "--scanners", "vuln", str(assets.targets.rootfs_dir)], env=env)) \
+        == {MAVEN_CVE}
+    assert CHECK_ID in misconfig_ids(trivy.scan(["config", str(assets.targets.dockerfile_dir)], env=env))
+
+    # harbor-scanner-trivy (pkg/trivy/wrapper.go): SCANNER_TRIVY_* become flags, TRIVY_* are inherited.
+    settings = dict(line.split("=", 1) for line in generate("harbor").splitlines() if not line.startswith("#"))
+    flags = ["--db-repository", settings["SCANNER_TRIVY_DB_REPOSITORY"],
+             "--java-db-repository", settings["SCANNER_TRIVY_JAVA_DB_REPOSITORY"], "--offline-scan"]
+    inherited = {name: value for name, value in settings.items() if name.startswith("TRIVY_")}
+    report = trivy.scan(["rootfs", "--scanners", "vuln", *flags, str(assets.targets.rootfs_dir)], env=inherited)
+    assert vuln_ids(report) == {MAVEN_CVE}
+
+    # trivy-operator (templates/configmaps/trivy.yaml): TRIVY_DB_REPOSITORY is "dbRegistry/dbRepository", the
+    # configFile is Trivy's config; the operator pulls policiesBundle's reference itself: that tag is served.
+    values = yaml.safe_load(generate("trivy-operator"))
+    operator = values["trivy"]
+    config_file = tmp_path / "operator-trivy.yaml"
+    config_file.write_text(yaml.safe_dump(operator["configFile"]))
+    env = {"TRIVY_DB_REPOSITORY": f"{operator['dbRegistry']}/{operator['dbRepository']}",
+           "TRIVY_JAVA_DB_REPOSITORY": f"{operator['javaDbRegistry']}/{operator['javaDbRepository']}"}
+    report = trivy.scan(["--config", str(config_file), "rootfs", "--scanners", "vuln",
+                         str(assets.targets.rootfs_dir)], env=env)
+    assert vuln_ids(report) == {MAVEN_CVE}
+    bundle = values["policiesBundle"]
+    assert bundle["registry"] == filled_registry.host
+    request = urllib.request.Request(f"{filled_registry.url}/v2/{bundle['repository']}/manifests/{bundle['tag']}",
+                                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["layers"][0]["mediaType"] \
+            == "application/vnd.cncf.openpolicyagent.layer.v1.tar+gzip"
+
+    # GitLab container scanning: CS_TRIVY_JAVA_DB is the Java DB repository (the DB is in the analyzer image,
+    # so the test takes it from the mirror too).
+    variables = yaml.safe_load(generate("gitlab"))["container_scanning"]["variables"]
+    report = trivy.scan(["rootfs", "--scanners", "vuln", "--java-db-repository", variables["CS_TRIVY_JAVA_DB"],
+                         "--db-repository", f"{mirror_ref}/aquasec/trivy-db", str(assets.targets.rootfs_dir)])
+    assert vuln_ids(report) == {MAVEN_CVE}

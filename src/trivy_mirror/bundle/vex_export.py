@@ -48,7 +48,7 @@ class VexExport:
             if current is None or state.manifest is None or not repository.has_blob(current.digest):
                 log.warning("%s: not exported: the store has no usable version of it", reference(name))
                 continue
-            document = replace(state, attempt=NO_ATTEMPT).to_json()
+            document = replace(state, attempt=NO_ATTEMPT, history=()).to_json()
             data = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
             files += [SourceFile(BundleFile(member(name, STATE_FILE), Digest.of(data), len(data)), data=data),
                       SourceFile(BundleFile(member(name, ARCHIVE_FILE), Digest.parse(current.digest), current.size),

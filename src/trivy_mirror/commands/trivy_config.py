@@ -34,6 +34,7 @@ from trivy_mirror.trivyconf import (
     trivy_yaml,
     vex_config_path,
 )
+from trivy_mirror.trivyconf_integrations import INTEGRATIONS, render
 from trivy_mirror.vex.serve import LISTING_PATH, served_names
 
 log = logging.getLogger("trivy_mirror.trivy_config")
@@ -146,6 +147,12 @@ def run_trivy_config(mirror: MirrorUrl, credentials: Credentials, choice: VexCho
     if choice.offline and choice.store is not None:
         raise UsageError("--offline writes from the flags alone and --store reads the store: give one")
     config = build_config(mirror, credentials, choice, insecure, ca_file)
+    if output_format in INTEGRATIONS:
+        text, notes = render(output_format, config)  # its own notes: the Trivy ones may not apply to that tool
+        for note in notes:
+            log.warning(note)
+        sys.stdout.write(text)
+        return 0
     for note in config.warnings():
         log.warning(note)
     if output_format == "env":

@@ -23,6 +23,7 @@ from trivy_mirror.server.pull import PullApi
 from trivy_mirror.server.push import PushApi
 from trivy_mirror.server.scheduler import SchedulerState, SyncScheduler
 from trivy_mirror.server.settings import ServerSettings
+from trivy_mirror.server.statuspage import StatusPage
 from trivy_mirror.server.storage import ServedStore
 from trivy_mirror.server.token_endpoint import TokenEndpoint
 from trivy_mirror.server.uploads import Uploads
@@ -84,6 +85,10 @@ def create_app(
                           auth.problems, audit.problems if audit is not None else list)
     app.router.add_get("/readyz", _labelled("readyz", readiness.readyz))
     app.router.add_get("/metrics", _labelled("metrics", _metrics_handler(metrics)))
+    page = StatusPage(settings, Path(store.root), statuses, lambda: census.to_json()["clients"],
+                      lambda: state.to_json() if (state := scheduler_state()) else None,
+                      auth.authenticated if settings.auth_enabled else None, auth.problems)
+    app.router.add_get("/", _labelled("status-page", page.handle))
 
     async def vex_authorize(request: web.Request) -> web.StreamResponse | None:
         """VEX reads follow the registry's rules: Basic (htpasswd), Bearer (token file, /token), anonymous_pull."""

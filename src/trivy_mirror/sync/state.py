@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trivy_mirror.assets import LayerMetadata
-from trivy_mirror.attempt import Attempt
+from trivy_mirror.attempt import Attempt, history_from_json, history_to_json, push_history
 from trivy_mirror.store.fsutil import write_atomic
 from trivy_mirror.timefmt import iso as _iso
 from trivy_mirror.timefmt import parse_time
@@ -75,6 +75,12 @@ def last_attempt(state: dict[str, Any], tag: str) -> Attempt:
     return Attempt.from_json(attempts.get(tag) if isinstance(attempts, dict) else None)
 
 
+def attempt_history(state: dict[str, Any], tag: str) -> tuple[Attempt, ...]:
+    """The last attempts for ``tag``, newest first (empty for state written before histories were kept)."""
+    histories = state.get("history")
+    return history_from_json(histories.get(tag)) if isinstance(histories, dict) else ()
+
+
 def with_attempt(state: dict[str, Any], tag: str, attempt: Attempt,
                  record: TagRecord | None = None) -> dict[str, Any]:
     """A copy of ``state`` with this attempt (and, on success, the new tag record) written in."""
@@ -82,6 +88,9 @@ def with_attempt(state: dict[str, Any], tag: str, attempt: Attempt,
     attempts = dict(updated.get("attempts") or {})
     attempts[tag] = attempt.to_json()
     updated["attempts"] = attempts
+    histories = dict(updated.get("history") or {})
+    histories[tag] = history_to_json(push_history(attempt_history(state, tag), attempt))
+    updated["history"] = histories
     if record is not None:
         tags = dict(updated.get("tags") or {})
         tags[tag] = record.to_json()

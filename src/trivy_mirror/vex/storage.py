@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trivy_mirror.attempt import NO_ATTEMPT, Attempt
+from trivy_mirror.attempt import NO_ATTEMPT, Attempt, history_from_json, history_to_json, push_history
 from trivy_mirror.errors import MirrorError, StoreError
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store.fsutil import commit, os_errors, write_atomic
@@ -92,6 +92,8 @@ class VexState:
     previous: str | None = None
     """Digest of the version served before ``current``; its archive is kept."""
     attempt: Attempt = NO_ATTEMPT
+    history: tuple[Attempt, ...] = ()
+    """The last attempts, newest first (``attempt`` among them), for the status page."""
 
     def version(self) -> RepositoryVersion | None:
         """The manifest's spec-0.1 version (its ``update_interval``), None when unknown or invalid."""
@@ -103,12 +105,12 @@ class VexState:
             return None
 
     def with_attempt(self, attempt: Attempt) -> VexState:
-        return replace(self, attempt=attempt)
+        return replace(self, attempt=attempt, history=push_history(self.history, attempt))
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "manifest": self.manifest,
                 "current": self.current.to_json() if self.current else None, "previous": self.previous,
-                "attempt": self.attempt.to_json()}
+                "attempt": self.attempt.to_json(), "history": history_to_json(self.history)}
 
     @classmethod
     def from_json(cls, name: str, obj: Any) -> VexState:
@@ -117,7 +119,7 @@ class VexState:
         manifest, url, previous = obj.get("manifest"), obj.get("url"), obj.get("previous")
         return cls(name, url if isinstance(url, str) else None, manifest if isinstance(manifest, dict) else None,
                    VexVersion.from_json(obj.get("current")), previous if isinstance(previous, str) else None,
-                   Attempt.from_json(obj.get("attempt")))
+                   Attempt.from_json(obj.get("attempt")), history_from_json(obj.get("history")))
 
 
 class VexRepository:

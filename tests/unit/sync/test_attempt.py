@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from trivy_mirror.attempt import Attempt
+from trivy_mirror.attempt import HISTORY, Attempt
 from trivy_mirror.commands.status import exit_code
 from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.sync.state import attempt_history, last_attempt, with_attempt
+from trivy_mirror.vex.storage import VexState
 
 
 @pytest.mark.parametrize(("stored", "result", "message"), [
@@ -39,3 +43,23 @@ def test_status_exit_code_stale_wins_over_a_failed_sync() -> None:
     assert exit_code([fresh_ok, imported]) == 0
     assert exit_code([fresh_ok, fresh_failed]) == 4
     assert exit_code([fresh_failed, stale]) == 3
+
+
+def test_a_bounded_history_is_kept_newest_first() -> None:
+    state: dict[str, object] = {"history": {"2": "not a list"}}
+    assert attempt_history(state, "2") == ()  # state written before histories were kept, or damaged
+    for n in range(HISTORY + 5):
+        state = with_attempt(state, "2", Attempt.now("failed" if n % 2 else "ok", f"attempt {n}"))
+    history = attempt_history(json.loads(json.dumps(state)), "2")
+    assert [a.message for a in history] == [f"attempt {n}" for n in range(HISTORY + 4, 4, -1)]
+    assert last_attempt(state, "2") == history[0]
+    assert attempt_history(state, "1") == ()
+
+
+def test_a_vex_repository_keeps_its_history() -> None:
+    state = VexState("vexhub")
+    for n in range(HISTORY + 2):
+        state = state.with_attempt(Attempt.now("ok", f"check {n}"))
+    again = VexState.from_json("vexhub", json.loads(json.dumps(state.to_json())))
+    assert len(again.history) == HISTORY and again.history[0] == again.attempt
+    assert again.history[-1].message == "check 2"
