@@ -26,7 +26,7 @@ from trivy_mirror.store import Store
 from trivy_mirror.store.index import REF_NAME
 
 from .conftest import PASSWORD, PULL_PASSWORD, PULL_USER, USER, ClientFactory
-from .helpers import EMPTY_CONFIG, Artifact, basic, error_codes, make_artifact
+from .helpers import EMPTY_CONFIG, Artifact, basic, bearer, error_codes, make_artifact
 from .test_push import monolithic, push_artifact, push_trivy
 
 AUTH = basic(USER, PASSWORD)
@@ -151,6 +151,20 @@ async def test_pull_credentials_cannot_delete(client: Client) -> None:
     assert (response.status, error_codes(await response.read())) == (403, ["DENIED"])
     response = await client.delete(f"/v2/team/tool/manifests/{artifact.digest}")
     assert response.status == 401
+
+
+async def test_delete_with_a_token_from_the_token_endpoint(client: Client) -> None:
+    """Clients that follow the challenge ask for a ``delete`` scope; a pusher's token gets it and may delete."""
+    artifact = make_artifact(b"deleted with a token")
+    await push_artifact(client, "team/tool", "v1", artifact)
+    asked = {"service": "x", "scope": "repository:team/tool:delete"}
+    pusher = await (await client.get("/token", params=asked, headers=AUTH)).json()
+    reader = await (await client.get("/token", params=asked, headers=PULL_AUTH)).json()
+    assert pusher["scope"] == "repository:team/tool:delete" and "scope" not in reader
+    response = await client.delete("/v2/team/tool/manifests/v1", headers=bearer(reader["token"]))
+    assert (response.status, error_codes(await response.read())) == (403, ["DENIED"])
+    response = await client.delete("/v2/team/tool/manifests/v1", headers=bearer(pusher["token"]))
+    assert response.status == 202
 
 
 async def test_delete_tag_then_manifest_then_blobs(client: Client, store: Store) -> None:
