@@ -218,6 +218,22 @@ async def test_anonymous_mount_finds_the_blob_in_the_store(client: Client) -> No
     assert response.status == 202  # not in the store: an upload session instead
 
 
+async def test_a_child_served_only_through_its_index_is_not_deleted_alone(client: Client, store: Store) -> None:
+    child = make_artifact(b"child of an index")
+    await push_blobs(client, "team/tool", child)
+    await store.layout("team/tool").push_manifest(child.manifest, None)  # as a sync stores an index's children
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX,
+                        "manifests": [child.manifest.descriptor.to_json()]}).encode()
+    await put_manifest(client, "team/tool", "multi", index, media_type=mediatype.OCI_INDEX)
+    assert (await client.get(f"/v2/team/tool/manifests/{child.digest}", headers=AUTH)).status == 200
+    response = await client.delete(f"/v2/team/tool/manifests/{child.digest}", headers=AUTH)
+    body = await response.read()
+    assert (response.status, error_codes(body)) == (403, ["DENIED"]) and b"delete the index first" in body
+    await client.delete(f"/v2/team/tool/manifests/{sha256(index)}", headers=AUTH)
+    response = await client.delete(f"/v2/team/tool/manifests/{child.digest}", headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (404, ["MANIFEST_UNKNOWN"])
+
+
 async def test_a_blob_uploaded_to_a_repository_without_manifests_can_be_deleted(client: Client) -> None:
     digest = sha256(b"lonely")
     await monolithic(client, "team/fresh", b"lonely", digest)
