@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from support.cli import MirrorCli
+from support.cli import MirrorCli, assert_one_error_line
 from support.serve import ServeProcess
 from support.skopeo import skopeo_raw
 
@@ -131,3 +131,8 @@ def test_push_by_digest_referrers_and_delete_with_real_clients(server: ServeProc
     # The referrer outlives its subject's deletion (the spec lets the client clean it up).
     status, _, body = _request(server, "GET", f"/v2/team/tool/referrers/{digest}")
     assert [m["digest"] for m in json.loads(body)["manifests"]] == [sbom_digest]
+
+
+def test_allow_delete_without_allow_push_is_one_error_line(mirror: MirrorCli, tmp_path: Path) -> None:
+    result = mirror.run(["serve", "--store", str(tmp_path / "store"), "--no-sync", "--allow-delete"])
+    assert "--allow-delete needs --allow-push" in assert_one_error_line(result, code=2)

@@ -8,7 +8,7 @@ things are refused, so the store stays a valid OCI image layout and scanners kee
   by tag or by digest: ``DENIED``. Replace it by pushing (or syncing) a newer version; older versions and the
   referrers attached to them may be deleted.
 - a blob that a manifest in the repository still references: ``DENIED`` naming the manifest; delete the
-  manifest first.
+  manifest first. Likewise a manifest served only as the child of an index (pushed with it, not by digest).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ class DeleteApi:
             digest = parse_digest(route.reference)
             self._refuse_served(layout, digest=digest)
             deleted = await self._change(layout, lambda: layout.delete_manifest(digest), route)
+            if not deleted and await self._parent_of(layout, digest) is not None:
+                raise OciError("DENIED", f"manifest {digest} is a child of an index in {route.name}; delete the "
+                                         f"index first")
         else:
             try:
                 tag = validate_tag(route.reference)
@@ -74,6 +77,15 @@ class DeleteApi:
         if not await self._change(layout, delete, route, collect=False):
             raise OciError("BLOB_UNKNOWN", f"blob {digest} is not in {route.name}")
         return web.Response(status=202, headers=API_VERSION_HEADER)
+
+    @staticmethod
+    async def _parent_of(layout: ServedLayout, digest: Digest) -> Digest | None:
+        """The manifest that holds ``digest`` as a child; None when none does or the store cannot tell."""
+        try:
+            return await asyncio.to_thread(layout.referencing_manifest, digest)
+        except StoreError as err:
+            log.warning("%s: %s", layout.repository, err)
+            return None
 
     async def _existing(self, name: str) -> ServedLayout:
         snapshot = await self._cache.get(repository_of(name, self._aliases))

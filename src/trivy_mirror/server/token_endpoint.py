@@ -85,9 +85,10 @@ class TokenEndpoint:
 
 
 def granted_scopes(requested: list[str], push: bool) -> list[str]:
-    """``repository:NAME:ACTIONS`` scopes with the actions this identity gets (pull, and push for pushers);
-    at most :data:`MAX_SCOPES`, anything else dropped."""
-    allowed = ("pull", "push") if push else ("pull",)
+    """``repository:NAME:ACTIONS`` scopes with the actions this identity gets (pull, and push and delete for
+    pushers: the server decides whether it accepts deletes at all); at most :data:`MAX_SCOPES`, anything else
+    dropped."""
+    allowed = ("pull", "push", "delete") if push else ("pull",)
     granted = []
     for scope in requested[:MAX_SCOPES]:
         kind, _, rest = scope.partition(":")

@@ -26,7 +26,7 @@ from trivy_mirror.store import Store
 from trivy_mirror.store.index import REF_NAME
 
 from .conftest import PASSWORD, PULL_PASSWORD, PULL_USER, USER, ClientFactory
-from .helpers import EMPTY_CONFIG, Artifact, basic, error_codes, make_artifact
+from .helpers import EMPTY_CONFIG, Artifact, basic, bearer, error_codes, make_artifact
 from .test_push import monolithic, push_artifact, push_trivy
 
 AUTH = basic(USER, PASSWORD)
@@ -153,6 +153,20 @@ async def test_pull_credentials_cannot_delete(client: Client) -> None:
     assert response.status == 401
 
 
+async def test_delete_with_a_token_from_the_token_endpoint(client: Client) -> None:
+    """Clients that follow the challenge ask for a ``delete`` scope; a pusher's token gets it and may delete."""
+    artifact = make_artifact(b"deleted with a token")
+    await push_artifact(client, "team/tool", "v1", artifact)
+    asked = {"service": "x", "scope": "repository:team/tool:delete"}
+    pusher = await (await client.get("/token", params=asked, headers=AUTH)).json()
+    reader = await (await client.get("/token", params=asked, headers=PULL_AUTH)).json()
+    assert pusher["scope"] == "repository:team/tool:delete" and "scope" not in reader
+    response = await client.delete("/v2/team/tool/manifests/v1", headers=bearer(reader["token"]))
+    assert (response.status, error_codes(await response.read())) == (403, ["DENIED"])
+    response = await client.delete("/v2/team/tool/manifests/v1", headers=bearer(pusher["token"]))
+    assert response.status == 202
+
+
 async def test_delete_tag_then_manifest_then_blobs(client: Client, store: Store) -> None:
     artifact = make_artifact(b"deleted step by step")
     await push_artifact(client, "team/tool", "v1", artifact)
@@ -202,6 +216,22 @@ async def test_anonymous_mount_finds_the_blob_in_the_store(client: Client) -> No
     response = await client.post("/v2/other/repo/blobs/uploads/", params={"mount": sha256(b"nowhere")},
                                  headers=AUTH)
     assert response.status == 202  # not in the store: an upload session instead
+
+
+async def test_a_child_served_only_through_its_index_is_not_deleted_alone(client: Client, store: Store) -> None:
+    child = make_artifact(b"child of an index")
+    await push_blobs(client, "team/tool", child)
+    await store.layout("team/tool").push_manifest(child.manifest, None)  # as a sync stores an index's children
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX,
+                        "manifests": [child.manifest.descriptor.to_json()]}).encode()
+    await put_manifest(client, "team/tool", "multi", index, media_type=mediatype.OCI_INDEX)
+    assert (await client.get(f"/v2/team/tool/manifests/{child.digest}", headers=AUTH)).status == 200
+    response = await client.delete(f"/v2/team/tool/manifests/{child.digest}", headers=AUTH)
+    body = await response.read()
+    assert (response.status, error_codes(body)) == (403, ["DENIED"]) and b"delete the index first" in body
+    await client.delete(f"/v2/team/tool/manifests/{sha256(index)}", headers=AUTH)
+    response = await client.delete(f"/v2/team/tool/manifests/{child.digest}", headers=AUTH)
+    assert (response.status, error_codes(await response.read())) == (404, ["MANIFEST_UNKNOWN"])
 
 
 async def test_a_blob_uploaded_to_a_repository_without_manifests_can_be_deleted(client: Client) -> None:
