@@ -20,12 +20,11 @@ from trivy_mirror import __version__
 from trivy_mirror.cli import airgap, client, maintenance, serve, shell
 from trivy_mirror.cli import sync as sync_commands
 from trivy_mirror.cli.config import derive_envvars, load_config
+from trivy_mirror.cli.shell import COMPLETE_VAR, PROG_NAME
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.ui import console, logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PROG_NAME = "trivy-mirror"
-COMPLETE_VAR = "_TRIVY_MIRROR_COMPLETE"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

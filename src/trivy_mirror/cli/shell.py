@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 SHELLS = ("bash", "zsh", "fish")
+PROG_NAME = "trivy-mirror"
+COMPLETE_VAR = "_TRIVY_MIRROR_COMPLETE"
+"""The variable click's completion scripts set when they call the program for completions."""
 
 
 @click.command()
@@ -24,8 +27,6 @@ def completion(ctx: click.Context, shell: str) -> None:
       fish:  trivy-mirror completion fish > ~/.config/fish/completions/trivy-mirror.fish
     """
     from click.shell_completion import get_completion_class
-
-    from trivy_mirror.cli import COMPLETE_VAR, PROG_NAME
 
     completer = get_completion_class(shell)
     assert completer is not None  # every choice is one of click's shells
