@@ -21,7 +21,7 @@ from trivy_mirror.cli import airgap, client, maintenance, serve, shell
 from trivy_mirror.cli import sync as sync_commands
 from trivy_mirror.cli.config import derive_envvars, load_config
 from trivy_mirror.cli.shell import COMPLETE_VAR, PROG_NAME
-from trivy_mirror.errors import MirrorError
+from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.ui import console, logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -53,10 +53,18 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool,
     config = load_config(config_file, cli)
     for name, value in config.group.items():
         if ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT:
-            param = next(p for p in cli.params if p.name == name)
-            ctx.params[name] = param.type_cast_value(ctx, value)
+            ctx.params[name] = _from_file(ctx, name, value, config.path)
     logs.setup(verbose=ctx.params["verbose"], quiet=ctx.params["quiet"], fmt=ctx.params["log_format"])
     ctx.default_map = config.default_map
+
+
+def _from_file(ctx: click.Context, name: str, value: object, path: Path | None) -> object:
+    """A group option's value from the config file (logging is set up from it, so it is read here)."""
+    param = next(p for p in cli.params if p.name == name)
+    try:
+        return param.type_cast_value(ctx, value)
+    except click.BadParameter as err:
+        raise UsageError(f"config file {path}: {err.format_message()}") from None
 
 
 for _module in (sync_commands, serve, airgap, client, maintenance, shell):

@@ -86,6 +86,7 @@ class Config:
 
     default_map: dict[str, dict[str, Any]] = field(default_factory=dict)
     group: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
 
 
 def default_config_path() -> Path:
@@ -125,7 +126,7 @@ def parse_config(data: Any, group: click.Group, path: Path) -> Config:
         if key not in own and not any(key in keys for keys in commands.values()):
             raise UsageError(f"config file {path}: unknown key {key!r}: no command has --{key}")
     config = Config(group={own[k].name or k: _value(own[k], v, path, k) for k, v in shared.items()
-                           if k in own and v is not None})
+                           if k in own and v is not None}, path=path)
     for name, keys in commands.items():
         section = data.get(name) or {}
         if not isinstance(section, dict):

@@ -107,6 +107,17 @@ def test_global_options_from_the_file(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.startswith('{"time"'), result.stderr
 
 
+def test_a_bad_global_value_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("log-format: xml\n")
+    result = subprocess.run([sys.executable, "-m", "trivy_mirror", "--config", str(path), "status"],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "HOME": str(tmp_path)})
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"trivy-mirror: error: config file {path}: ") and "'xml' is not one of" in line
+
+
 def test_every_option_has_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     for command in cli.commands.values():
         for param in command.params:
