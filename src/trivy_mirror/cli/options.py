@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
-Decorator = Callable[[F], F]
 
 ASSET_NAMES = ("db", "java-db", "checks")
 """The catalog's OCI asset names, for help texts only (a test keeps them equal to the catalog's): importing the
