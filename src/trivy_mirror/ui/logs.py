@@ -6,8 +6,6 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from rich.logging import RichHandler
-
 from trivy_mirror.ui import console
 
 
@@ -36,10 +34,13 @@ def setup(verbose: int = 0, quiet: bool = False, fmt: str = "text") -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
     elif console.interactive():
+        from rich.logging import RichHandler
+
         handler = RichHandler(console=console.stderr, show_path=False, markup=False, rich_tracebacks=False)
     else:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    console.use_json(fmt == "json")
     root = logging.getLogger("trivy_mirror")
     root.handlers[:] = [handler]
     root.setLevel(level)

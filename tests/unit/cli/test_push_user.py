@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from trivy_mirror.cli import cli
-from trivy_mirror.config import load_config
+from trivy_mirror.cli.config import load_config
 
 
 def _serve_params(args: list[str], config: Path | None = None) -> dict[str, object]:
-    default_map = load_config(config) if config else {}
+    default_map = load_config(config, cli).default_map if config else {}
     parent = cli.make_context("trivy-mirror", ["serve"], default_map=default_map)
     context = cli.commands["serve"].make_context("serve", args, parent=parent,
                                                  default_map=default_map.get("serve"))

@@ -1,4 +1,4 @@
-"""``trivy-mirror verify``: a plain ``click.Command`` added to the main group in :mod:`trivy_mirror.cli`."""
+"""``verify``: checking and repairing a store."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ from pathlib import Path
 
 import click
 
-STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
+from trivy_mirror.cli import options
 
 
 @click.command("verify")
-@click.option("--store", type=click.Path(path_type=Path, file_okay=False), envvar="TRIVY_MIRROR_STORE",
-              help=STORE_HELP)
+@options.store()
 @click.option("--repair", is_flag=True,
               help="Remove what is corrupt (blobs, tags whose manifest is incomplete, damaged VEX archives) so "
                    "the next sync restores it. Holds the store lock.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--lock-timeout", type=float, default=600, show_default=True,
-              help="With --repair, seconds to wait for a sync holding the store.")
-def verify_command(store: Path | None, repair: bool, as_json: bool, lock_timeout: float) -> None:
+@options.json_output("Print the report as JSON on stdout.")
+@options.lock_timeout("With --repair, seconds to wait for a sync holding the store.")
+def verify(store: Path | None, repair: bool, as_json: bool, lock_timeout: float) -> None:
     """Check the store: re-hash every blob, check that every tag resolves to a complete manifest and that every
     VEX archive matches its digest.
 
@@ -34,3 +32,6 @@ def verify_command(store: Path | None, repair: bool, as_json: bool, lock_timeout
     from trivy_mirror.commands.verify import run_verify
 
     sys.exit(run_verify(store, repair=repair, as_json=as_json, lock_timeout=lock_timeout))
+
+
+COMMANDS = (verify,)

@@ -7,7 +7,8 @@ import io
 import click
 import pytest
 
-from trivy_mirror.cli import cli, parse_creds
+from trivy_mirror.cli import cli
+from trivy_mirror.cli.parsing import parse_creds
 from trivy_mirror.errors import UsageError
 from trivy_mirror.registry.credentials import Credentials
 

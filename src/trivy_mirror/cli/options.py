@@ -1,0 +1,134 @@
+"""The options shared by several commands, each declared once: a command stacks the decorators it takes.
+
+Only click is imported here, so that building the command tree (``--version``, ``--help``, completion) costs
+nothing heavy; the values are turned into library objects in :mod:`trivy_mirror.cli.parsing` when a command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ASSET_NAMES = ("db", "java-db", "checks")
+"""The catalog's OCI asset names, for help texts only (a test keeps them equal to the catalog's): importing the
+catalog would load the OCI model before every ``--help``."""
+
+STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
+
+
+def stack(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
+    """Apply ``decorators`` in the order written, as if each stood on its own line above the function."""
+
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def store(help_text: str = STORE_HELP) -> Callable[[F], F]:
+    return click.option("--store", type=click.Path(path_type=Path, file_okay=False), help=help_text)
+
+
+def assets(help_text: str) -> Callable[[F], F]:
+    """``--assets LIST``: the help says what the command does with them."""
+    return click.option("--assets", "asset_names", metavar="LIST", help=help_text)
+
+
+def asset_list(*extra: str) -> str:
+    return ", ".join((*ASSET_NAMES, *extra))
+
+
+def json_output(help_text: str = "Print a JSON summary on stdout.") -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def lock_timeout(help_text: str = "Seconds to wait for another sync holding the store.") -> Callable[[F], F]:
+    return click.option("--lock-timeout", type=float, default=600, show_default=True, help=help_text)
+
+
+def password_stdin(side: str, what: str) -> Callable[[F], F]:
+    """``--<side>-password-stdin``: a flag recorded in the context, so the commands' signatures stay as they are."""
+
+    def remember(context: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            context.meta[f"{side}_password_stdin"] = True
+
+    return click.option(f"--{side}-password-stdin", is_flag=True, expose_value=False, callback=remember,
+                        help=f"Read the password for {what} from stdin (user from --{side}-creds USER or "
+                             f"TRIVY_MIRROR_{side.upper()}_USERNAME): unlike a flag, it does not show in ps.")
+
+
+def credentials(side: str, what: str) -> Callable[[F], F]:
+    """``--<side>-creds`` and ``--<side>-password-stdin`` for the registry ``what`` names."""
+    return stack(
+        click.option(f"--{side}-creds", metavar="USER:PASS",
+                     help=f"Credentials for {what} (visible in ps: prefer TRIVY_MIRROR_{side.upper()}_USERNAME/"
+                          f"_PASSWORD or --{side}-password-stdin; else docker config.json, podman auth.json, "
+                          f"anonymous)."),
+        password_stdin(side, what),
+    )
+
+
+sources = stack(
+    click.option("--from", "sources", multiple=True, metavar="PREFIX",
+                 help="Registry prefix holding the assets under their upstream names (repeatable, tried in "
+                      "order). [default: mirror.gcr.io/aquasec, then ghcr.io/aquasecurity]"),
+    credentials("src", "the sources"),
+)
+"""``--from`` and the sources' credentials."""
+
+vex_sources = click.option(
+    "--vex-from", "vex_sources", multiple=True, metavar="[NAME=]URL",
+    help="VEX repository to mirror, served at PUBLIC_URL/vex/NAME (repeatable; implies the vex asset): "
+         "https://github.com/OWNER/REPO or any URL serving .well-known/vex-repository.json. NAME defaults to "
+         "the repository name. [default with --assets vex: vexhub=https://github.com/aquasecurity/vexhub]",
+)
+
+
+def destination(to_help: str) -> Callable[[F], F]:
+    """``--store``, ``--to`` and the destination's credentials (sync, status, import)."""
+    return stack(
+        store(),
+        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", help=to_help),
+        credentials("dest", "--to"),
+    )
+
+
+def transport(insecure_help: str = "Skip TLS verification and allow plain HTTP to any host (loopback and RFC 1918 "
+                                   "hosts may use plain HTTP without it).",
+              ca_help: str = "PEM file of extra CA certificates to trust.") -> Callable[[F], F]:
+    """``--insecure`` and ``--ca-file``: how registries are reached."""
+    return stack(
+        click.option("--insecure", is_flag=True, help=insecure_help),
+        click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help=ca_help),
+    )
+
+
+def public_url(help_text: str) -> Callable[[F], F]:
+    return click.option("--public-url", metavar="URL", help=help_text)
+
+
+def keep(help_text: str, default: int | None = None) -> Callable[[F], F]:
+    return click.option("--keep", type=click.IntRange(min=1), default=default, show_default=default is not None,
+                        help=help_text)
+
+
+def static_tree(what: str, public_url_help: str) -> Callable[[F], F]:
+    """``--public-url`` and ``--keep`` of a static tree destination (sync and import)."""
+    return stack(
+        public_url(public_url_help),
+        keep(f"Versions of each tag the store, or a static tree (--to static:DIR), keeps after the {what}; older "
+             f"ones go, and their blobs once 10 minutes old. A registry (--to REGISTRY) is never pruned. "
+             f"[default: 2]"),
+    )
+
+
+def mirror(help_text: str, required: bool = False) -> Callable[[F], F]:
+    return click.option("--mirror", metavar="URL", required=required, help=help_text)

@@ -1,0 +1,150 @@
+"""Flag values into the library's objects, at the moment a command runs.
+
+Everything heavy (the OCI model, the HTTP client, asyncio) is imported inside these functions, never at module
+level: the command tree is built on every start, these run only for the command given.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from trivy_mirror.errors import UsageError
+
+if TYPE_CHECKING:
+    from trivy_mirror.assets import AssetSpec
+    from trivy_mirror.oci.reference import Prefix
+    from trivy_mirror.registry.credentials import Credentials
+    from trivy_mirror.sync.endpoints import ConnectionOptions
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The one way a command starts the event loop."""
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+def parse_creds(text: str | None, side: str) -> Credentials | None:
+    """``USER:PASS`` from a flag, else ``TRIVY_MIRROR_<SIDE>_USERNAME`` / ``_PASSWORD``; with
+    ``--<side>-password-stdin`` the password is stdin's first line and the user comes from the flag or env."""
+    from trivy_mirror.registry.credentials import Credentials
+
+    if _password_from_stdin(side):
+        return _stdin_creds(text, side)
+    if text:
+        username, sep, password = text.partition(":")
+        if not sep or not username:
+            raise UsageError(f"--{side}-creds must be USERNAME:PASSWORD")
+        return Credentials(username, password)
+    env_user = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_USERNAME")
+    env_password = os.environ.get(f"TRIVY_MIRROR_{side.upper()}_PASSWORD")
+    if env_user and env_password is not None:
+        return Credentials(env_user, env_password)
+    if env_user or env_password:
+        raise UsageError(f"set both TRIVY_MIRROR_{side.upper()}_USERNAME and TRIVY_MIRROR_{side.upper()}_PASSWORD")
+    return None
+
+
+def _password_from_stdin(side: str) -> bool:
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return False
+    meta = context.meta
+    if meta.get("src_password_stdin") and meta.get("dest_password_stdin"):
+        raise UsageError("--src-password-stdin and --dest-password-stdin cannot both read stdin; use "
+                         "TRIVY_MIRROR_SRC_PASSWORD or TRIVY_MIRROR_DEST_PASSWORD for one side")
+    return bool(meta.get(f"{side}_password_stdin"))
+
+
+def _stdin_creds(text: str | None, side: str) -> Credentials:
+    from trivy_mirror.registry.credentials import Credentials
+
+    username, sep, password = (text or "").partition(":")
+    if sep and password:
+        raise UsageError(f"--{side}-password-stdin reads the password from stdin: give --{side}-creds USER alone")
+    username = username or os.environ.get(f"TRIVY_MIRROR_{side.upper()}_USERNAME", "")
+    if not username:
+        raise UsageError(f"--{side}-password-stdin needs a user: --{side}-creds USER or "
+                         f"TRIVY_MIRROR_{side.upper()}_USERNAME")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError(f"--{side}-password-stdin: no password on stdin")
+    return Credentials(username, password)
+
+
+def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None) -> ConnectionOptions:
+    from trivy_mirror.sync.endpoints import ConnectionOptions
+
+    return ConnectionOptions(parse_creds(creds, side), insecure, ca_file)
+
+
+def parse_prefixes(values: Sequence[str]) -> list[Prefix]:
+    """``--from`` values, or Trivy's own sources. A value naming one asset (``HOST/PATH/trivy-db:2``) is refused
+    with the prefix to give instead: ``--from`` holds every asset under its upstream name."""
+    from trivy_mirror import assets
+    from trivy_mirror.oci.reference import Prefix
+
+    for value in values:
+        _refuse_asset_reference(value, {spec.repository for spec in assets.CATALOG})
+    return [Prefix.parse(v) for v in values] if values else list(assets.DEFAULT_SOURCES)
+
+
+def _refuse_asset_reference(value: str, repositories: set[str]) -> None:
+    path = value.strip().rstrip("/").partition("://")[2] or value.strip().rstrip("/")
+    name = path.rpartition("/")[2]
+    repository = name.partition("@")[0].partition(":")[0]
+    if "/" in path and (repository in repositories or "@" in name or ":" in name):
+        prefix = path.rpartition("/")[0]
+        raise UsageError(f"--from {value}: give the prefix holding the assets, not one image reference "
+                         f"(--from {prefix}: the assets are read from {prefix}/trivy-db and so on)")
+
+
+def parse_assets(value: str | None) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()] if value else []
+
+
+def select_assets(value: str | None) -> list[AssetSpec]:
+    from trivy_mirror import assets
+
+    return assets.select(parse_assets(value))
+
+
+def asset_selection(value: str | None) -> tuple[list[AssetSpec], bool | None]:
+    """The OCI assets and whether VEX repositories go too (export, trivy-cache): None when --assets is not given
+    (those the store has), True when it names vex (there must be one), False otherwise."""
+    names = parse_assets(value)
+    return select_assets(value), ("vex" in names if names else None)
+
+
+def static_settings(ctx: click.Context, destination: str | None, public_url: str | None,
+                    keep: int | None) -> tuple[str | None, int | None]:
+    """``--public-url`` and ``--keep`` for the command to check. For a destination that is not a static tree,
+    values from the environment or the config file are dropped (serve shares those names); flags stay, so that
+    a misplaced one is reported. ``--keep`` also applies to the store (no ``--to``)."""
+    if destination is not None and destination.startswith("static:"):
+        return public_url, keep
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    return (public_url if given("public_url") else None), (keep if given("keep") or destination is None else None)
+
+
+def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    """A Go-style duration flag (``6h``, ``1h30m``) in seconds."""
+    from trivy_mirror.timefmt import parse_go_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_go_duration(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
