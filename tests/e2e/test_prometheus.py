@@ -90,13 +90,19 @@ def test_prometheus_scrapes_serve_and_the_stale_alert_fires(stale_serve: ServePr
 
 
 def test_every_metric_the_rules_and_dashboard_name_is_one_serve_exports(stale_serve: ServeProcess) -> None:
-    status, body = stale_serve.get("/metrics")
-    assert status == 200
-    exported = set(re.findall(r"^(trivy_mirror_\w+?)(?:\{| )", body.decode(), re.MULTILINE))
     dashboard = json.loads((RULES.parent / "grafana" / "trivy-mirror.json").read_text())
     expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     rules = yaml.safe_load((RULES / "alerts.yml").read_text())
     expressions += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     named = {name for expr in expressions for name in re.findall(r"\btrivy_mirror_\w+", expr)}
     assert named, "no trivy_mirror metric named at all"
+    # The sync and per-asset metrics appear once the first sync (started with serve) has finished.
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = stale_serve.get("/metrics")
+        assert status == 200
+        exported = set(re.findall(r"^(trivy_mirror_\w+?)(?:\{| )", body.decode(), re.MULTILINE))
+        if named <= exported or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert named <= exported, named - exported
