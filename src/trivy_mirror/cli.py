@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from trivy_mirror import __version__, assets
+from trivy_mirror import __version__
+from trivy_mirror.catalog import assets
 from trivy_mirror.config import load_config
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix

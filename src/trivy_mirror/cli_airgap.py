@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import click
 
-from trivy_mirror import assets
+from trivy_mirror.catalog import assets
 
 STORE_HELP = "Local store directory [default: $TRIVY_MIRROR_STORE, else $XDG_DATA_HOME/trivy-mirror/store]."
 

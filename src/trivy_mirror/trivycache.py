@@ -26,16 +26,16 @@ from pathlib import Path
 
 import yaml
 
-from trivy_mirror import assets
-from trivy_mirror.assets import AssetSpec
 from trivy_mirror.bundle.safety import UnsafeMember, check_member
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.catalog.layerinfo import MAX_METADATA_SIZE, METADATA_FILE, LayerInfoError, parse_metadata
 from trivy_mirror.errors import RefusedCandidate, StoreError, VerificationError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.digest import Digest, DigestVerifier
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.store import Store
 from trivy_mirror.store.fsutil import os_errors
-from trivy_mirror.sync.layerinfo import MAX_METADATA_SIZE, METADATA_FILE, LayerInfoError, parse_metadata
 from trivy_mirror.timefmt import iso
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.serve import archive_url, repository_url
@@ -211,7 +211,7 @@ class TrivyCacheWriter:
             raise StoreError(f"the store {self.store.root} has no {reference}; run trivy-mirror sync first, or "
                              f"leave {spec.name} out with --assets")
         parsed = manifest.parsed
-        layer = assets.check_shape(spec, parsed)
+        layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
         blob = layout.blob_path(layer.digest)
         if spec.has_metadata:
@@ -235,7 +235,7 @@ class TrivyCacheWriter:
             if len(data) > MAX_METADATA_SIZE:
                 raise LayerInfoError(f"{METADATA_FILE} is {len(data)} bytes")
             metadata = parse_metadata(data)
-            assets.check_version(spec, tag, parsed, metadata)
+            policy.check_version(spec, tag, parsed, metadata)
             fields = json.loads(data)
         except LayerInfoError as err:
             raise StoreError(f"{spec.name}: {err}") from None
@@ -245,7 +245,7 @@ class TrivyCacheWriter:
 
     def _stamp_checks(self, parsed: Manifest, digest: str, directory: Path) -> str:
         """``policy/metadata.json`` as Trivy writes it (``policy.Metadata``)."""
-        major = assets.checks_major_version(parsed)
+        major = policy.checks_major_version(parsed)
         fields: dict[str, object] = {"Digest": digest, "DownloadedAt": go_time(self.now)}
         if major is None:
             fields.update(MajorVersion=0, CustomBuild=True)

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from trivy_mirror.attempt import Attempt
 from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
 from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
 from trivy_mirror.bundle.vex_export import ARCHIVE_FILE, ROOT, STATE_FILE, member
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.store import Store
 from trivy_mirror.sync.engine import ChunkObserver
@@ -110,10 +111,11 @@ class VexImport:
             served = None
         planned = VexPlanned(entry, state, self.staging_root / archive, target,
                              changed=served is None or served.digest != current.digest)
-        if (planned.changed and served is not None and served.index_updated_at is not None
-                and current.index_updated_at is not None and current.index_updated_at < served.index_updated_at):
-            planned.downgrade = (f"{entry.reference} in the bundle was updated {iso(current.index_updated_at)}, "
-                                 f"before the one served ({iso(served.index_updated_at)})")
+        found = policy.vex_regression(name, current.index_updated_at,
+                                      served.index_updated_at if served is not None else None)
+        if planned.changed and found is not None:
+            planned.downgrade = (f"{entry.reference} in the bundle was updated {found.candidate}, before the one "
+                                 f"served ({found.served})")
         return planned
 
 

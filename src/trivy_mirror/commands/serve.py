@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from trivy_mirror.assets import AssetSpec
+from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.status import store_statuses
 from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import MirrorError
-from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.server.runner import serve
@@ -20,7 +21,6 @@ from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination
 from trivy_mirror.sync.mirror import AssetSync, TagResult
-from trivy_mirror.sync.status import store_statuses
 from trivy_mirror.vex import VexSource, vex_statuses
 
 log = logging.getLogger("trivy_mirror.serve")

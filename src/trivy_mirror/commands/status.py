@@ -13,13 +13,13 @@ from rich.filesize import decimal
 from rich.measure import Measurement
 from rich.table import Table
 
-from trivy_mirror.assets import MIRROR_NAMESPACE, AssetSpec
+from trivy_mirror.catalog.assets import MIRROR_NAMESPACE, AssetSpec
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.commands.vex_sync import vex_status_rows
-from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.census import ClientRecord, census_path, read_records
 from trivy_mirror.static import StaticDestination
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.sync.status import asset_statuses
 from trivy_mirror.ui import console
 
 STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.filesize import decimal
 from rich.table import Table
 
-from trivy_mirror.assets import AssetSpec
+from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.commands.vex_sync import run_vex_sync
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix

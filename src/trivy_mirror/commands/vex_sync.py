@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.registry.transport import Transport
 from trivy_mirror.sync.endpoints import ConnectionOptions
 from trivy_mirror.sync.mirror import TagResult

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from aiohttp import web
 
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.errors import MirrorError
-from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.app import CACHE_KEY, create_app, runner_options
 from trivy_mirror.server.idleguard import FirstRequestGuard, GuardedAppRunner
 from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler

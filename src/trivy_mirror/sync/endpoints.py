@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from trivy_mirror.catalog.state import Destination, DirectoryStateBook, StateBook
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.client import RegistryClient
 from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.store import Store
-from trivy_mirror.sync.state import DirectoryStateBook, StateBook
 from trivy_mirror.target import WriteTarget
 
 
@@ -44,15 +43,6 @@ class RegistryPool:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self._stack.aclose()
-
-
-class Destination(Protocol):
-    """Where mirrored assets go: repositories by their mirror-relative name, plus their state."""
-
-    label: str
-    state: StateBook
-
-    async def target(self, repository: str) -> WriteTarget: ...
 
 
 class StoreDestination:
@@ -95,10 +85,10 @@ class RegistryDestination:
 def open_destination(store: Path | None, destination: str | None, pool: RegistryPool) -> Destination:
     """``--to`` names a registry destination or a static tree (``static:DIR``); otherwise the store (``--store``
     or the default)."""
+    from trivy_mirror.catalog.state import default_state_dir
     from trivy_mirror.errors import UsageError
     from trivy_mirror.static import StaticDestination, parse_static
     from trivy_mirror.store.paths import default_store_dir
-    from trivy_mirror.sync.state import default_state_dir
 
     if store and destination:
         raise UsageError("--store and --to cannot be used together")

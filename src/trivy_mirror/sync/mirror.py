@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from trivy_mirror import assets
-from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
-from trivy_mirror.attempt import Attempt
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.catalog.attempt import Attempt
+from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
+from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_attempt
 from trivy_mirror.errors import MirrorError, NotFound, RefusedCandidate, Unreachable
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.sync import engine
-from trivy_mirror.sync.endpoints import Destination, RegistryPool
-from trivy_mirror.sync.layerinfo import LayerInfoError, LayerInfoReader
+from trivy_mirror.sync.endpoints import RegistryPool
 from trivy_mirror.sync.progress import NoProgress, Progress
-from trivy_mirror.sync.state import TagRecord, tag_record, with_attempt
 from trivy_mirror.target import ReadTarget, WriteTarget
 
 log = logging.getLogger(__name__)
@@ -71,34 +71,6 @@ class TagResult:
             "blobs_mounted": self.stats.blobs_mounted, "bytes_copied": self.stats.bytes_copied,
             "seconds": round(self.seconds, 3), "unchecked": self.unchecked,
         }
-
-
-async def read_layer_metadata(target: ReadTarget, layer: Descriptor) -> LayerMetadata:
-    """Stream a stored layer through the metadata reader (when it was not seen during a copy)."""
-    reader = LayerInfoReader()
-    try:
-        async for chunk in target.fetch_blob(layer):
-            await reader.feed(chunk)
-        return await reader.result()
-    finally:
-        reader.close()
-
-
-async def current_metadata(spec: AssetSpec, target: WriteTarget, state: dict[str, object], tag: str,
-                           current: Descriptor) -> LayerMetadata | None:
-    """The metadata of what the destination serves now: from state when it matches, else from the layer."""
-    if not spec.has_metadata:
-        return None
-    record = tag_record(state, tag)
-    if record is not None and record.digest == str(current.digest) and record.metadata is not None:
-        return record.metadata
-    try:
-        manifest = (await target.get_manifest(str(current.digest))).parsed
-        if isinstance(manifest, Manifest) and len(manifest.layers) == 1:
-            return await read_layer_metadata(target, manifest.layers[0])
-    except (MirrorError, LayerInfoError) as err:
-        log.warning("%s: cannot read the metadata of the served version: %s", spec.name, err)
-    return None
 
 
 class AssetSync:
@@ -208,7 +180,7 @@ class AssetSync:
             return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
                              _artifact_size(manifest), source_ref, await self._known_metadata(spec, tag, current))
         parsed = manifest.parsed
-        layer = assets.check_shape(spec, parsed)
+        layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
@@ -242,11 +214,11 @@ class AssetSync:
                         metadata = await read_layer_metadata(target, layer)
                 except LayerInfoError as err:
                     raise RefusedCandidate(f"{spec.name}: {err}") from None
-            assets.check_version(spec, tag, parsed, metadata)
+            policy.check_version(spec, tag, parsed, metadata)
             if current is not None:
-                served = await current_metadata(spec, target, self.destination.state.load(spec.mirror_repository),
-                                                tag, current)
-                assets.check_not_older(spec, metadata, served)
+                served = await policy.served_version(
+                    spec, target, self.destination.state.load(spec.mirror_repository), tag, current)
+                policy.check_not_older(spec, parsed, metadata, served)
 
         try:
             stats = await engine.copy(source, manifest, target, tag, engine.CopyHooks(observe, check))
@@ -263,7 +235,7 @@ class AssetSync:
         what needs the layer is named in ``unchecked`` and in the message, never reported as passed."""
         unchecked = list(DRY_RUN_UNCHECKED) if spec.has_metadata else []
         if not spec.has_metadata:
-            assets.check_version(spec, tag, parsed, None)
+            policy.check_version(spec, tag, parsed, None)
         message = f"would copy {manifest.digest.short}"
         if unchecked:
             message += f"; not checked without the download: {', '.join(unchecked)}"

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trivy_mirror.attempt import NO_ATTEMPT, Attempt
+from trivy_mirror.catalog.attempt import NO_ATTEMPT, Attempt
 from trivy_mirror.errors import MirrorError, StoreError
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store.fsutil import commit, os_errors, write_atomic

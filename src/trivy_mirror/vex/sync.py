@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trivy_mirror.assets import LayerMetadata
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.assets import LayerMetadata
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.registry.transport import Transport
 from trivy_mirror.store.fsutil import ensure_dir, os_errors
@@ -174,7 +175,7 @@ class _VexSync:
             state = replace(state, manifest=manifest, current=replace(current, checked_at=now))
             return _Outcome(_result(source, "unchanged", "not modified upstream (304)", state), state)
         candidate = await asyncio.to_thread(self._prepare, work, location)
-        _check_not_older(candidate.index, current)
+        _check_not_older(source.name, candidate.index, current)
         stats = CopyStats(bytes_copied=download.size)
         if current is not None and candidate.digest == current.digest and repository.has_blob(current.digest):
             state = replace(state, manifest=manifest, current=replace(
@@ -226,13 +227,12 @@ def _version(candidate: _Candidate, location: Location, download: Download, now:
                       index.updated_at, len(index.entries), len(index.documents), now, now)
 
 
-def _check_not_older(index: VexIndex, current: VexVersion | None) -> None:
-    """Refuse going back in time, as for the DBs: upstream serving an old snapshot must not replace a newer one."""
-    if current is None or current.index_updated_at is None or index.updated_at is None:
-        return
-    if index.updated_at < current.index_updated_at:
-        raise RefusedCandidate(f"index.json updated_at {iso(index.updated_at)} is older than the served "
-                               f"{iso(current.index_updated_at)}")
+def _check_not_older(name: str, index: VexIndex, current: VexVersion | None) -> None:
+    """Refuse going back in time, as for the DBs (the publish policy): upstream serving an old snapshot must not
+    replace a newer one."""
+    found = policy.vex_regression(name, index.updated_at, current.index_updated_at if current else None)
+    if found is not None:
+        raise RefusedCandidate(f"{found.what} {found.candidate} is older than the served {found.served}")
 
 
 def _verify_checksum(path: Path, algorithm: str, expected: str) -> None:

@@ -13,9 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trivy_mirror.assets import LayerMetadata
-from trivy_mirror.attempt import Attempt
+from trivy_mirror.catalog.assets import LayerMetadata
+from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.store.fsutil import write_atomic
+from trivy_mirror.target import WriteTarget
 from trivy_mirror.timefmt import iso as _iso
 from trivy_mirror.timefmt import parse_time
 
@@ -26,6 +27,16 @@ class StateBook(Protocol):
     def load(self, repository: str) -> dict[str, Any]: ...
 
     def save(self, repository: str, state: dict[str, Any]) -> None: ...
+
+
+class Destination(Protocol):
+    """Where mirrored assets go: repositories by their mirror-relative name, plus their state (implemented by
+    :mod:`trivy_mirror.sync.endpoints` and :mod:`trivy_mirror.static`)."""
+
+    label: str
+    state: StateBook
+
+    async def target(self, repository: str) -> WriteTarget: ...
 
 
 @dataclass(frozen=True)

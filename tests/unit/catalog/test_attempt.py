@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from trivy_mirror.attempt import Attempt
+from trivy_mirror.catalog.attempt import Attempt
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.commands.status import exit_code
-from trivy_mirror.freshness import AssetStatus
 
 
 @pytest.mark.parametrize(("stored", "result", "message"), [
