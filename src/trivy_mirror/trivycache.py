@@ -26,11 +26,11 @@ from pathlib import Path
 
 import yaml
 
-from trivy_mirror.bundle.safety import UnsafeMember, check_member
+from trivy_mirror.bundle.safety import check_member
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.layerinfo import MAX_METADATA_SIZE, METADATA_FILE, LayerInfoError, parse_metadata
-from trivy_mirror.errors import RefusedCandidate, StoreError, VerificationError
+from trivy_mirror.errors import RefusedCandidate, StoreError, UnsafeMember, VerificationError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.digest import Digest, DigestVerifier
 from trivy_mirror.oci.manifest import Descriptor, Manifest

@@ -22,7 +22,6 @@ from trivy_mirror.bundle.format import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     AssetEntry,
-    BundleError,
     BundleFile,
     BundleManifest,
     parse_manifest,
@@ -31,7 +30,7 @@ from trivy_mirror.bundle.members import HashingReader, MemberStream
 from trivy_mirror.bundle.safety import check_member
 from trivy_mirror.bundle.sections import ImportResult, ImportSection, PlannedAsset
 from trivy_mirror.bundle.stage import Staging
-from trivy_mirror.errors import RefusedCandidate, VerificationError
+from trivy_mirror.errors import BundleError, RefusedCandidate, VerificationError
 from trivy_mirror.oci.digest import verified
 from trivy_mirror.signing import PublicKey
 from trivy_mirror.sync.engine import ChunkObserver

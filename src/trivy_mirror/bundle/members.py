@@ -16,7 +16,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import BinaryIO
 
-from trivy_mirror.bundle.format import BundleError
+from trivy_mirror.errors import BundleError
 
 READ_CHUNK = 1024 * 1024
 

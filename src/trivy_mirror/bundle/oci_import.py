@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
+from trivy_mirror.bundle.format import AssetEntry, BundleFile
 from trivy_mirror.bundle.oci_export import ROOT
 from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
 from trivy_mirror.catalog import assets, policy
@@ -22,7 +22,7 @@ from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.state import Destination, TagRecord, with_attempt
-from trivy_mirror.errors import InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
+from trivy_mirror.errors import BundleError, InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest

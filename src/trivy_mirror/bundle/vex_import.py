@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
+from trivy_mirror.bundle.format import AssetEntry, BundleFile
 from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
 from trivy_mirror.bundle.vex_export import ARCHIVE_FILE, ROOT, STATE_FILE, member
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.attempt import Attempt
-from trivy_mirror.errors import RefusedCandidate
+from trivy_mirror.errors import BundleError, RefusedCandidate
 from trivy_mirror.store import Store
 from trivy_mirror.sync.engine import ChunkObserver
 from trivy_mirror.timefmt import iso

@@ -15,7 +15,7 @@ from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
 from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_attempt
-from trivy_mirror.errors import MirrorError, NotFound, RefusedCandidate, Unreachable
+from trivy_mirror.errors import CopyError, MirrorError, NotFound, RefusedCandidate, Unreachable
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
@@ -157,6 +157,10 @@ class AssetSync:
                 source = client.repository(prefix.repository(spec.repository))
                 manifest = await source.get_manifest(tag)
                 return await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+            except CopyError as err:
+                if err.side == "destination":  # no other source can fix it: say so once, not once per source
+                    return TagResult(spec.name, reference, "failed", str(err))
+                tried.append(f"{source_ref}: {err.reason}")
             except NotFound as err:
                 not_found += 1
                 tried.append(f"{source_ref}: {err}")
@@ -175,7 +179,8 @@ class AssetSync:
 
     async def _publish(self, spec: AssetSpec, tag: str, reference: str, source: ReadTarget, source_ref: str,
                        manifest: ManifestBytes, target: WriteTarget) -> TagResult:
-        current = await target.resolve(tag)
+        with engine.side("destination", target):
+            current = await target.resolve(tag)
         if current is not None and current.digest == manifest.digest:
             return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
                              _artifact_size(manifest), source_ref, await self._known_metadata(spec, tag, current))

@@ -12,14 +12,14 @@ import pytest
 
 from support.trivy_assets import CHECKS_REPOSITORY, DB_REPOSITORY, AssetSet, build_checks_bundle
 from trivy_mirror.bundle.exporter import plan_bundle, write_bundle
-from trivy_mirror.bundle.format import MANIFEST_NAME, BundleError
+from trivy_mirror.bundle.format import MANIFEST_NAME
 from trivy_mirror.bundle.importer import BundleImport, ImportReport
 from trivy_mirror.bundle.oci_export import OciExport
 from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.catalog.assets import CATALOG
 from trivy_mirror.catalog.state import tag_record
-from trivy_mirror.errors import RefusedCandidate, StoreError
+from trivy_mirror.errors import BundleError, RefusedCandidate, StoreError
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import StoreDestination
 from trivy_mirror.sync.progress import NoProgress

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 
-from trivy_mirror.errors import NotFound, RefusedCandidate, VerificationError
+from trivy_mirror.errors import AuthError, CopyError, NotFound, RefusedCandidate, VerificationError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -87,9 +88,35 @@ async def test_copies_blobs_then_manifest_and_skips_existing() -> None:
 async def test_corrupt_source_never_publishes() -> None:
     src, dst = MemoryTarget(), MemoryTarget()
     manifest = artifact(src, b"layer-bytes", corrupt=True)
-    with pytest.raises(VerificationError):
+    with pytest.raises(CopyError) as raised:
         await engine.copy(src, manifest, dst, "2")
+    assert (raised.value.side, raised.value.location) == ("source", "memory")
+    assert isinstance(raised.value.cause, VerificationError)
     assert dst.tags == {}
+
+
+class FullDisk(MemoryTarget):
+    """A destination whose disk is full, or whose registry refuses the credentials."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.location = "dest"
+        self.error = error
+
+    async def push_blob(self, descriptor: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        async for _chunk in chunks:
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   AuthError("push blob: 401 unauthorized", 401)])
+async def test_a_destination_failure_names_the_destination(error: Exception) -> None:
+    src = MemoryTarget()
+    manifest = artifact(src, b"layer-bytes")
+    with pytest.raises(CopyError) as raised:
+        await engine.copy(src, manifest, FullDisk(error), "2")
+    assert raised.value.side == "destination" and raised.value.cause is error
+    assert str(raised.value).startswith("cannot write to dest: ")
 
 
 async def test_before_publish_refusal_keeps_tag_and_observer_sees_bytes() -> None:
