@@ -1,7 +1,7 @@
 """The ``oci`` section on import: check each staged OCI asset as ``sync`` would, then publish it with the engine.
 
 The staged layouts are ordinary :class:`~trivy_mirror.store.Layout` read targets, so publishing is
-``engine.copy`` exactly as ``sync --to`` does it (into the store it hard-links the staged blobs). A DB layer's
+``copier.copy`` exactly as ``sync --to`` does it (into the store it hard-links the staged blobs). A DB layer's
 ``metadata.json`` is read while the layer streams in, not in a second pass.
 """
 
@@ -16,19 +16,19 @@ from pathlib import Path
 
 from trivy_mirror.bundle.format import AssetEntry, BundleFile
 from trivy_mirror.bundle.oci_export import ROOT
-from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
+from trivy_mirror.bundle.sections import ImportResult, MemberObserver, PlannedAsset
 from trivy_mirror.catalog import assets, policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.state import Destination, TagRecord, with_attempt
+from trivy_mirror.engine import copier
 from trivy_mirror.errors import BundleError, InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from trivy_mirror.store import Layout, Store
 from trivy_mirror.store.paths import INDEX_FILE, LAYOUT_FILE, check_repository
-from trivy_mirror.sync import engine
 from trivy_mirror.target import ReadTarget, WriteTarget
 from trivy_mirror.timefmt import iso
 
@@ -101,7 +101,7 @@ class OciImport:
             self._staged_blobs.add((member.repository, member.digest))
         return True
 
-    def observer(self, file: BundleFile) -> engine.ChunkObserver | None:
+    def observer(self, file: BundleFile) -> MemberObserver | None:
         member = _parse_member(file)
         spec = SPECS[member.repository]
         if member.digest is None or not spec.has_metadata:
@@ -220,7 +220,7 @@ class OciPlanned:
         next_update = self.metadata.next_update if self.metadata else None
         if not self.changed:  # nothing written, not even the state: re-importing a bundle changes nothing
             return ImportResult(self.entry, "unchanged", updated_at, next_update)
-        stats = await engine.copy(self.staged, self.manifest, self.target, self.tag)
+        stats = await copier.copy(self.staged, self.manifest, self.target, self.tag)
         self._record()
         return ImportResult(self.entry, "updated", updated_at, next_update, stats)
 

@@ -18,13 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from trivy_mirror.bundle.format import AssetEntry, BundleFile
-from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
+from trivy_mirror.bundle.sections import ImportResult, MemberObserver, PlannedAsset
 from trivy_mirror.bundle.vex_export import ARCHIVE_FILE, ROOT, STATE_FILE, member
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.errors import BundleError, RefusedCandidate
 from trivy_mirror.store import Store
-from trivy_mirror.sync.engine import ChunkObserver
 from trivy_mirror.timefmt import iso
 from trivy_mirror.vex.extract import Limits, extract_archive
 from trivy_mirror.vex.manifest import RepositoryManifest
@@ -62,7 +61,7 @@ class VexImport:
     async def needs_staging(self, file: BundleFile) -> bool:
         return self.store is not None
 
-    def observer(self, file: BundleFile) -> ChunkObserver | None:
+    def observer(self, file: BundleFile) -> MemberObserver | None:
         return None
 
     def close(self) -> None:

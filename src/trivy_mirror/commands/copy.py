@@ -8,11 +8,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from trivy_mirror.engine import copier
 from trivy_mirror.errors import UsageError
 from trivy_mirror.oci.reference import Reference, validate_tag
 from trivy_mirror.store.layout import Layout
 from trivy_mirror.store.paths import TMP_DIR
-from trivy_mirror.sync import engine
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool
 from trivy_mirror.target import WriteTarget
 from trivy_mirror.ui import console
@@ -72,9 +72,9 @@ async def run_copy(source: str, target: str, source_options: ConnectionOptions, 
         manifest = await src.get_manifest(src_end.manifest_reference)
         current = await dst.resolve(dst_end.push_tag or str(manifest.digest))
         if current is not None and current.digest == manifest.digest:
-            stats, outcome = engine.CopyStats(), "unchanged"
+            stats, outcome = copier.CopyStats(), "unchanged"
         else:
-            stats, outcome = await engine.copy(src, manifest, dst, dst_end.push_tag), "copied"
+            stats, outcome = await copier.copy(src, manifest, dst, dst_end.push_tag), "copied"
     summary = {"source": source, "target": target, "digest": str(manifest.digest), "outcome": outcome,
                "blobs_copied": stats.blobs_copied, "blobs_skipped": stats.blobs_skipped,
                "blobs_mounted": stats.blobs_mounted, "bytes_copied": stats.bytes_copied}

@@ -15,13 +15,13 @@ from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
 from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_attempt
+from trivy_mirror.engine import copier
+from trivy_mirror.engine.events import Event, NoProgress, Progress, fan_out, progress_listener
 from trivy_mirror.errors import CopyError, MirrorError, NotFound, RefusedCandidate, Unreachable
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
-from trivy_mirror.sync import engine
 from trivy_mirror.sync.endpoints import RegistryPool
-from trivy_mirror.sync.progress import NoProgress, Progress
 from trivy_mirror.target import ReadTarget, WriteTarget
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class TagResult:
     size: int | None = None
     source: str | None = None
     metadata: LayerMetadata | None = None
-    stats: engine.CopyStats = field(default_factory=engine.CopyStats)
+    stats: copier.CopyStats = field(default_factory=copier.CopyStats)
     seconds: float = 0.0
     unchecked: list[str] = field(default_factory=list)
     """What a dry run could not check without downloading the layer."""
@@ -179,7 +179,7 @@ class AssetSync:
 
     async def _publish(self, spec: AssetSpec, tag: str, reference: str, source: ReadTarget, source_ref: str,
                        manifest: ManifestBytes, target: WriteTarget) -> TagResult:
-        with engine.side("destination", target):
+        with copier.side("destination", target):
             current = await target.resolve(tag)
         if current is not None and current.digest == manifest.digest:
             return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
@@ -191,21 +191,18 @@ class AssetSync:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
         reader = LayerInfoReader() if spec.has_metadata else None
         seen_layer = False
-        key = f"{reference}"
-        self.progress.start(key, f"{spec.name} ({source_ref})", layer.size)
 
-        def observe(blob: Descriptor) -> engine.ChunkObserver | None:
-            if blob.digest != layer.digest:
-                return None
+        def is_layer(blob: Descriptor) -> bool:
+            return blob.digest == layer.digest
 
-            async def feed(chunk: bytes) -> None:
-                nonlocal seen_layer
+        async def read(event: Event) -> None:
+            nonlocal seen_layer
+            if reader is not None and event.kind == "bytes" and is_layer(event.blob):
                 seen_layer = True
-                self.progress.advance(key, len(chunk))
-                if reader is not None:
-                    await reader.feed(chunk)
+                await reader.feed(event.data)
 
-            return feed
+        shown = progress_listener(self.progress, reference, f"{spec.name} ({source_ref})", is_layer)
+        hooks = copier.CopyHooks(fan_out(shown, read), lambda blob: reader is not None and is_layer(blob))
 
         metadata: LayerMetadata | None = None
 
@@ -225,12 +222,12 @@ class AssetSync:
                     spec, target, self.destination.state.load(spec.mirror_repository), tag, current)
                 policy.check_not_older(spec, parsed, metadata, served)
 
+        hooks.before_publish = check
         try:
-            stats = await engine.copy(source, manifest, target, tag, engine.CopyHooks(observe, check))
+            stats = await copier.copy(source, manifest, target, tag, hooks)
         finally:
             if reader is not None:
                 reader.close()
-            self.progress.finish(key)
         return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}",
                          str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats)
 

@@ -19,10 +19,10 @@ from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.catalog.assets import CATALOG
 from trivy_mirror.catalog.state import tag_record
+from trivy_mirror.engine.events import NoProgress
 from trivy_mirror.errors import BundleError, RefusedCandidate, StoreError
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import StoreDestination
-from trivy_mirror.sync.progress import NoProgress
 
 from .conftest import put
 

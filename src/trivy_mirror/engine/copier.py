@@ -10,18 +10,17 @@ so a caller trying sources in order stops at a destination failure instead of bl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
+from trivy_mirror.engine.events import Event, Listener
 from trivy_mirror.errors import CopyError, MirrorError, Side
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import verified
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
 from trivy_mirror.target import ReadTarget, WriteTarget
-
-ChunkObserver = Callable[[bytes], Awaitable[None]]
-"""Sees every chunk of one blob as it is copied (progress, metadata readers)."""
 
 
 @dataclass
@@ -35,13 +34,24 @@ class CopyStats:
     manifests_pushed: int = 0
 
 
+    def to_json(self) -> dict[str, int]:
+        """The keys ``--json`` reports and bundles record."""
+        return {"blobs_copied": self.blobs_copied, "blobs_skipped": self.blobs_skipped,
+                "blobs_mounted": self.blobs_mounted, "bytes_copied": self.bytes_copied}
+
+
 @dataclass
 class CopyHooks:
-    """Optional observers and checks; the engine stays generic, callers make it Trivy-aware."""
+    """The event stream, checks and options of one copy; the engine stays generic, callers make it Trivy-aware."""
 
-    observe_blob: Callable[[Descriptor], ChunkObserver | None] = field(default=lambda _d: None)
+    events: Listener | None = None
+    """Receives every blob's events (:mod:`trivy_mirror.engine.events`)."""
+    read_through: Callable[[Descriptor], bool] = field(default=lambda _d: False)
+    """Blobs whose bytes the listener must see: never mounted server-side, streamed through this process."""
     before_publish: Callable[[ManifestBytes], Awaitable[None]] | None = None
     """Runs after every blob is in place and before the manifest is pushed; raising keeps the old tag."""
+    concurrency: int = 1
+    """How many blobs of one manifest are copied at once."""
 
 
 @contextlib.contextmanager
@@ -57,18 +67,32 @@ def side(which: Side, target: ReadTarget) -> Iterator[None]:
 
 
 async def copy_blob(src: ReadTarget, dst: WriteTarget, blob: Descriptor, stats: CopyStats,
-                    observer: ChunkObserver | None = None) -> None:
+                    hooks: CopyHooks | None = None) -> None:
     """Copy one blob unless the destination has it; the stream is verified on the way."""
+    hooks = hooks or CopyHooks()
+    emit = hooks.events or _ignore
     with side("destination", dst):
         if await dst.blob_exists(blob):
             stats.blobs_skipped += 1
+            await emit(Event("skipped", blob))
             return
-        if observer is None and await dst.mount_blob(blob, src):
+        if not hooks.read_through(blob) and await dst.mount_blob(blob, src):
             stats.blobs_mounted += 1
+            await emit(Event("mounted", blob))
             return
-        await dst.push_blob(blob, _observed(_source_stream(src, blob), observer))
+        await emit(Event("start", blob))
+        try:
+            await dst.push_blob(blob, _observed(_source_stream(src, blob), blob, hooks.events))
+        except BaseException:
+            await emit(Event("failed", blob))
+            raise
     stats.blobs_copied += 1
     stats.bytes_copied += blob.size
+    await emit(Event("done", blob))
+
+
+async def _ignore(_event: Event) -> None:
+    pass
 
 
 async def _source_stream(src: ReadTarget, blob: Descriptor) -> AsyncIterator[bytes]:
@@ -85,11 +109,12 @@ async def _source_stream(src: ReadTarget, blob: Descriptor) -> AsyncIterator[byt
             yield chunk
 
 
-async def _observed(chunks: AsyncIterator[bytes], observer: ChunkObserver | None) -> AsyncIterator[bytes]:
+async def _observed(chunks: AsyncIterator[bytes], blob: Descriptor, listener: Listener | None,
+                    ) -> AsyncIterator[bytes]:
     async with contextlib.aclosing(chunks):  # type: ignore[type-var]
         async for chunk in chunks:
-            if observer is not None:
-                await observer(chunk)
+            if listener is not None:
+                await listener(Event("bytes", blob, chunk))
             yield chunk
 
 
@@ -97,13 +122,39 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+def _job(src: ReadTarget, dst: WriteTarget, blob: Descriptor, stats: CopyStats,
+         hooks: CopyHooks) -> Callable[[], Awaitable[None]]:
+    return lambda: copy_blob(src, dst, blob, stats, hooks)
+
+
+async def _bounded(jobs: list[Callable[[], Awaitable[None]]], concurrency: int) -> None:
+    """Run ``jobs``, at most ``concurrency`` at once; the first failure cancels the others and is raised."""
+    if concurrency <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            await job()
+        return
+    limit = asyncio.Semaphore(concurrency)
+
+    async def limited(job: Callable[[], Awaitable[None]]) -> None:
+        async with limit:
+            await job()
+
+    tasks = [asyncio.ensure_future(limited(job)) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def copy_manifest_tree(src: ReadTarget, dst: WriteTarget, manifest: ManifestBytes, stats: CopyStats,
                              hooks: CopyHooks) -> None:
     """Copy every blob (and, for an index, every child) that ``manifest`` references; not the manifest itself."""
     parsed = manifest.parsed
     if isinstance(parsed, Manifest):
-        for blob in parsed.blobs:
-            await copy_blob(src, dst, blob, stats, hooks.observe_blob(blob))
+        await _bounded([_job(src, dst, blob, stats, hooks) for blob in parsed.blobs], hooks.concurrency)
         return
     assert isinstance(parsed, Index)
     for child in parsed.manifests:
