@@ -90,7 +90,9 @@ def _password_stdin_option(side: str, what: str) -> Callable[[F], F]:
 
 
 def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None) -> ConnectionOptions:
-    return ConnectionOptions(parse_creds(creds, side), insecure, ca_file)
+    from trivy_mirror.commands.testhooks import transport_overrides
+
+    return ConnectionOptions(parse_creds(creds, side), insecure, ca_file, *transport_overrides())
 
 
 def parse_prefixes(values: tuple[str, ...]) -> list[Prefix]:

@@ -16,12 +16,12 @@ from trivy_mirror.bundle.attestation import ENVELOPE_NAME, sign_bundle
 from trivy_mirror.bundle.format import MANIFEST_NAME, AssetEntry, BundleManifest
 from trivy_mirror.bundle.sections import ExportSection, SourceFile
 from trivy_mirror.bundle.tarwrite import TarWriter
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.engine.events import Progress
 from trivy_mirror.errors import StoreError, VerificationError
 from trivy_mirror.oci.digest import DigestVerifier
 from trivy_mirror.signing import SigningKey
 
-READ_CHUNK = 1024 * 1024
 PROGRESS_KEY = "bundle"
 
 
@@ -60,7 +60,7 @@ def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
     verifier = DigestVerifier(source.file.digest, source.file.size)
     try:
         with source.path.open("rb") as handle:
-            while chunk := handle.read(READ_CHUNK):
+            while chunk := handle.read(CHUNK_SIZE):
                 verifier.update(chunk)
                 progress.advance(PROGRESS_KEY, len(chunk))
                 yield chunk

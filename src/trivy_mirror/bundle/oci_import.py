@@ -226,8 +226,7 @@ class OciPlanned:
 
     def _record(self) -> None:
         source = f"bundle ({self.entry.source})" if self.entry.source else "bundle"
-        record = TagRecord(str(self.manifest.digest), self.entry.size, source, datetime.now(UTC), self.metadata,
-                           self.entry.version)
+        record = TagRecord(str(self.manifest.digest), self.entry.size, source, datetime.now(UTC), self.metadata)
         attempt = Attempt.now("imported", f"from {source}")
         book = self.destination.state
         repository = self.spec.mirror_repository

@@ -65,9 +65,7 @@ class ImportResult:
         return {"asset": self.entry.asset, "reference": self.entry.reference, "outcome": self.outcome,
                 "digest": self.entry.digest, "size": self.entry.size, "source": self.entry.source,
                 "updated_at": iso(self.updated_at), "next_update": iso(self.next_update),
-                "version": self.entry.version, "blobs_copied": self.stats.blobs_copied,
-                "blobs_skipped": self.stats.blobs_skipped, "blobs_mounted": self.stats.blobs_mounted,
-                "bytes_copied": self.stats.bytes_copied}
+                "version": self.entry.version, **self.stats.to_json()}
 
 
 class PlannedAsset(Protocol):

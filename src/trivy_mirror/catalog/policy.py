@@ -122,7 +122,7 @@ def check_version(spec: AssetSpec, tag: str, manifest: Manifest, metadata: Layer
         limit = (now or datetime.now(UTC)) + MAX_FUTURE_SKEW
         if metadata.updated_at > limit:
             raise RefusedCandidate(
-                f"{spec.name}: metadata.json UpdatedAt {metadata.updated_at.isoformat()} is in the future (more "
+                f"{spec.name}: metadata.json UpdatedAt {iso(metadata.updated_at)} is in the future (more "
                 f"than {MAX_FUTURE_SKEW} ahead of this host's clock); refused, it would make every real update "
                 "look older"
             )

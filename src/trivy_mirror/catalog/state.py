@@ -48,7 +48,6 @@ class TagRecord:
     source: str
     synced_at: datetime | None
     metadata: LayerMetadata | None
-    version: str | None
 
     @classmethod
     def from_json(cls, obj: Any) -> TagRecord | None:
@@ -62,8 +61,7 @@ class TagRecord:
                                      parse_time(meta.get("updated_at")), parse_time(meta.get("next_update")))
         size = obj.get("size")
         return cls(obj["digest"], size if isinstance(size, int) else 0, str(obj.get("source", "")),
-                   parse_time(obj.get("synced_at")), metadata,
-                   obj.get("version") if isinstance(obj.get("version"), str) else None)
+                   parse_time(obj.get("synced_at")), metadata)
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"digest": self.digest, "size": self.size, "source": self.source,
@@ -71,8 +69,6 @@ class TagRecord:
         if self.metadata is not None:
             obj["metadata"] = {"version": self.metadata.version, "updated_at": _iso(self.metadata.updated_at),
                                "next_update": _iso(self.metadata.next_update)}
-        if self.version is not None:
-            obj["version"] = self.version
         return obj
 
 

@@ -76,8 +76,7 @@ async def run_copy(source: str, target: str, source_options: ConnectionOptions, 
         else:
             stats, outcome = await copier.copy(src, manifest, dst, dst_end.push_tag), "copied"
     summary = {"source": source, "target": target, "digest": str(manifest.digest), "outcome": outcome,
-               "blobs_copied": stats.blobs_copied, "blobs_skipped": stats.blobs_skipped,
-               "blobs_mounted": stats.blobs_mounted, "bytes_copied": stats.bytes_copied}
+               **stats.to_json()}
     if as_json:
         print(json.dumps(summary, indent=2))
     else:

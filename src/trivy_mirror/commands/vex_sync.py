@@ -32,7 +32,8 @@ async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: 
     TLS follows the sources' options: verified by default, ``--ca-file`` added, ``--insecure`` to skip
     verification and allow plain HTTP to any host. Registry credentials are not sent to VEX hosts.
     """
-    transport = Transport(insecure=options.insecure, ca_file=options.ca_file)
+    transport = Transport(insecure=options.insecure, ca_file=options.ca_file, retry=options.retry,
+                          timeouts=options.timeouts)
     try:
         return await sync_vex(store, sources, transport, dry_run=dry_run)
     finally:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from trivy_mirror.errors import MirrorError
+from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,6 @@ class SchedulerState:
     next_run: datetime | None
 
     def to_json(self) -> dict[str, object]:
-        def iso(moment: datetime | None) -> str | None:
-            return moment.isoformat().replace("+00:00", "Z") if moment else None
-
         return {"running": self.running, "runs": self.runs, "successes": self.successes, "failures": self.failures,
                 "consecutive_failures": self.consecutive_failures, "last_success": iso(self.last_success),
                 "last_failure": iso(self.last_failure), "last_duration": self.last_duration,

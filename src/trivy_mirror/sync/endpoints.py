@@ -10,6 +10,7 @@ from trivy_mirror.catalog.state import Destination, DirectoryStateBook, StateBoo
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.client import RegistryClient
 from trivy_mirror.registry.credentials import Credentials
+from trivy_mirror.registry.transport import RetryPolicy, Timeouts
 from trivy_mirror.store import Store
 from trivy_mirror.target import WriteTarget
 
@@ -21,6 +22,10 @@ class ConnectionOptions:
     credentials: Credentials | None = None
     insecure: bool = False
     ca_file: Path | None = None
+    retry: RetryPolicy | None = None
+    """How to retry (None: the default policy)."""
+    timeouts: Timeouts | None = None
+    """How long to wait (None: the default timeouts)."""
 
 
 class RegistryPool:
@@ -34,7 +39,8 @@ class RegistryPool:
     async def client(self, registry: str) -> RegistryClient:
         if registry not in self._clients:
             client = RegistryClient(registry, self.options.credentials, insecure=self.options.insecure,
-                                    ca_file=self.options.ca_file)
+                                    ca_file=self.options.ca_file, retry=self.options.retry,
+                                    timeouts=self.options.timeouts)
             self._clients[registry] = await self._stack.enter_async_context(client)
         return self._clients[registry]
 

@@ -67,9 +67,7 @@ class TagResult:
             "digest": self.digest, "size": self.size, "source": self.source,
             "updated_at": iso(self.metadata.updated_at) if self.metadata else None,
             "next_update": iso(self.metadata.next_update) if self.metadata else None,
-            "blobs_copied": self.stats.blobs_copied, "blobs_skipped": self.stats.blobs_skipped,
-            "blobs_mounted": self.stats.blobs_mounted, "bytes_copied": self.stats.bytes_copied,
-            "seconds": round(self.seconds, 3), "unchecked": self.unchecked,
+            **self.stats.to_json(), "seconds": round(self.seconds, 3), "unchecked": self.unchecked,
         }
 
 
@@ -136,8 +134,8 @@ class AssetSync:
         state = book.load(spec.mirror_repository)
         record = None
         if result.outcome == "updated" and result.digest and result.source:
-            record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC), result.metadata,
-                               None)
+            record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC),
+                               result.metadata)
         try:
             book.save(spec.mirror_repository, with_attempt(state, tag, result.attempt(), record))
         except OSError as err:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import LayerMetadata
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.engine.copier import CopyStats
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.registry.transport import Transport
@@ -238,7 +239,7 @@ def _check_not_older(name: str, index: VexIndex, current: VexVersion | None) -> 
 def _verify_checksum(path: Path, algorithm: str, expected: str) -> None:
     digest = hashlib.new(algorithm)
     with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
+        while chunk := file.read(CHUNK_SIZE):
             digest.update(chunk)
     if digest.hexdigest() != expected:
         raise RefusedCandidate(f"archive {algorithm} is {digest.hexdigest()[:16]}..., the location's checksum= "
@@ -249,7 +250,7 @@ def _sha256(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
+        while chunk := file.read(CHUNK_SIZE):
             digest.update(chunk)
             size += len(chunk)
     return f"sha256:{digest.hexdigest()}", size

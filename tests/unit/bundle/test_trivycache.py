@@ -17,7 +17,8 @@ from trivy_mirror.errors import StoreError, UnsafeMember
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store import Store
-from trivy_mirror.trivycache import TrivyCacheWriter, extract_layer, go_time, trivy_command
+from trivy_mirror.timefmt import go_time
+from trivy_mirror.trivycache import TrivyCacheWriter, extract_layer, trivy_command
 
 from .conftest import put
 
