@@ -13,14 +13,15 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from trivy_mirror.catalog.assets import AssetSpec
-from trivy_mirror.commands.vex_sync import run_vex_sync
+from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.orchestrate import run_vex_sync
 from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.sync.mirror import AssetSync, TagResult
+from trivy_mirror.sync.mirror import AssetSync
 from trivy_mirror.ui import console
 from trivy_mirror.ui.progress import make_progress
 from trivy_mirror.vex import VexSource

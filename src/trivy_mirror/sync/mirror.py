@@ -6,14 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
-from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
+from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_attempt
 from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import Event, NoProgress, Progress, fan_out, progress_listener
@@ -26,49 +24,8 @@ from trivy_mirror.target import ReadTarget, WriteTarget
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["updated", "unchanged", "would-update", "refused", "failed", "absent"]
-FAILED_OUTCOMES = frozenset({"refused", "failed"})
 DRY_RUN_UNCHECKED = ("metadata.json Version (schema)", "UpdatedAt (not older than the served version)")
 """A DB's metadata.json comes after the DB file in its layer: a dry run cannot read it without the whole download."""
-
-
-@dataclass
-class TagResult:
-    """The outcome of syncing one asset tag; ``message`` is the one line a person reads."""
-
-    asset: str
-    reference: str
-    outcome: Outcome
-    message: str = ""
-    digest: str | None = None
-    size: int | None = None
-    source: str | None = None
-    metadata: LayerMetadata | None = None
-    stats: copier.CopyStats = field(default_factory=copier.CopyStats)
-    seconds: float = 0.0
-    unchecked: list[str] = field(default_factory=list)
-    """What a dry run could not check without downloading the layer."""
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome in FAILED_OUTCOMES
-
-    def attempt(self) -> Attempt:
-        """What the state records for this result (a dry run and an absent optional tag record nothing)."""
-        if self.outcome in ("refused", "failed"):
-            return Attempt.now(self.outcome, self.message)
-        return Attempt.now("ok", self.message)
-
-    def to_json(self) -> dict[str, object]:
-        from trivy_mirror.timefmt import iso
-
-        return {
-            "asset": self.asset, "reference": self.reference, "outcome": self.outcome, "message": self.message,
-            "digest": self.digest, "size": self.size, "source": self.source,
-            "updated_at": iso(self.metadata.updated_at) if self.metadata else None,
-            "next_update": iso(self.metadata.next_update) if self.metadata else None,
-            **self.stats.to_json(), "seconds": round(self.seconds, 3), "unchecked": self.unchecked,
-        }
 
 
 class AssetSync:
