@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from trivy_mirror import __version__
 from trivy_mirror.catalog import assets
 from trivy_mirror.errors import InvalidReference, UsageError
 from trivy_mirror.oci.reference import is_rfc1918, validate_registry, validate_repository
+from trivy_mirror.version import __version__
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
 from trivy_mirror.vex.source import NAME_RE
 

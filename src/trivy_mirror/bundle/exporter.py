@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from trivy_mirror import __version__
 from trivy_mirror.bundle.attestation import ENVELOPE_NAME, sign_bundle
 from trivy_mirror.bundle.format import MANIFEST_NAME, AssetEntry, BundleManifest
 from trivy_mirror.bundle.sections import ExportSection, SourceFile
@@ -21,6 +20,7 @@ from trivy_mirror.engine.events import Progress
 from trivy_mirror.errors import StoreError, VerificationError
 from trivy_mirror.oci.digest import DigestVerifier
 from trivy_mirror.signing import SigningKey
+from trivy_mirror.version import __version__
 
 PROGRESS_KEY = "bundle"
 
