@@ -23,7 +23,7 @@ from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination
 from trivy_mirror.sync.mirror import AssetSync
 from trivy_mirror.vex import VexSource, sync_vex, vex_statuses
-from trivy_mirror.vex.sync import StoreRoot
+from trivy_mirror.vex.storage import StoreRoot
 
 log = logging.getLogger("trivy_mirror.serve")
 

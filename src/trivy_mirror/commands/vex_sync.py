@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.vex import DEFAULT_SOURCE, VexSource, vex_statuses
 from trivy_mirror.vex.source import check_unique
-from trivy_mirror.vex.sync import StoreRoot
+from trivy_mirror.vex.storage import StoreRoot
 
 VEX_ASSET = "vex"
 

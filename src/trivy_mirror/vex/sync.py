@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import LayerMetadata
@@ -40,18 +40,13 @@ from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.repack import repack
 from trivy_mirror.vex.source import VexSource, check_unique
 from trivy_mirror.vex.status import ASSET, dates, reference
-from trivy_mirror.vex.storage import WORK_PREFIX, VexRepository, VexState, VexVersion, clean_work_dirs
+from trivy_mirror.vex.storage import WORK_PREFIX, StoreRoot, VexRepository, VexState, VexVersion, clean_work_dirs
 from trivy_mirror.vex.tree import check_repository
 
 log = logging.getLogger(__name__)
 
 MANIFEST_WHAT = "vex-repository.json"
 ARCHIVE_WHAT = "archive"
-
-
-class StoreRoot(Protocol):
-    @property
-    def root(self) -> Path: ...
 
 
 @dataclass(frozen=True)
