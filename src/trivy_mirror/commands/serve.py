@@ -23,8 +23,7 @@ log = logging.getLogger("trivy_mirror.serve")
 def serve_sync(store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix], options: ConnectionOptions,
                lock_timeout: float, vex: Sequence[VexSource] = ()) -> StoreSync:
     """The sync ``serve`` runs: the store's assets plus the checks tags its clients asked for (the census)."""
-    return StoreSync(store, specs, sources, options, lock_timeout, vex,
-                     plan=lambda wanted: plan_requested_tags(wanted, store.root))
+    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags)
 
 
 def unfilled(store: Store, statuses: Callable[[], list[AssetStatus]]) -> Callable[[], list[AssetStatus]]:
