@@ -1,3 +1,5 @@
 """trivy-mirror: self-host Trivy's scan assets."""
 
-__version__ = "0.1.0"
+from trivy_mirror.version import __version__
+
+__all__ = ["__version__"]

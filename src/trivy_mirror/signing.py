@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.errors import KeyFileError, SignatureError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -49,14 +49,6 @@ MAX_SIGNATURES = 16
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _B64_URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _KEYID = re.compile(r"[A-Za-z0-9:._-]{1,80}")
-
-
-class KeyFileError(UsageError):
-    """A key file that cannot be read, written, or is not an Ed25519 key in the expected PEM form."""
-
-
-class SignatureError(MirrorError):
-    """An envelope that is missing, malformed, signed by another key, or whose signature does not verify."""
 
 
 @contextmanager

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
 def iso(moment: datetime | None) -> str | None:
     """``2026-01-02T03:04:05Z`` style, or None."""
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def go_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with trailing fraction zeros trimmed, as Go's ``time.Time`` marshals to JSON."""
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def short_time(moment: datetime | None) -> str:
+    """``11-30 07:54`` in UTC, for tables (their caption says UTC; the year is in ``--json``); ``-`` when unset."""
+    return moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "-"
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -26,17 +26,18 @@ from pathlib import Path
 
 import yaml
 
-from trivy_mirror import assets
-from trivy_mirror.assets import AssetSpec
-from trivy_mirror.bundle.safety import UnsafeMember, check_member
-from trivy_mirror.errors import RefusedCandidate, StoreError, VerificationError
+from trivy_mirror.bundle.safety import check_member
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.catalog.layerinfo import MAX_METADATA_SIZE, METADATA_FILE, LayerInfoError, parse_metadata
+from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.errors import RefusedCandidate, StoreError, UnsafeMember, VerificationError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.digest import Digest, DigestVerifier
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.store import Store
 from trivy_mirror.store.fsutil import os_errors
-from trivy_mirror.sync.layerinfo import MAX_METADATA_SIZE, METADATA_FILE, LayerInfoError, parse_metadata
-from trivy_mirror.timefmt import iso
+from trivy_mirror.timefmt import go_time, iso
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.serve import archive_url, repository_url
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
@@ -44,7 +45,6 @@ from trivy_mirror.vex.status import ASSET as VEX_ASSET
 from trivy_mirror.vex.status import reference as vex_reference
 from trivy_mirror.vex.storage import VexRepository, stored_names
 
-READ_CHUNK = 1024 * 1024
 DB_LAYOUT = {"db": ("db", "trivy.db"), "java-db": ("java-db", "trivy-java.db")}
 """Asset -> (cache sub-directory, DB file name), as Trivy's ``db.Dir`` and ``javadb`` place them."""
 SKIP_FLAGS = {"db": "--skip-db-update", "java-db": "--skip-java-db-update", "checks": "--skip-check-update",
@@ -54,15 +54,6 @@ VEX_REPOSITORIES = "vex/repositories"
 VEX_CONFIG = "vex/repository.yaml"
 VEX_MANIFEST = "vex-repository.json"
 VEX_SPEC_VERSION = "0.1"
-
-
-def go_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with trailing fraction zeros trimmed, as Go's ``time.Time`` marshals to JSON."""
-    moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 @dataclass(frozen=True)
@@ -91,7 +82,7 @@ class _VerifyingReader:
         return data
 
     def finish(self) -> None:
-        while self.read(READ_CHUNK):
+        while self.read(CHUNK_SIZE):
             pass
         self.verifier.verify()
 
@@ -104,7 +95,7 @@ def extract_layer(path: Path, layer: Descriptor, destination: Path, what: str) -
     destination.mkdir(parents=True, exist_ok=True)
     reader = _VerifyingReader(path, layer)
     try:
-        with tarfile.open(fileobj=reader, mode="r|gz", bufsize=READ_CHUNK) as archive:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r|gz", bufsize=CHUNK_SIZE) as archive:  # type: ignore[call-overload]
             for member in archive:
                 target = destination / check_member(member, f"{what} member")
                 if member.isdir():
@@ -115,7 +106,7 @@ def extract_layer(path: Path, layer: Descriptor, destination: Path, what: str) -
                 assert source is not None  # a regular file, checked above
                 try:
                     with target.open("xb") as out:
-                        shutil.copyfileobj(source, out, READ_CHUNK)
+                        shutil.copyfileobj(source, out, CHUNK_SIZE)
                 except FileExistsError:
                     raise UnsafeMember(f"{what} has the member {member.name[:200]!r} twice; refusing it") from None
         reader.finish()
@@ -211,7 +202,7 @@ class TrivyCacheWriter:
             raise StoreError(f"the store {self.store.root} has no {reference}; run trivy-mirror sync first, or "
                              f"leave {spec.name} out with --assets")
         parsed = manifest.parsed
-        layer = assets.check_shape(spec, parsed)
+        layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
         blob = layout.blob_path(layer.digest)
         if spec.has_metadata:
@@ -235,7 +226,7 @@ class TrivyCacheWriter:
             if len(data) > MAX_METADATA_SIZE:
                 raise LayerInfoError(f"{METADATA_FILE} is {len(data)} bytes")
             metadata = parse_metadata(data)
-            assets.check_version(spec, tag, parsed, metadata)
+            policy.check_version(spec, tag, parsed, metadata)
             fields = json.loads(data)
         except LayerInfoError as err:
             raise StoreError(f"{spec.name}: {err}") from None
@@ -245,7 +236,7 @@ class TrivyCacheWriter:
 
     def _stamp_checks(self, parsed: Manifest, digest: str, directory: Path) -> str:
         """``policy/metadata.json`` as Trivy writes it (``policy.Metadata``)."""
-        major = assets.checks_major_version(parsed)
+        major = policy.checks_major_version(parsed)
         fields: dict[str, object] = {"Digest": digest, "DownloadedAt": go_time(self.now)}
         if major is None:
             fields.update(MajorVersion=0, CustomBuild=True)

@@ -20,15 +20,15 @@ from typing import Any
 
 import yaml
 
-from trivy_mirror import __version__, assets
+from trivy_mirror.catalog import assets
 from trivy_mirror.errors import InvalidReference, UsageError
-from trivy_mirror.oci.reference import validate_registry, validate_repository
+from trivy_mirror.oci.reference import is_rfc1918, validate_registry, validate_repository
+from trivy_mirror.version import __version__
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
 from trivy_mirror.vex.source import NAME_RE
 
 CHECKS_DEFAULT_HOST = "mirror.gcr.io"
 """The registry of every Trivy's default checks bundle since 0.58 (``mirror.gcr.io/aquasec/trivy-checks``)."""
-_PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _ASSETS = {spec.name: spec for spec in assets.CATALOG}
 
 
@@ -42,7 +42,7 @@ def trivy_uses_plain_http(registry: str) -> bool:
         address = ipaddress.ip_address(registry.split(":")[0])
     except ValueError:
         address = None
-    if isinstance(address, ipaddress.IPv4Address) and any(address in net for net in _PRIVATE):
+    if is_rfc1918(address):
         return True
     return (registry.startswith("localhost:") or re.fullmatch(r".*\.localhost(:\d+)?", registry) is not None
             or "127.0.0.1" in registry or "::1" in registry)

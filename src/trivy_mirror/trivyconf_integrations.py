@@ -22,9 +22,10 @@ from typing import Any
 
 import yaml
 
-from trivy_mirror import __version__, assets
+from trivy_mirror.catalog import assets
 from trivy_mirror.errors import UsageError
 from trivy_mirror.trivyconf import CHECKS_DEFAULT_HOST, ClientConfig
+from trivy_mirror.version import __version__
 
 _ASSETS = {spec.name: spec for spec in assets.CATALOG}
 

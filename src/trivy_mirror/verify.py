@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidDigest, InvalidManifest, MirrorError, StoreError
 from trivy_mirror.oci.digest import HEX_LENGTH, Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, parse_manifest
@@ -39,8 +40,6 @@ from trivy_mirror.store.paths import BLOBS_DIR, TMP_DIR
 from trivy_mirror.vex.storage import STATE_FILE as VEX_STATE_FILE
 from trivy_mirror.vex.storage import VEX_DIR, VexRepository, VexState
 from trivy_mirror.vex.storage import stored_names as vex_names
-
-HASH_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -86,7 +85,7 @@ def hash_file(path: Path, algorithm: str) -> tuple[str, int]:
     hasher = hashlib.new(algorithm)
     size = 0
     with path.open("rb") as file:
-        while chunk := file.read(HASH_CHUNK):
+        while chunk := file.read(CHUNK_SIZE):
             hasher.update(chunk)
             size += len(chunk)
     return hasher.hexdigest(), size

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from support.cli import MirrorCli
-from support.registry import RegistryFactory, RegistryProcess, free_port
+from support.registry import RegistryFactory, RegistryProcess, free_port, push_artifact
 from support.serve import ServeProcess
+from support.trivy_assets import AssetSet
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +70,21 @@ def test_destination_refusing_the_credentials_shows_in_status(
     row = db_row(mirror, to, EXIT_LAST_SYNC_FAILED)
     assert (row["state"], row["last_result"]) == ("fresh", "failed")
     assert "401" in str(row["last_message"]) or "auth" in str(row["last_message"]).lower(), row
+
+
+def test_a_destination_refusing_the_credentials_is_blamed_once_not_per_source(
+    mirror: MirrorCli, upstream: RegistryProcess, registry: RegistryFactory, assets: AssetSet,
+) -> None:
+    """A 401 from ``--to`` says ``cannot write to DEST``; the next ``--from`` source is not tried for it."""
+    destination = registry(auth=("robot", "secret"))
+    second = registry()
+    push_artifact(second.host, "aquasec/trivy-db", "2", assets.db)
+    result = mirror.run(["sync", "--to", destination.host, "--dest-creds", "robot:wrong", "--from",
+                         f"{upstream.host}/aquasec", "--from", f"{second.host}/aquasec", "--assets", "db", "--json"])
+    assert result.returncode == 1, result.stderr
+    [row] = json.loads(result.stdout)["results"]
+    assert row["outcome"] == "failed"
+    assert row["message"].startswith(f"cannot write to {destination.host}/aquasec/trivy-db: "), row["message"]
+    assert "401" in row["message"] or "auth" in row["message"].lower(), row["message"]
+    assert "no source could be used" not in result.stdout + result.stderr
+    assert ("GET", "/v2/aquasec/trivy-db/manifests/2") not in second.requests_log()

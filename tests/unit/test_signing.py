@@ -22,14 +22,13 @@ from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.exceptions import VerificationError as SslibVerificationError
 from securesystemslib.signer import CryptoSigner, Signer, SSlibKey
 
+from trivy_mirror.errors import KeyFileError, SignatureError
 from trivy_mirror.signing import (
     IN_TOTO_PAYLOAD_TYPE,
     STATEMENT_TYPE,
     Envelope,
-    KeyFileError,
     PublicKey,
     Signature,
-    SignatureError,
     SigningKey,
     Statement,
     Subject,

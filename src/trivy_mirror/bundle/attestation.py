@@ -20,13 +20,12 @@ import hashlib
 import logging
 from typing import Any
 
-from trivy_mirror.bundle.format import FORMAT_VERSION, MANIFEST_NAME, BundleError, BundleManifest
-from trivy_mirror.errors import InvalidDigest
+from trivy_mirror.bundle.format import FORMAT_VERSION, MANIFEST_NAME, BundleManifest
+from trivy_mirror.errors import BundleError, InvalidDigest, SignatureError
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.signing import (
     Envelope,
     PublicKey,
-    SignatureError,
     SigningKey,
     Statement,
     Subject,

@@ -11,17 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from trivy_mirror import __version__
 from trivy_mirror.bundle.attestation import ENVELOPE_NAME, sign_bundle
 from trivy_mirror.bundle.format import MANIFEST_NAME, AssetEntry, BundleManifest
 from trivy_mirror.bundle.sections import ExportSection, SourceFile
 from trivy_mirror.bundle.tarwrite import TarWriter
+from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.engine.events import Progress
 from trivy_mirror.errors import StoreError, VerificationError
 from trivy_mirror.oci.digest import DigestVerifier
 from trivy_mirror.signing import SigningKey
-from trivy_mirror.sync.progress import Progress
+from trivy_mirror.version import __version__
 
-READ_CHUNK = 1024 * 1024
 PROGRESS_KEY = "bundle"
 
 
@@ -60,7 +60,7 @@ def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
     verifier = DigestVerifier(source.file.digest, source.file.size)
     try:
         with source.path.open("rb") as handle:
-            while chunk := handle.read(READ_CHUNK):
+            while chunk := handle.read(CHUNK_SIZE):
                 verifier.update(chunk)
                 progress.advance(PROGRESS_KEY, len(chunk))
                 yield chunk
@@ -82,6 +82,8 @@ def write_bundle(plan: BundlePlan, out: BinaryIO, progress: Progress) -> str:
         for source in plan.files:
             writer.add(source.file.path, source.file.size, _chunks(source, progress))
         writer.close()
-    finally:
-        progress.finish(PROGRESS_KEY)
+    except BaseException:
+        progress.finish(PROGRESS_KEY, ok=False)
+        raise
+    progress.finish(PROGRESS_KEY)
     return writer.sha256

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from trivy_mirror.bundle.safety import check_path
-from trivy_mirror.errors import InvalidDigest, MirrorError
+from trivy_mirror.errors import BundleError, InvalidDigest
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.timefmt import iso, parse_time
 
@@ -23,10 +23,6 @@ MANIFEST_NAME = "trivy-mirror-bundle.json"
 FORMAT = "trivy-mirror-bundle"
 FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-
-
-class BundleError(MirrorError):
-    """A bundle that is not one, is damaged, truncated, tampered with or hostile."""
 
 
 @dataclass(frozen=True)

@@ -22,20 +22,18 @@ from trivy_mirror.bundle.format import (
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     AssetEntry,
-    BundleError,
     BundleFile,
     BundleManifest,
     parse_manifest,
 )
 from trivy_mirror.bundle.members import HashingReader, MemberStream
 from trivy_mirror.bundle.safety import check_member
-from trivy_mirror.bundle.sections import ImportResult, ImportSection, PlannedAsset
+from trivy_mirror.bundle.sections import ImportResult, ImportSection, MemberObserver, PlannedAsset
 from trivy_mirror.bundle.stage import Staging
-from trivy_mirror.errors import RefusedCandidate, VerificationError
+from trivy_mirror.engine.events import Progress
+from trivy_mirror.errors import BundleError, RefusedCandidate, VerificationError
 from trivy_mirror.oci.digest import verified
 from trivy_mirror.signing import PublicKey
-from trivy_mirror.sync.engine import ChunkObserver
-from trivy_mirror.sync.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ class _Routing:
             section.check_files([f for f, s in self.files.values() if s is section])
 
 
-async def _observed(chunks: AsyncIterator[bytes], observer: ChunkObserver | None,
+async def _observed(chunks: AsyncIterator[bytes], observer: MemberObserver | None,
                     progress: Progress) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         if observer is not None:
@@ -113,8 +111,10 @@ class BundleImport:
             self.progress.start(PROGRESS_KEY, "bundle", manifest.total_size)
             try:
                 await self._read_members(members, routing, staged)
-            finally:
-                self.progress.finish(PROGRESS_KEY)
+            except BaseException:
+                self.progress.finish(PROGRESS_KEY, ok=False)
+                raise
+            self.progress.finish(PROGRESS_KEY)
             await asyncio.to_thread(reader.drain)
             if expected_sha256 is not None and reader.sha256 != expected_sha256:
                 raise BundleError(f"bundle sha256 is {reader.sha256}, not the expected {expected_sha256}; "

@@ -16,9 +16,8 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import BinaryIO
 
-from trivy_mirror.bundle.format import BundleError
-
-READ_CHUNK = 1024 * 1024
+from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.errors import BundleError
 
 
 class HashingReader:
@@ -36,7 +35,7 @@ class HashingReader:
     def drain(self) -> None:
         """Read to the end (the tar's padding and whatever follows it), so the hash covers the whole file."""
         with _errors("the end of the bundle"):
-            while self.read(READ_CHUNK):
+            while self.read(CHUNK_SIZE):
                 pass
 
     @property
@@ -73,7 +72,7 @@ class MemberStream:
         def start() -> tarfile.TarFile:
             try:
                 tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115 - see close()
-                    fileobj=reader, mode="r|*", bufsize=READ_CHUNK)
+                    fileobj=reader, mode="r|*", bufsize=CHUNK_SIZE)
                 return tar
             except tarfile.ReadError:
                 raise BundleError("not a bundle: the input is not a tar archive (or it is empty)") from None
@@ -104,7 +103,7 @@ class MemberStream:
             return
         while True:
             with _errors(self.current):
-                chunk = await asyncio.to_thread(handle.read, READ_CHUNK)
+                chunk = await asyncio.to_thread(handle.read, CHUNK_SIZE)
             if not chunk:
                 return
             yield chunk

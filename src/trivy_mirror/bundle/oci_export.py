@@ -12,10 +12,12 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from trivy_mirror.assets import AssetSpec, LayerMetadata
-from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
+from trivy_mirror.bundle.format import AssetEntry, BundleFile
 from trivy_mirror.bundle.sections import ExportPart, SourceFile
-from trivy_mirror.errors import MirrorError
+from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
+from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
+from trivy_mirror.catalog.state import tag_record
+from trivy_mirror.errors import BundleError, MirrorError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -24,9 +26,6 @@ from trivy_mirror.store import Layout, Store
 from trivy_mirror.store.index import REF_NAME, serialize_index
 from trivy_mirror.store.layout import LAYOUT_CONTENT
 from trivy_mirror.store.paths import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE
-from trivy_mirror.sync.layerinfo import LayerInfoError
-from trivy_mirror.sync.mirror import read_layer_metadata
-from trivy_mirror.sync.state import tag_record
 from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The ``oci`` section on import: check each staged OCI asset as ``sync`` would, then publish it with the engine.
 
 The staged layouts are ordinary :class:`~trivy_mirror.store.Layout` read targets, so publishing is
-``engine.copy`` exactly as ``sync --to`` does it (into the store it hard-links the staged blobs). A DB layer's
+``copier.copy`` exactly as ``sync --to`` does it (into the store it hard-links the staged blobs). A DB layer's
 ``metadata.json`` is read while the layer streams in, not in a second pass.
 """
 
@@ -14,24 +14,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trivy_mirror import assets
-from trivy_mirror.assets import AssetSpec, LayerMetadata
-from trivy_mirror.attempt import Attempt
-from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
+from trivy_mirror.bundle.format import AssetEntry, BundleFile
 from trivy_mirror.bundle.oci_export import ROOT
-from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
-from trivy_mirror.errors import InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
-from trivy_mirror.oci import mediatype
+from trivy_mirror.bundle.sections import ImportResult, MemberObserver, PlannedAsset
+from trivy_mirror.catalog import assets, policy
+from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
+from trivy_mirror.catalog.attempt import Attempt
+from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
+from trivy_mirror.catalog.state import Destination, TagRecord, with_attempt
+from trivy_mirror.engine import copier
+from trivy_mirror.errors import BundleError, InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from trivy_mirror.store import Layout, Store
 from trivy_mirror.store.paths import INDEX_FILE, LAYOUT_FILE, check_repository
-from trivy_mirror.sync import engine
-from trivy_mirror.sync.endpoints import Destination
-from trivy_mirror.sync.layerinfo import LayerInfoError, LayerInfoReader
-from trivy_mirror.sync.mirror import current_metadata, read_layer_metadata
-from trivy_mirror.sync.state import TagRecord, with_attempt
 from trivy_mirror.target import ReadTarget, WriteTarget
 from trivy_mirror.timefmt import iso
 
@@ -76,13 +73,6 @@ def _parse_member(file: BundleFile) -> _Member:
     return _Member(repository, digest)
 
 
-def _semver(manifest: Manifest) -> tuple[int, ...] | None:
-    text = manifest.annotations.get(mediatype.ANNOTATION_VERSION, "").lstrip("v")
-    core = re.split(r"[-+]", text, maxsplit=1)[0]
-    parts = core.split(".")
-    return tuple(int(p) for p in parts) if core and all(p.isdigit() for p in parts) else None
-
-
 class OciImport:
     """Imports the bundle's OCI assets into one destination (the store or a registry prefix)."""
 
@@ -111,7 +101,7 @@ class OciImport:
             self._staged_blobs.add((member.repository, member.digest))
         return True
 
-    def observer(self, file: BundleFile) -> engine.ChunkObserver | None:
+    def observer(self, file: BundleFile) -> MemberObserver | None:
         member = _parse_member(file)
         spec = SPECS[member.repository]
         if member.digest is None or not spec.has_metadata:
@@ -150,10 +140,10 @@ class OciImport:
             raise BundleError(f"bundle is inconsistent: {ROOT}/{repository}/{INDEX_FILE} does not tag :{tag} as "
                               f"{entry.digest} as its manifest says")
         parsed = manifest.parsed
-        layer = assets.check_shape(spec, parsed)
+        layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
         metadata = await self._layer_metadata(spec, repository, layer) if spec.has_metadata else None
-        assets.check_version(spec, tag, parsed, metadata)
+        policy.check_version(spec, tag, parsed, metadata)
         self._check_entry(entry, parsed, metadata)
         target = await self.destination.target(repository)
         current = await target.resolve(tag)
@@ -196,28 +186,16 @@ class OciImport:
 
     async def _downgrade(self, spec: AssetSpec, target: WriteTarget, tag: str, current: Descriptor,
                          metadata: LayerMetadata | None, parsed: Manifest) -> str | None:
+        """Why publishing would go back in time (the publish policy's rule, import's words); None if it would not."""
+        state = self.destination.state.load(spec.mirror_repository)
+        served = await policy.served_version(spec, target, state, tag, current)
+        found = policy.regression(spec, parsed, metadata, served)
+        if found is None:
+            return None
         reference = f"{spec.mirror_repository}:{tag}"
-        if spec.has_metadata:
-            state = self.destination.state.load(spec.mirror_repository)
-            served = await current_metadata(spec, target, state, tag, current)
-            if (metadata is not None and served is not None and metadata.updated_at is not None
-                    and served.updated_at is not None and metadata.updated_at < served.updated_at):
-                return (f"{reference} in the bundle was built {iso(metadata.updated_at)}, before the one served "
-                        f"({iso(served.updated_at)})")
-            return None
-        try:
-            served_manifest = (await target.get_manifest(str(current.digest))).parsed
-        except MirrorError as err:
-            log.warning("%s: cannot read the served manifest to compare versions: %s", spec.name, err)
-            return None
-        candidate = _semver(parsed)
-        served_version = _semver(served_manifest) if isinstance(served_manifest, Manifest) else None
-        if candidate is not None and served_version is not None and candidate < served_version:
-            assert isinstance(served_manifest, Manifest)
-            return (f"{reference} in the bundle is version "
-                    f"{parsed.annotations[mediatype.ANNOTATION_VERSION]}, older than the served "
-                    f"{served_manifest.annotations[mediatype.ANNOTATION_VERSION]}")
-        return None
+        if found.what == "version":
+            return f"{reference} in the bundle is version {found.candidate}, older than the served {found.served}"
+        return f"{reference} in the bundle was built {found.candidate}, before the one served ({found.served})"
 
 
 class OciPlanned:
@@ -242,14 +220,13 @@ class OciPlanned:
         next_update = self.metadata.next_update if self.metadata else None
         if not self.changed:  # nothing written, not even the state: re-importing a bundle changes nothing
             return ImportResult(self.entry, "unchanged", updated_at, next_update)
-        stats = await engine.copy(self.staged, self.manifest, self.target, self.tag)
+        stats = await copier.copy(self.staged, self.manifest, self.target, self.tag)
         self._record()
         return ImportResult(self.entry, "updated", updated_at, next_update, stats)
 
     def _record(self) -> None:
         source = f"bundle ({self.entry.source})" if self.entry.source else "bundle"
-        record = TagRecord(str(self.manifest.digest), self.entry.size, source, datetime.now(UTC), self.metadata,
-                           self.entry.version)
+        record = TagRecord(str(self.manifest.digest), self.entry.size, source, datetime.now(UTC), self.metadata)
         attempt = Attempt.now("imported", f"from {source}")
         book = self.destination.state
         repository = self.spec.mirror_repository

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import tarfile
 
-from trivy_mirror.errors import MirrorError
+from trivy_mirror.errors import UnsafeMember
 
 MAX_PATH_LENGTH = 1024
 REGULAR_TYPES = frozenset({tarfile.REGTYPE, tarfile.AREGTYPE})
 """Plain files only: tarfile also counts sparse and contiguous files as regular, which we do not accept."""
-
-
-class UnsafeMember(MirrorError):
-    """An archive member that could write outside its destination or is not a plain file or directory."""
 
 
 def _shown(name: str) -> str:

@@ -9,15 +9,18 @@ verification and the staging stay as they are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from trivy_mirror.bundle.format import AssetEntry, BundleFile
-from trivy_mirror.sync.engine import ChunkObserver, CopyStats
+from trivy_mirror.engine.copier import CopyStats
 from trivy_mirror.timefmt import iso
+
+MemberObserver = Callable[[bytes], Awaitable[None]]
+"""Sees every chunk of one bundle member as it is read (the DB metadata reader), before it is staged."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,7 @@ class ImportResult:
         return {"asset": self.entry.asset, "reference": self.entry.reference, "outcome": self.outcome,
                 "digest": self.entry.digest, "size": self.entry.size, "source": self.entry.source,
                 "updated_at": iso(self.updated_at), "next_update": iso(self.next_update),
-                "version": self.entry.version, "blobs_copied": self.stats.blobs_copied,
-                "blobs_skipped": self.stats.blobs_skipped, "blobs_mounted": self.stats.blobs_mounted,
-                "bytes_copied": self.stats.bytes_copied}
+                "version": self.entry.version, **self.stats.to_json()}
 
 
 class PlannedAsset(Protocol):
@@ -98,7 +99,7 @@ class ImportSection(Protocol):
         """False when the destination already holds this content: it is then verified and not written."""
         ...
 
-    def observer(self, file: BundleFile) -> ChunkObserver | None:
+    def observer(self, file: BundleFile) -> MemberObserver | None:
         """Called as a member starts; may return a function that sees its chunks (e.g. a metadata reader)."""
         ...
 

@@ -10,9 +10,10 @@ import json
 import logging
 from dataclasses import replace
 
-from trivy_mirror.attempt import NO_ATTEMPT
-from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
+from trivy_mirror.bundle.format import AssetEntry, BundleFile
 from trivy_mirror.bundle.sections import ExportPart, SourceFile
+from trivy_mirror.catalog.attempt import NO_ATTEMPT
+from trivy_mirror.errors import BundleError
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store import Store
 from trivy_mirror.vex.status import ASSET, dates, reference

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from trivy_mirror.attempt import Attempt
-from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile
-from trivy_mirror.bundle.sections import ImportResult, PlannedAsset
+from trivy_mirror.bundle.format import AssetEntry, BundleFile
+from trivy_mirror.bundle.sections import ImportResult, MemberObserver, PlannedAsset
 from trivy_mirror.bundle.vex_export import ARCHIVE_FILE, ROOT, STATE_FILE, member
-from trivy_mirror.errors import RefusedCandidate
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.attempt import Attempt
+from trivy_mirror.errors import BundleError, RefusedCandidate
 from trivy_mirror.store import Store
-from trivy_mirror.sync.engine import ChunkObserver
 from trivy_mirror.timefmt import iso
 from trivy_mirror.vex.extract import Limits, extract_archive
 from trivy_mirror.vex.manifest import RepositoryManifest
@@ -61,7 +61,7 @@ class VexImport:
     async def needs_staging(self, file: BundleFile) -> bool:
         return self.store is not None
 
-    def observer(self, file: BundleFile) -> ChunkObserver | None:
+    def observer(self, file: BundleFile) -> MemberObserver | None:
         return None
 
     def close(self) -> None:
@@ -110,10 +110,11 @@ class VexImport:
             served = None
         planned = VexPlanned(entry, state, self.staging_root / archive, target,
                              changed=served is None or served.digest != current.digest)
-        if (planned.changed and served is not None and served.index_updated_at is not None
-                and current.index_updated_at is not None and current.index_updated_at < served.index_updated_at):
-            planned.downgrade = (f"{entry.reference} in the bundle was updated {iso(current.index_updated_at)}, "
-                                 f"before the one served ({iso(served.index_updated_at)})")
+        found = policy.vex_regression(name, current.index_updated_at,
+                                      served.index_updated_at if served is not None else None)
+        if planned.changed and found is not None:
+            planned.downgrade = (f"{entry.reference} in the bundle was updated {found.candidate}, before the one "
+                                 f"served ({found.served})")
         return planned
 
 

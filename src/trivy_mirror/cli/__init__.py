@@ -16,13 +16,13 @@ from pathlib import Path
 
 import click
 
-from trivy_mirror import __version__
 from trivy_mirror.cli import airgap, client, maintenance, serve, shell
 from trivy_mirror.cli import sync as sync_commands
 from trivy_mirror.cli.config import derive_envvars, load_config
 from trivy_mirror.cli.shell import COMPLETE_VAR, PROG_NAME
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.ui import console, logs
+from trivy_mirror.version import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -17,7 +17,7 @@ import click
 from trivy_mirror.errors import UsageError
 
 if TYPE_CHECKING:
-    from trivy_mirror.assets import AssetSpec
+    from trivy_mirror.catalog.assets import AssetSpec
     from trivy_mirror.oci.reference import Prefix
     from trivy_mirror.registry.credentials import Credentials
     from trivy_mirror.sync.endpoints import ConnectionOptions
@@ -81,15 +81,16 @@ def _stdin_creds(text: str | None, side: str) -> Credentials:
 
 
 def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None) -> ConnectionOptions:
+    from trivy_mirror.commands.testhooks import transport_overrides
     from trivy_mirror.sync.endpoints import ConnectionOptions
 
-    return ConnectionOptions(parse_creds(creds, side), insecure, ca_file)
+    return ConnectionOptions(parse_creds(creds, side), insecure, ca_file, *transport_overrides())
 
 
 def parse_prefixes(values: Sequence[str]) -> list[Prefix]:
     """``--from`` values, or Trivy's own sources. A value naming one asset (``HOST/PATH/trivy-db:2``) is refused
     with the prefix to give instead: ``--from`` holds every asset under its upstream name."""
-    from trivy_mirror import assets
+    from trivy_mirror.catalog import assets
     from trivy_mirror.oci.reference import Prefix
 
     for value in values:
@@ -112,7 +113,7 @@ def parse_assets(value: str | None) -> list[str]:
 
 
 def select_assets(value: str | None) -> list[AssetSpec]:
-    from trivy_mirror import assets
+    from trivy_mirror.catalog import assets
 
     return assets.select(parse_assets(value))
 

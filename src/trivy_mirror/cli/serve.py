@@ -71,7 +71,7 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
                   --java-db-repository HOST:5000/aquasec/trivy-java-db:1 \\
                   --checks-bundle-repository HOST:5000/aquasec/trivy-checks:2 IMAGE
     """
-    from trivy_mirror.commands.serve import StoreSync, run_serve
+    from trivy_mirror.commands.serve import run_serve, serve_sync
     from trivy_mirror.commands.vex_sync import vex_sources as select_vex
     from trivy_mirror.server.settings import ServerSettings
     from trivy_mirror.store import Store, default_store_dir
@@ -84,9 +84,9 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     settings.validate()
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)
-    store_sync = StoreSync(the_store, select_assets(asset_names), parse_prefixes(sources),
-                           connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600,
-                           vex=select_vex(vex_sources, names))
+    store_sync = serve_sync(the_store, select_assets(asset_names), parse_prefixes(sources),
+                            connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600,
+                            vex=select_vex(vex_sources, names))
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 

@@ -8,14 +8,17 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.engine import copier
+from trivy_mirror.engine.events import NoProgress, progress_listener
 from trivy_mirror.errors import UsageError
 from trivy_mirror.oci.reference import Reference, validate_tag
 from trivy_mirror.store.layout import Layout
 from trivy_mirror.store.paths import TMP_DIR
-from trivy_mirror.sync import engine
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool
 from trivy_mirror.target import WriteTarget
 from trivy_mirror.ui import console
+from trivy_mirror.ui.progress import make_progress
 
 LAYOUT_SCHEME = "oci-layout:"
 
@@ -69,15 +72,22 @@ async def run_copy(source: str, target: str, source_options: ConnectionOptions, 
         dst_pool = await stack.enter_async_context(RegistryPool(dest_options))
         src = await open_target(src_end, src_pool, stack)
         dst = await open_target(dst_end, dst_pool, stack)
-        manifest = await src.get_manifest(src_end.manifest_reference)
-        current = await dst.resolve(dst_end.push_tag or str(manifest.digest))
+        with copier.side("source", src):
+            manifest = await src.get_manifest(src_end.manifest_reference)
+        with copier.side("destination", dst):
+            current = await dst.resolve(dst_end.push_tag or str(manifest.digest))
         if current is not None and current.digest == manifest.digest:
-            stats, outcome = engine.CopyStats(), "unchanged"
+            stats, outcome = copier.CopyStats(), "unchanged"
         else:
-            stats, outcome = await engine.copy(src, manifest, dst, dst_end.push_tag), "copied"
+            progress = make_progress(not as_json)
+            if progress is not None:
+                stack.enter_context(progress)
+            events = progress_listener(progress or NoProgress(), str(manifest.digest), source,
+                                       lambda blob: blob.size >= CHUNK_SIZE)
+            stats, outcome = await copier.copy(src, manifest, dst, dst_end.push_tag, copier.CopyHooks(events)), \
+                "copied"
     summary = {"source": source, "target": target, "digest": str(manifest.digest), "outcome": outcome,
-               "blobs_copied": stats.blobs_copied, "blobs_skipped": stats.blobs_skipped,
-               "blobs_mounted": stats.blobs_mounted, "bytes_copied": stats.bytes_copied}
+               **stats.to_json()}
     if as_json:
         print(json.dumps(summary, indent=2))
     else:

@@ -13,16 +13,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from trivy_mirror.assets import AssetSpec
 from trivy_mirror.bundle.exporter import BundlePlan, plan_bundle, write_bundle
-from trivy_mirror.bundle.format import BundleError
 from trivy_mirror.bundle.oci_export import OciExport
 from trivy_mirror.bundle.sections import ExportSection
 from trivy_mirror.bundle.vex_export import VexExport
-from trivy_mirror.errors import StoreError, UsageError
+from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.engine.events import NoProgress, Progress
+from trivy_mirror.errors import BundleError, StoreError, UsageError
 from trivy_mirror.signing import SigningKey
 from trivy_mirror.store import Store, default_store_dir
-from trivy_mirror.sync.progress import NoProgress, Progress
 from trivy_mirror.timefmt import iso
 from trivy_mirror.ui.progress import make_progress
 

@@ -3,71 +3,28 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
 
-from trivy_mirror.assets import AssetSpec
-from trivy_mirror.commands.vex_sync import run_vex_sync
-from trivy_mirror.errors import MirrorError
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.orchestrate import StoreSync
 from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.server.runner import serve
-from trivy_mirror.server.scheduler import SyncOutcome
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
-from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination
-from trivy_mirror.sync.mirror import AssetSync, TagResult
-from trivy_mirror.sync.status import store_statuses
-from trivy_mirror.vex import VexSource, vex_statuses
+from trivy_mirror.sync.endpoints import ConnectionOptions
+from trivy_mirror.vex import VexSource
 
 log = logging.getLogger("trivy_mirror.serve")
 
 
-class StoreSync:
-    """One sync of the store, as the scheduler runs it: never raises, reports an outcome."""
-
-    def __init__(self, store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix],
-                 options: ConnectionOptions, lock_timeout: float, vex: Sequence[VexSource] = ()) -> None:
-        self.store = store
-        self.vex = list(vex)
-        self.specs = list(specs)
-        self.sources = list(sources)
-        self.options = options
-        self.lock_timeout = lock_timeout
-
-    async def __call__(self) -> SyncOutcome:
-        started = time.monotonic()
-        failures: list[str] = []
-        results: list[TagResult] = []
-        try:
-            async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
-                try:
-                    specs = plan_requested_tags(self.specs, self.store.root)
-                    if specs:
-                        results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(specs)
-                except MirrorError as err:  # no source answers: recorded per asset; the VEX sources may still
-                    failures.append(str(err))
-                results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)
-        except MirrorError as err:
-            return SyncOutcome(False, str(err), time.monotonic() - started)
-        failures += [f"{r.reference}: {r.message}" for r in results if r.failed]
-        changed = [r.reference for r in results if r.outcome == "updated"]
-        message = "; ".join(failures) if failures else (
-            f"updated {', '.join(changed)}" if changed else "everything up to date")
-        return SyncOutcome(not failures, message, time.monotonic() - started,
-                           {r.reference: r.outcome for r in results})
-
-    def statuses(self) -> list[AssetStatus]:
-        return store_statuses(self.store, self.specs) + vex_statuses(self.store.root, [s.name for s in self.vex])
-
-    def next_due(self) -> datetime | None:
-        """The earliest NextUpdate the store serves: once it passes, clients re-download every hour."""
-        due = [row.next_update for row in self.statuses() if row.next_update is not None]
-        return min(due) if due else None
+def serve_sync(store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix], options: ConnectionOptions,
+               lock_timeout: float, vex: Sequence[VexSource] = ()) -> StoreSync:
+    """The sync ``serve`` runs: the store's assets plus the checks tags its clients asked for (the census)."""
+    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags)
 
 
 def unfilled(store: Store, statuses: Callable[[], list[AssetStatus]]) -> Callable[[], list[AssetStatus]]:

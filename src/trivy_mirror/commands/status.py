@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich import box
@@ -13,14 +12,15 @@ from rich.filesize import decimal
 from rich.measure import Measurement
 from rich.table import Table
 
-from trivy_mirror.assets import MIRROR_NAMESPACE, AssetSpec
+from trivy_mirror.catalog.assets import MIRROR_NAMESPACE, AssetSpec
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.commands.vex_sync import vex_status_rows
-from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.server.audit import read_audit
 from trivy_mirror.server.census import ClientRecord, census_path, read_records
 from trivy_mirror.static import StaticDestination
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.sync.status import asset_statuses
+from trivy_mirror.timefmt import short_time
 from trivy_mirror.ui import console
 
 STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}
@@ -122,6 +122,3 @@ def print_clients(clients: Sequence[ClientRecord]) -> None:
     console.stdout.print(table)
 
 
-def short_time(moment: datetime | None) -> str:
-    """``11-30 07:54`` (UTC, as the table's caption says): the year is in ``--json``."""
-    return moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "-"

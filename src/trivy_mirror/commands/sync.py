@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 from rich.filesize import decimal
 from rich.table import Table
 
-from trivy_mirror.assets import AssetSpec
-from trivy_mirror.commands.vex_sync import run_vex_sync
-from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.orchestrate import sync_destination
 from trivy_mirror.server.census import plan_requested_tags
-from trivy_mirror.static import StaticDestination, check_keep
-from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
-from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.sync.mirror import AssetSync, TagResult
+from trivy_mirror.sync.endpoints import ConnectionOptions
 from trivy_mirror.ui import console
 from trivy_mirror.ui.progress import make_progress
 from trivy_mirror.vex import VexSource
@@ -36,45 +32,13 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
 
     ``public_url`` applies to a static tree (``--to static:DIR``) only; ``keep`` to the store and a static tree.
     """
-    async with AsyncExitStack() as stack:
-        source_pool = await stack.enter_async_context(RegistryPool(source_options))
-        dest_pool = await stack.enter_async_context(RegistryPool(dest_options))
-        target = open_destination(store, destination, dest_pool)
-        static = target if isinstance(target, StaticDestination) else None
-        versions = (keep or DEFAULT_KEEP) if isinstance(target, StoreDestination) else check_keep(keep, target)
-        if public_url is not None and static is None:
-            raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
-        if vex and not isinstance(target, StoreDestination | StaticDestination):
-            raise UsageError("VEX repositories are mirrored into the store (--store) or a static tree (--to "
-                             "static:DIR), not into a registry (--to); serve them with trivy-mirror serve")
-        vex_url = static.vex_public_url(public_url, required=bool(vex)) if static is not None else None
-        if isinstance(target, StoreDestination) and not dry_run:
-            await stack.enter_async_context(target.store.alock(lock_timeout, on_wait=log.warning))
-        if static is not None and not dry_run:
-            await stack.enter_async_context(static.tree.alock(lock_timeout, on_wait=log.warning))
-        progress = make_progress(not as_json)
-        if progress is not None:
-            stack.enter_context(progress)
-        if isinstance(target, StoreDestination):
-            specs = plan_requested_tags(specs, target.store.root)
-        maintained = target.store if isinstance(target, StoreDestination) and not dry_run else None
-        try:
-            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
-                if specs else []
-            if vex:
-                assert isinstance(target, StoreDestination | StaticDestination)
-                vex_store = target.tree.work if isinstance(target, StaticDestination) else target.store
-                results += await run_vex_sync(vex_store, vex, source_options, dry_run=dry_run)
-        except MirrorError:
-            if maintained is not None:  # whatever failed, the store stays bounded, asset by asset
-                await asyncio.to_thread(maintain, maintained, versions)
-            raise
-        if maintained is not None:
-            await asyncio.to_thread(maintain, maintained, versions)
-        if static is not None and not dry_run:
-            await static.finish(versions, vex_url)
-    report(results, target.label, as_json)
-    return 1 if any(r.failed for r in results) else 0
+    progress = make_progress(not as_json)
+    with progress if progress is not None else contextlib.nullcontext():
+        result = await sync_destination(specs, sources, source_options, dest_options, store, destination,
+                                        dry_run=dry_run, lock_timeout=lock_timeout, vex=vex, public_url=public_url,
+                                        keep=keep, plan=plan_requested_tags, progress=progress)
+    report(result.results, result.destination, as_json)
+    return 0 if result.ok else 1
 
 
 def report(results: Sequence[TagResult], destination: str, as_json: bool) -> None:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trivy_mirror.assets import AssetSpec
+from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.errors import StoreError, UsageError
 from trivy_mirror.store import Store, default_store_dir
 from trivy_mirror.trivycache import VEX_CONFIG, TrivyCacheWriter, trivy_command

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from trivy_mirror.freshness import AssetStatus
-from trivy_mirror.registry.transport import Transport
-from trivy_mirror.sync.endpoints import ConnectionOptions
-from trivy_mirror.sync.mirror import TagResult
-from trivy_mirror.vex import DEFAULT_SOURCE, VexSource, sync_vex, vex_statuses
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.vex import DEFAULT_SOURCE, VexSource, vex_statuses
 from trivy_mirror.vex.source import check_unique
-from trivy_mirror.vex.sync import StoreRoot
+from trivy_mirror.vex.storage import StoreRoot
 
 VEX_ASSET = "vex"
 
@@ -23,20 +20,6 @@ def vex_sources(values: Sequence[str], asset_names: Sequence[str]) -> list[VexSo
         check_unique(sources)
         return sources
     return [DEFAULT_SOURCE] if VEX_ASSET in asset_names else []
-
-
-async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: ConnectionOptions, *,
-                       dry_run: bool) -> list[TagResult]:
-    """Sync ``sources`` into ``store`` (hold its lock unless ``dry_run``); one result per repository.
-
-    TLS follows the sources' options: verified by default, ``--ca-file`` added, ``--insecure`` to skip
-    verification and allow plain HTTP to any host. Registry credentials are not sent to VEX hosts.
-    """
-    transport = Transport(insecure=options.insecure, ca_file=options.ca_file)
-    try:
-        return await sync_vex(store, sources, transport, dry_run=dry_run)
-    finally:
-        await transport.close()
 
 
 def vex_status_rows(store: StoreRoot, asset_names: Sequence[str], values: Sequence[str] = ()) -> list[AssetStatus]:

@@ -66,9 +66,16 @@ def is_plain_http_allowed(registry: str) -> bool:
         return False
     if address.is_loopback:
         return True
-    private = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("172.16.0.0/12"),
-               ipaddress.ip_network("192.168.0.0/16"))
-    return isinstance(address, ipaddress.IPv4Address) and any(address in net for net in private)
+    return is_rfc1918(address)
+
+
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+"""RFC 1918's private IPv4 networks, which Trivy (go-containerregistry) reaches over plain HTTP."""
+
+
+def is_rfc1918(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+    """Whether ``address`` is a private IPv4 address of RFC 1918."""
+    return isinstance(address, ipaddress.IPv4Address) and any(address in net for net in PRIVATE_NETWORKS)
 
 
 def host_of(registry: str) -> str:
@@ -133,9 +140,6 @@ class Reference:
     @property
     def name(self) -> str:
         return f"{self.registry}/{self.repository}"
-
-    def with_reference(self, tag: str | None = None, digest: Digest | None = None) -> Reference:
-        return Reference(self.registry, self.repository, tag, digest)
 
     def __str__(self) -> str:
         text = self.name

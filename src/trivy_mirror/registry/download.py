@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import RegistryError, Unreachable, VerificationError
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.registry.failures import describe_connection_error, error_from_response
-from trivy_mirror.registry.transport import CHUNK_SIZE, host_label
+from trivy_mirror.registry.transport import host_label
 
 if TYPE_CHECKING:
     from trivy_mirror.registry.repository import RemoteRepository

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from yarl import URL
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import (
     InvalidDigest,
     InvalidManifest,
@@ -25,7 +26,7 @@ from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.registry.auth import repository_scope
 from trivy_mirror.registry.download import download_blob
 from trivy_mirror.registry.failures import error_from_response
-from trivy_mirror.registry.transport import CHUNK_SIZE, host_label, wire_errors
+from trivy_mirror.registry.transport import host_label, wire_errors
 from trivy_mirror.registry.upload import cancel_upload, upload_blob, upload_location
 from trivy_mirror.target import ReadTarget
 

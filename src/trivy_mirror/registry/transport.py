@@ -11,7 +11,6 @@ import email.utils
 import ipaddress
 import logging
 import math
-import os
 import random
 import ssl
 import urllib.request
@@ -30,8 +29,6 @@ from trivy_mirror.registry.failures import describe_connection_error, error_from
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1024 * 1024
-"""Blob bytes are read and handed on in pieces of up to this size."""
 READ_BUFSIZE = 2 * 1024 * 1024
 """aiohttp's per-connection read buffer: large, so fast links are not throttled by pause/resume cycles."""
 MAX_FIELD_SIZE = 64 * 1024
@@ -75,28 +72,6 @@ class Timeouts:
     connect: float = 30.0
     read: float = 120.0
     probe: float = 5.0
-
-
-def _env_seconds(name: str) -> float | None:
-    """A positive number of seconds from the environment; None when unset or not a positive number."""
-    try:
-        seconds = float(os.environ.get(name, ""))
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
-def env_retry_policy() -> RetryPolicy:
-    """The default policy; ``TRIVY_MIRROR_RETRY_BASE`` (seconds, undocumented: for tests) replaces the backoff
-    base and the ``Retry-After`` floor, so fault-injection suites need not sleep for real."""
-    base = _env_seconds("TRIVY_MIRROR_RETRY_BASE")
-    return RetryPolicy() if base is None else RetryPolicy(backoff_base=base, retry_after_floor=min(base, 0.5))
-
-
-def env_timeouts() -> Timeouts:
-    """The default timeouts; ``TRIVY_MIRROR_READ_TIMEOUT`` (seconds, undocumented: for tests) replaces ``read``."""
-    read = _env_seconds("TRIVY_MIRROR_READ_TIMEOUT")
-    return Timeouts() if read is None else Timeouts(read=read)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -157,8 +132,8 @@ class Transport:
         timeouts: Timeouts | None = None, user_agent: str = "trivy-mirror",
     ) -> None:
         self.insecure = insecure
-        self.retry = retry or env_retry_policy()
-        self.timeouts = timeouts or env_timeouts()
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
         self.requests = 0
         """HTTP requests sent so far (every attempt counts)."""
         # True: aiohttp's default verified context (the system trust store), built once when aiohttp is imported;

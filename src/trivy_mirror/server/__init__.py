@@ -4,9 +4,10 @@
 with ``runner_options(app)`` so the access log and request metrics are wired in).
 """
 
+from trivy_mirror.orchestrate import SyncOutcome
 from trivy_mirror.server.app import create_app, runner_options
 from trivy_mirror.server.runner import serve
-from trivy_mirror.server.scheduler import SchedulerState, SyncOutcome, SyncScheduler
+from trivy_mirror.server.scheduler import SchedulerState, SyncScheduler
 from trivy_mirror.server.settings import DEFAULT_ALIASES, ServerSettings
 
 __all__ = [

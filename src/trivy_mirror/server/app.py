@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.server.accesslog import ACCESS_LOGGER, ROUTE_KEY, USER_KEY, access_logger_class
 from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.auth import Authenticator

@@ -3,21 +3,21 @@
 A push to ``aquasec/trivy-db:2`` (or an alias) replaces what every scanner downloads next, so it must be what
 Trivy accepts and no older than what is served: one layer with the right media type and title, the schema
 version the tag stands for (read from the pushed layer's ``metadata.json``), the checks bundle's major version,
-and an UpdatedAt not in the future. A referrer (a manifest with a subject) pushed by digest is accepted there
-too: it is only listed by the referrers API. Other repositories take any well-formed artifact.
+and an UpdatedAt not in the future: :mod:`trivy_mirror.catalog.policy`, as for ``sync`` and ``import``. A
+referrer (a manifest with a subject) pushed by digest is accepted there too: it is only listed by the referrers
+API. Other repositories take any well-formed artifact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from trivy_mirror import assets
-from trivy_mirror.assets import CATALOG, AssetSpec
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.assets import CATALOG, AssetSpec
+from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
 from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Manifest
-from trivy_mirror.sync.layerinfo import LayerInfoError
-from trivy_mirror.sync.mirror import current_metadata, read_layer_metadata
 from trivy_mirror.target import WriteTarget
 
 CATALOG_REPOSITORIES: Mapping[str, AssetSpec] = {spec.mirror_repository: spec for spec in CATALOG}
@@ -42,7 +42,7 @@ async def check_catalog_push(repository: str, target: WriteTarget, manifest: Man
         raise RefusedCandidate(f"{spec.name}: Trivy reads only the tag(s) {', '.join(tags)} of {repository}, "
                                f"not {tag!r}")
     parsed = manifest.parsed
-    layer = assets.check_shape(spec, parsed)
+    layer = policy.check_shape(spec, parsed)
     assert isinstance(parsed, Manifest)  # check_shape refuses an index
     metadata = None
     if spec.has_metadata:
@@ -50,8 +50,8 @@ async def check_catalog_push(repository: str, target: WriteTarget, manifest: Man
             metadata = await read_layer_metadata(target, layer)
         except LayerInfoError as err:
             raise RefusedCandidate(f"{spec.name}: {err}") from None
-    assets.check_version(spec, tag, parsed, metadata)
+    policy.check_version(spec, tag, parsed, metadata)
     current = await target.resolve(tag)
     if current is not None and current.digest != manifest.digest:
-        served = await current_metadata(spec, target, {}, tag, current)
-        assets.check_not_older(spec, metadata, served)
+        served = await policy.served_version(spec, target, {}, tag, current)
+        policy.check_not_older(spec, parsed, metadata, served)

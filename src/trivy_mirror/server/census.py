@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from trivy_mirror.assets import AssetSpec, TagSpec
+from trivy_mirror.catalog.assets import AssetSpec, TagSpec
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.server.accesslog import ROUTE_KEY
 from trivy_mirror.server.routes import match_v2

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.server.scheduler import SchedulerState
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.server.scheduler import SchedulerState
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
+from trivy_mirror.chunks import CHUNK_SIZE as CHUNK
 from trivy_mirror.errors import (
     InvalidManifest,
     InvalidReference,
@@ -31,7 +32,7 @@ from trivy_mirror.server.manifestcheck import check_pushed_manifest
 from trivy_mirror.server.params import parse_digest, repository_of
 from trivy_mirror.server.routes import Route
 from trivy_mirror.server.storage import ServedLayout, push_lock
-from trivy_mirror.server.uploads import CHUNK, Upload, Uploads
+from trivy_mirror.server.uploads import Upload, Uploads
 from trivy_mirror.store import index
 
 log = logging.getLogger(__name__)

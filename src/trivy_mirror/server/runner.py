@@ -11,12 +11,13 @@ from datetime import datetime
 
 from aiohttp import web
 
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.errors import MirrorError
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.orchestrate import SyncOutcome
 from trivy_mirror.server.app import CACHE_KEY, create_app, runner_options
 from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.idleguard import FirstRequestGuard, GuardedAppRunner
-from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler
+from trivy_mirror.server.scheduler import SyncScheduler
 from trivy_mirror.server.settings import ServerSettings, parse_listen
 from trivy_mirror.server.storage import ServedStore
 from trivy_mirror.server.tls import server_ssl_context

@@ -14,26 +14,18 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from trivy_mirror.errors import MirrorError
+from trivy_mirror.orchestrate import SyncOutcome
+from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
 
 POLL = 60.0
 """How often a sleeping loop re-reads ``next_due`` (another process may have synced meanwhile)."""
-
-
-@dataclass(frozen=True)
-class SyncOutcome:
-    """What one sync did: ``ok`` false when any asset failed; ``assets`` maps asset names to a short result."""
-
-    ok: bool
-    message: str
-    duration: float
-    assets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,9 +44,6 @@ class SchedulerState:
     next_run: datetime | None
 
     def to_json(self) -> dict[str, object]:
-        def iso(moment: datetime | None) -> str | None:
-            return moment.isoformat().replace("+00:00", "Z") if moment else None
-
         return {"running": self.running, "runs": self.runs, "successes": self.successes, "failures": self.failures,
                 "consecutive_failures": self.consecutive_failures, "last_success": iso(self.last_success),
                 "last_failure": iso(self.last_failure), "last_duration": self.last_duration,

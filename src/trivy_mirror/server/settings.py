@@ -42,7 +42,8 @@ class ServerSettings:
     push_users: frozenset[str] = frozenset()
     """htpasswd users who may push (with ``allow_push``); every other credential only pulls. Static tokens
     push only when their line in the token file says ``push``."""
-    sync_every: float = 3600.0
+    sync_every: float = 6 * 3600.0
+    """Seconds between two syncs (``serve --sync-every``, 6h), earlier when a served NextUpdate passes."""
     keep: int = 2
     """Versions of each repository kept by the prune that follows a sync."""
     gc_grace: float = 600.0

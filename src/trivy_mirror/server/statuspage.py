@@ -30,16 +30,17 @@ from typing import Any
 
 from aiohttp import web
 
-from trivy_mirror import __version__, assets
-from trivy_mirror.attempt import Attempt
+from trivy_mirror.catalog import assets
+from trivy_mirror.catalog.attempt import Attempt
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.state import attempt_history
 from trivy_mirror.errors import InvalidReference, MirrorError
-from trivy_mirror.freshness import AssetStatus
 from trivy_mirror.oci.reference import validate_registry
 from trivy_mirror.server.settings import ServerSettings, parse_listen
 from trivy_mirror.store import Store
-from trivy_mirror.sync.state import attempt_history
 from trivy_mirror.timefmt import iso, parse_time
 from trivy_mirror.trivyconf import ClientConfig, MirrorUrl, flag_line, repository_yaml, trivy_yaml
+from trivy_mirror.version import __version__
 from trivy_mirror.vex.serve import served_names
 from trivy_mirror.vex.storage import VexRepository
 

@@ -16,6 +16,7 @@ from trivy_mirror.oci.reference import REPOSITORY_RE
 from trivy_mirror.server.auth import Authenticator, BadCredentials
 from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.tokens import Identity
+from trivy_mirror.timefmt import iso
 
 log = logging.getLogger("trivy_mirror.auth")
 
@@ -72,7 +73,7 @@ class TokenEndpoint:
             "token": issued.token,
             "access_token": issued.token,
             "expires_in": issued.expires_in,
-            "issued_at": issued.issued_at.isoformat().replace("+00:00", "Z"),
+            "issued_at": iso(issued.issued_at),
         }
         granted = granted_scopes(requested, identity.push)
         if granted:

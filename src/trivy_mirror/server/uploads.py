@@ -20,11 +20,11 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.server.errors import OciError
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
 IDLE_TIMEOUT = 3600.0
 SPOOL_PREFIX = "trivy-mirror-uploads-"
 _ID = re.compile(r"[0-9a-f-]{36}")
@@ -95,7 +95,7 @@ class Uploads:
 
     async def read(self, upload: Upload) -> AsyncIterator[bytes]:
         with upload.path.open("rb") as source:
-            while chunk := source.read(CHUNK):
+            while chunk := source.read(CHUNK_SIZE):
                 yield chunk
 
     def discard(self, upload: Upload) -> None:

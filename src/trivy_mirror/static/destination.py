@@ -6,13 +6,13 @@ import asyncio
 import logging
 from pathlib import Path
 
+from trivy_mirror.catalog.state import DirectoryStateBook, StateBook
 from trivy_mirror.errors import UsageError
 from trivy_mirror.static.paths import SCHEME
 from trivy_mirror.static.prune import prune
 from trivy_mirror.static.sidecar import write_sidecar
 from trivy_mirror.static.tree import StaticTree
 from trivy_mirror.static.vex import publish_vex, stored_vex
-from trivy_mirror.sync.state import DirectoryStateBook, StateBook
 from trivy_mirror.target import WriteTarget
 
 log = logging.getLogger(__name__)

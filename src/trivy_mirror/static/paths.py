@@ -19,7 +19,7 @@ as it is; only ``Content-Type`` (and ``Docker-Content-Digest``) need the sidecar
 
 from __future__ import annotations
 
-from trivy_mirror import assets
+from trivy_mirror.catalog import assets
 from trivy_mirror.errors import InvalidReference
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.reference import validate_repository, validate_tag

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -25,7 +26,6 @@ from trivy_mirror.target import ReadTarget
 if TYPE_CHECKING:
     from trivy_mirror.static.tree import StaticTree
 
-READ_CHUNK = 1024 * 1024
 
 
 class StaticRepository:
@@ -85,7 +85,7 @@ class StaticRepository:
         with file:
             while True:
                 with os_errors(f"read {path}"):
-                    chunk = await asyncio.to_thread(file.read, READ_CHUNK)
+                    chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
                 if not chunk:
                     return
                 yield chunk

@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
@@ -42,7 +43,6 @@ from trivy_mirror.store.paths import (
 from trivy_mirror.store.stream import drain, run_to_completion, write_stream
 from trivy_mirror.target import ReadTarget
 
-READ_CHUNK = 1024 * 1024
 LAYOUT_CONTENT = json.dumps({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}).encode()
 
 
@@ -288,7 +288,7 @@ class Layout:
         with file:
             while True:
                 with os_errors(f"read {path}"):
-                    chunk = await asyncio.to_thread(file.read, READ_CHUNK)
+                    chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
                 if not chunk:
                     return
                 yield chunk

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from trivy_mirror.catalog.state import Destination, DirectoryStateBook, StateBook
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.client import RegistryClient
 from trivy_mirror.registry.credentials import Credentials
+from trivy_mirror.registry.transport import RetryPolicy, Timeouts
 from trivy_mirror.store import Store
-from trivy_mirror.sync.state import DirectoryStateBook, StateBook
 from trivy_mirror.target import WriteTarget
 
 
@@ -22,6 +22,10 @@ class ConnectionOptions:
     credentials: Credentials | None = None
     insecure: bool = False
     ca_file: Path | None = None
+    retry: RetryPolicy | None = None
+    """How to retry (None: the default policy)."""
+    timeouts: Timeouts | None = None
+    """How long to wait (None: the default timeouts)."""
 
 
 class RegistryPool:
@@ -35,7 +39,8 @@ class RegistryPool:
     async def client(self, registry: str) -> RegistryClient:
         if registry not in self._clients:
             client = RegistryClient(registry, self.options.credentials, insecure=self.options.insecure,
-                                    ca_file=self.options.ca_file)
+                                    ca_file=self.options.ca_file, retry=self.options.retry,
+                                    timeouts=self.options.timeouts)
             self._clients[registry] = await self._stack.enter_async_context(client)
         return self._clients[registry]
 
@@ -44,15 +49,6 @@ class RegistryPool:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self._stack.aclose()
-
-
-class Destination(Protocol):
-    """Where mirrored assets go: repositories by their mirror-relative name, plus their state."""
-
-    label: str
-    state: StateBook
-
-    async def target(self, repository: str) -> WriteTarget: ...
 
 
 class StoreDestination:
@@ -95,10 +91,10 @@ class RegistryDestination:
 def open_destination(store: Path | None, destination: str | None, pool: RegistryPool) -> Destination:
     """``--to`` names a registry destination or a static tree (``static:DIR``); otherwise the store (``--store``
     or the default)."""
+    from trivy_mirror.catalog.state import default_state_dir
     from trivy_mirror.errors import UsageError
     from trivy_mirror.static import StaticDestination, parse_static
     from trivy_mirror.store.paths import default_store_dir
-    from trivy_mirror.sync.state import default_state_dir
 
     if store and destination:
         raise UsageError("--store and --to cannot be used together")

@@ -6,99 +6,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
-from trivy_mirror import assets
-from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
-from trivy_mirror.attempt import Attempt
-from trivy_mirror.errors import MirrorError, NotFound, RefusedCandidate, Unreachable
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
+from trivy_mirror.catalog.result import TagResult
+from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_attempt
+from trivy_mirror.engine import copier
+from trivy_mirror.engine.events import Event, NoProgress, Progress, fan_out, progress_listener
+from trivy_mirror.errors import CopyError, MirrorError, NotFound, RefusedCandidate, Unreachable
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
-from trivy_mirror.sync import engine
-from trivy_mirror.sync.endpoints import Destination, RegistryPool
-from trivy_mirror.sync.layerinfo import LayerInfoError, LayerInfoReader
-from trivy_mirror.sync.progress import NoProgress, Progress
-from trivy_mirror.sync.state import TagRecord, tag_record, with_attempt
+from trivy_mirror.sync.endpoints import RegistryPool
 from trivy_mirror.target import ReadTarget, WriteTarget
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["updated", "unchanged", "would-update", "refused", "failed", "absent"]
-FAILED_OUTCOMES = frozenset({"refused", "failed"})
 DRY_RUN_UNCHECKED = ("metadata.json Version (schema)", "UpdatedAt (not older than the served version)")
 """A DB's metadata.json comes after the DB file in its layer: a dry run cannot read it without the whole download."""
-
-
-@dataclass
-class TagResult:
-    """The outcome of syncing one asset tag; ``message`` is the one line a person reads."""
-
-    asset: str
-    reference: str
-    outcome: Outcome
-    message: str = ""
-    digest: str | None = None
-    size: int | None = None
-    source: str | None = None
-    metadata: LayerMetadata | None = None
-    stats: engine.CopyStats = field(default_factory=engine.CopyStats)
-    seconds: float = 0.0
-    unchecked: list[str] = field(default_factory=list)
-    """What a dry run could not check without downloading the layer."""
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome in FAILED_OUTCOMES
-
-    def attempt(self) -> Attempt:
-        """What the state records for this result (a dry run and an absent optional tag record nothing)."""
-        if self.outcome in ("refused", "failed"):
-            return Attempt.now(self.outcome, self.message)
-        return Attempt.now("ok", self.message)
-
-    def to_json(self) -> dict[str, object]:
-        from trivy_mirror.timefmt import iso
-
-        return {
-            "asset": self.asset, "reference": self.reference, "outcome": self.outcome, "message": self.message,
-            "digest": self.digest, "size": self.size, "source": self.source,
-            "updated_at": iso(self.metadata.updated_at) if self.metadata else None,
-            "next_update": iso(self.metadata.next_update) if self.metadata else None,
-            "blobs_copied": self.stats.blobs_copied, "blobs_skipped": self.stats.blobs_skipped,
-            "blobs_mounted": self.stats.blobs_mounted, "bytes_copied": self.stats.bytes_copied,
-            "seconds": round(self.seconds, 3), "unchecked": self.unchecked,
-        }
-
-
-async def read_layer_metadata(target: ReadTarget, layer: Descriptor) -> LayerMetadata:
-    """Stream a stored layer through the metadata reader (when it was not seen during a copy)."""
-    reader = LayerInfoReader()
-    try:
-        async for chunk in target.fetch_blob(layer):
-            await reader.feed(chunk)
-        return await reader.result()
-    finally:
-        reader.close()
-
-
-async def current_metadata(spec: AssetSpec, target: WriteTarget, state: dict[str, object], tag: str,
-                           current: Descriptor) -> LayerMetadata | None:
-    """The metadata of what the destination serves now: from state when it matches, else from the layer."""
-    if not spec.has_metadata:
-        return None
-    record = tag_record(state, tag)
-    if record is not None and record.digest == str(current.digest) and record.metadata is not None:
-        return record.metadata
-    try:
-        manifest = (await target.get_manifest(str(current.digest))).parsed
-        if isinstance(manifest, Manifest) and len(manifest.layers) == 1:
-            return await read_layer_metadata(target, manifest.layers[0])
-    except (MirrorError, LayerInfoError) as err:
-        log.warning("%s: cannot read the metadata of the served version: %s", spec.name, err)
-    return None
 
 
 class AssetSync:
@@ -164,8 +91,8 @@ class AssetSync:
         state = book.load(spec.mirror_repository)
         record = None
         if result.outcome == "updated" and result.digest and result.source:
-            record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC), result.metadata,
-                               None)
+            record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC),
+                               result.metadata)
         try:
             book.save(spec.mirror_repository, with_attempt(state, tag, result.attempt(), record))
         except OSError as err:
@@ -185,6 +112,10 @@ class AssetSync:
                 source = client.repository(prefix.repository(spec.repository))
                 manifest = await source.get_manifest(tag)
                 return await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+            except CopyError as err:
+                if err.side == "destination":  # no other source can fix it: say so once, not once per source
+                    return TagResult(spec.name, reference, "failed", str(err))
+                tried.append(f"{source_ref}: {err.reason}")
             except NotFound as err:
                 not_found += 1
                 tried.append(f"{source_ref}: {err}")
@@ -203,32 +134,30 @@ class AssetSync:
 
     async def _publish(self, spec: AssetSpec, tag: str, reference: str, source: ReadTarget, source_ref: str,
                        manifest: ManifestBytes, target: WriteTarget) -> TagResult:
-        current = await target.resolve(tag)
+        with copier.side("destination", target):
+            current = await target.resolve(tag)
         if current is not None and current.digest == manifest.digest:
             return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
                              _artifact_size(manifest), source_ref, await self._known_metadata(spec, tag, current))
         parsed = manifest.parsed
-        layer = assets.check_shape(spec, parsed)
+        layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
         reader = LayerInfoReader() if spec.has_metadata else None
         seen_layer = False
-        key = f"{reference}"
-        self.progress.start(key, f"{spec.name} ({source_ref})", layer.size)
 
-        def observe(blob: Descriptor) -> engine.ChunkObserver | None:
-            if blob.digest != layer.digest:
-                return None
+        def is_layer(blob: Descriptor) -> bool:
+            return blob.digest == layer.digest
 
-            async def feed(chunk: bytes) -> None:
-                nonlocal seen_layer
+        async def read(event: Event) -> None:
+            nonlocal seen_layer
+            if reader is not None and event.kind == "bytes" and is_layer(event.blob):
                 seen_layer = True
-                self.progress.advance(key, len(chunk))
-                if reader is not None:
-                    await reader.feed(chunk)
+                await reader.feed(event.data)
 
-            return feed
+        shown = progress_listener(self.progress, reference, f"{spec.name} ({source_ref})", is_layer)
+        hooks = copier.CopyHooks(fan_out(shown, read), lambda blob: reader is not None and is_layer(blob))
 
         metadata: LayerMetadata | None = None
 
@@ -242,18 +171,18 @@ class AssetSync:
                         metadata = await read_layer_metadata(target, layer)
                 except LayerInfoError as err:
                     raise RefusedCandidate(f"{spec.name}: {err}") from None
-            assets.check_version(spec, tag, parsed, metadata)
+            policy.check_version(spec, tag, parsed, metadata)
             if current is not None:
-                served = await current_metadata(spec, target, self.destination.state.load(spec.mirror_repository),
-                                                tag, current)
-                assets.check_not_older(spec, metadata, served)
+                served = await policy.served_version(
+                    spec, target, self.destination.state.load(spec.mirror_repository), tag, current)
+                policy.check_not_older(spec, parsed, metadata, served)
 
+        hooks.before_publish = check
         try:
-            stats = await engine.copy(source, manifest, target, tag, engine.CopyHooks(observe, check))
+            stats = await copier.copy(source, manifest, target, tag, hooks)
         finally:
             if reader is not None:
                 reader.close()
-            self.progress.finish(key)
         return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}",
                          str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats)
 
@@ -263,7 +192,7 @@ class AssetSync:
         what needs the layer is named in ``unchecked`` and in the message, never reported as passed."""
         unchecked = list(DRY_RUN_UNCHECKED) if spec.has_metadata else []
         if not spec.has_metadata:
-            assets.check_version(spec, tag, parsed, None)
+            policy.check_version(spec, tag, parsed, None)
         message = f"would copy {manifest.digest.short}"
         if unchecked:
             message += f"; not checked without the download: {', '.join(unchecked)}"

@@ -10,7 +10,7 @@ import inspect
 
 import click
 
-from trivy_mirror import __version__
+from trivy_mirror.version import __version__
 
 PROG = "trivy-mirror"
 SECTION = "1"

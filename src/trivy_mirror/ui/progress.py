@@ -1,9 +1,6 @@
-"""Progress of long copies: rich bars on a terminal, a start and an end line otherwise."""
+"""Progress of long copies: rich bars on a terminal, periodic log lines otherwise (the engine's TransferLog)."""
 
 from __future__ import annotations
-
-import logging
-import time
 
 from rich.progress import (
     BarColumn,
@@ -15,9 +12,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from trivy_mirror.engine.events import TransferLog
 from trivy_mirror.ui import console
-
-log = logging.getLogger("trivy_mirror.progress")
 
 
 class BarProgress:
@@ -42,43 +38,13 @@ class BarProgress:
         if key in self._tasks:
             self._bars.advance(self._tasks[key], amount)
 
-    def finish(self, key: str) -> None:
+    def finish(self, key: str, ok: bool = True) -> None:
         task = self._tasks.pop(key, None)
         if task is not None:
             self._bars.remove_task(task)
 
 
-class LogProgress:
-    """Plain log lines when stderr is not a terminal: one when a copy starts, one when it ends."""
-
-    def __init__(self) -> None:
-        self._started: dict[str, tuple[float, int, str]] = {}
-        self._done: dict[str, int] = {}
-
-    def __enter__(self) -> LogProgress:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        pass
-
-    def start(self, key: str, description: str, total: int) -> None:
-        self._started[key] = (time.monotonic(), total, description)
-        self._done[key] = 0
-        log.info("copying %s: %.1f MB", description, total / 1e6)
-
-    def advance(self, key: str, amount: int) -> None:
-        self._done[key] = self._done.get(key, 0) + amount
-
-    def finish(self, key: str) -> None:
-        started = self._started.pop(key, None)
-        done = self._done.pop(key, 0)
-        if started is not None:
-            seconds = max(time.monotonic() - started[0], 1e-6)
-            log.info("copied %s: %.1f MB in %.1fs (%.1f MB/s)", started[2], done / 1e6, seconds,
-                        done / 1e6 / seconds)
-
-
-def make_progress(enabled: bool) -> BarProgress | LogProgress | None:
+def make_progress(enabled: bool) -> BarProgress | TransferLog | None:
     if not enabled:
         return None
-    return BarProgress() if console.interactive() else LogProgress()
+    return BarProgress() if console.interactive() else TransferLog()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.store.fsutil import os_errors
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 MAX_LINK_HOPS = 40
-_COPY_CHUNK = 1024 * 1024
 _GZIP, _BZIP2, _XZ = frozenset({"tar.gz", "tgz", "gz"}), frozenset({"tar.bz2", "tbz2", "bz2"}), \
     frozenset({"tar.xz", "txz", "xz"})
 
@@ -159,7 +159,7 @@ class _Tree:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             out = os.fdopen(fd, "wb")
         with out:
-            while chunk := source.read(_COPY_CHUNK):
+            while chunk := source.read(CHUNK_SIZE):
                 if budget is not None:
                     budget.spend(len(chunk))
                 with os_errors(f"unpack {name}"):
@@ -221,7 +221,7 @@ def extract_archive(archive: Path, kind: str, dest: Path, limits: Limits) -> Ext
             _unzip(archive, tree, budget)
         else:
             with _open_stream(archive, kind) as raw:
-                _untar(io.BufferedReader(_BoundedReader(raw, budget), _COPY_CHUNK), tree)
+                _untar(io.BufferedReader(_BoundedReader(raw, budget), CHUNK_SIZE), tree)
         tree.resolve_links(budget)
     return Extracted(dest, frozenset(tree.files), frozenset(tree.dirs))
 

@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.helpers import ETag
@@ -30,7 +30,7 @@ from trivy_mirror.oci.reference import validate_registry
 from trivy_mirror.trivyagent import Version, trivy_version
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.source import MANIFEST_FILE
-from trivy_mirror.vex.storage import VexRepository, VexState, stored_names
+from trivy_mirror.vex.storage import StoreRoot, VexRepository, VexState, stored_names
 
 ARCHIVE_FILE = "archive.tar.gz"
 ARCHIVE_TYPE = "application/gzip"
@@ -52,11 +52,6 @@ NO_304_KEY = web.RequestKey("trivy_mirror_vex_no_304", bool)
 
 Authorize = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 """Checks a request's credentials: None to go on, or the response (401, 403) to send instead."""
-
-
-class StoreRoot(Protocol):
-    @property
-    def root(self) -> Path: ...
 
 
 def archive_url(base_url: str, name: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from trivy_mirror.freshness import AssetStatus, state_of
+from trivy_mirror.catalog.freshness import AssetStatus, state_of
 from trivy_mirror.vex.storage import VexRepository, VexState, stored_names
 
 ASSET = "vex"

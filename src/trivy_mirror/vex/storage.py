@@ -20,9 +20,9 @@ import shutil
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from trivy_mirror.attempt import NO_ATTEMPT, Attempt, history_from_json, history_to_json, push_history
+from trivy_mirror.catalog.attempt import NO_ATTEMPT, Attempt, history_from_json, history_to_json, push_history
 from trivy_mirror.errors import MirrorError, StoreError
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store.fsutil import commit, os_errors, write_atomic
@@ -36,6 +36,14 @@ STATE_FILE = "repository.json"
 BLOBS_DIR = "blobs"
 WORK_PREFIX = "vex-"
 """Prefix of the work directories a sync creates under ``STORE/.tmp``."""
+
+
+class StoreRoot(Protocol):
+    """Anything with the store's root directory (a :class:`~trivy_mirror.store.Store`): VEX repositories live
+    under ``ROOT/vex``, beside the OCI layouts, without needing the OCI store's API."""
+
+    @property
+    def root(self) -> Path: ...
 
 
 @dataclass(frozen=True)

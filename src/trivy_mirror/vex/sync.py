@@ -21,14 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from trivy_mirror.assets import LayerMetadata
+from trivy_mirror.catalog import policy
+from trivy_mirror.catalog.assets import LayerMetadata
+from trivy_mirror.catalog.result import Outcome, TagResult
+from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.engine.copier import CopyStats
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.registry.transport import Transport
 from trivy_mirror.store.fsutil import ensure_dir, os_errors
-from trivy_mirror.sync.engine import CopyStats
-from trivy_mirror.sync.mirror import Outcome, TagResult
 from trivy_mirror.timefmt import iso
 from trivy_mirror.vex.extract import Limits, extract_archive
 from trivy_mirror.vex.fetch import Download, Fetcher
@@ -38,18 +40,13 @@ from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.repack import repack
 from trivy_mirror.vex.source import VexSource, check_unique
 from trivy_mirror.vex.status import ASSET, dates, reference
-from trivy_mirror.vex.storage import WORK_PREFIX, VexRepository, VexState, VexVersion, clean_work_dirs
+from trivy_mirror.vex.storage import WORK_PREFIX, StoreRoot, VexRepository, VexState, VexVersion, clean_work_dirs
 from trivy_mirror.vex.tree import check_repository
 
 log = logging.getLogger(__name__)
 
 MANIFEST_WHAT = "vex-repository.json"
 ARCHIVE_WHAT = "archive"
-
-
-class StoreRoot(Protocol):
-    @property
-    def root(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -174,7 +171,7 @@ class _VexSync:
             state = replace(state, manifest=manifest, current=replace(current, checked_at=now))
             return _Outcome(_result(source, "unchanged", "not modified upstream (304)", state), state)
         candidate = await asyncio.to_thread(self._prepare, work, location)
-        _check_not_older(candidate.index, current)
+        _check_not_older(source.name, candidate.index, current)
         stats = CopyStats(bytes_copied=download.size)
         if current is not None and candidate.digest == current.digest and repository.has_blob(current.digest):
             state = replace(state, manifest=manifest, current=replace(
@@ -226,19 +223,18 @@ def _version(candidate: _Candidate, location: Location, download: Download, now:
                       index.updated_at, len(index.entries), len(index.documents), now, now)
 
 
-def _check_not_older(index: VexIndex, current: VexVersion | None) -> None:
-    """Refuse going back in time, as for the DBs: upstream serving an old snapshot must not replace a newer one."""
-    if current is None or current.index_updated_at is None or index.updated_at is None:
-        return
-    if index.updated_at < current.index_updated_at:
-        raise RefusedCandidate(f"index.json updated_at {iso(index.updated_at)} is older than the served "
-                               f"{iso(current.index_updated_at)}")
+def _check_not_older(name: str, index: VexIndex, current: VexVersion | None) -> None:
+    """Refuse going back in time, as for the DBs (the publish policy): upstream serving an old snapshot must not
+    replace a newer one."""
+    found = policy.vex_regression(name, index.updated_at, current.index_updated_at if current else None)
+    if found is not None:
+        raise RefusedCandidate(f"{found.what} {found.candidate} is older than the served {found.served}")
 
 
 def _verify_checksum(path: Path, algorithm: str, expected: str) -> None:
     digest = hashlib.new(algorithm)
     with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
+        while chunk := file.read(CHUNK_SIZE):
             digest.update(chunk)
     if digest.hexdigest() != expected:
         raise RefusedCandidate(f"archive {algorithm} is {digest.hexdigest()[:16]}..., the location's checksum= "
@@ -249,7 +245,7 @@ def _sha256(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
+        while chunk := file.read(CHUNK_SIZE):
             digest.update(chunk)
             size += len(chunk)
     return f"sha256:{digest.hexdigest()}", size

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from trivy_mirror.bundle.format import AssetEntry, BundleError, BundleFile, BundleManifest, parse_manifest
-from trivy_mirror.bundle.safety import UnsafeMember
+from trivy_mirror.bundle.format import AssetEntry, BundleFile, BundleManifest, parse_manifest
+from trivy_mirror.errors import BundleError, UnsafeMember
 from trivy_mirror.oci.digest import Digest
 
 DIGEST = Digest.of(b"{}")

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trivy_mirror.bundle.safety import UnsafeMember, check_member, check_path
+from trivy_mirror.bundle.safety import check_member, check_path
+from trivy_mirror.errors import UnsafeMember
 
 
 @pytest.mark.parametrize("name", ["oci/aquasec/trivy-db/index.json", "a", "./a/b", "a.b/c-d_e"])

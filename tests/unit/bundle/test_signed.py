@@ -18,21 +18,22 @@ from securesystemslib.signer import Signer, SSlibKey
 
 from support.vex_repo import UpstreamVex
 from trivy_mirror import __version__
-from trivy_mirror.assets import CATALOG
 from trivy_mirror.bundle.attestation import ENVELOPE_NAME, PREDICATE_TYPE, predicate, subjects
 from trivy_mirror.bundle.exporter import plan_bundle, write_bundle
-from trivy_mirror.bundle.format import MANIFEST_NAME, BundleError, parse_manifest
+from trivy_mirror.bundle.format import MANIFEST_NAME, parse_manifest
 from trivy_mirror.bundle.importer import BundleImport, ImportReport
 from trivy_mirror.bundle.oci_export import OciExport
 from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_export import VexExport
 from trivy_mirror.bundle.vex_import import VexImport
+from trivy_mirror.catalog.assets import CATALOG
+from trivy_mirror.engine.events import NoProgress
+from trivy_mirror.errors import BundleError, SignatureError
 from trivy_mirror.signing import (
     IN_TOTO_PAYLOAD_TYPE,
     STATEMENT_TYPE,
     PublicKey,
-    SignatureError,
     SigningKey,
     Subject,
     generate_key,
@@ -40,7 +41,6 @@ from trivy_mirror.signing import (
 )
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import StoreDestination
-from trivy_mirror.sync.progress import NoProgress
 
 from .conftest import sync
 

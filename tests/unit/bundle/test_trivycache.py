@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from support.trivy_assets import CHECKS_REPOSITORY, AssetSet, build_checks_bundle
-from trivy_mirror.assets import CATALOG
-from trivy_mirror.bundle.safety import UnsafeMember
-from trivy_mirror.errors import StoreError
+from trivy_mirror.catalog.assets import CATALOG
+from trivy_mirror.errors import StoreError, UnsafeMember
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store import Store
-from trivy_mirror.trivycache import TrivyCacheWriter, extract_layer, go_time, trivy_command
+from trivy_mirror.timefmt import go_time
+from trivy_mirror.trivycache import TrivyCacheWriter, extract_layer, trivy_command
 
 from .conftest import put
 

@@ -15,17 +15,17 @@ import yaml
 
 from support.vex_repo import UpstreamVex, github_tarball, repository_files
 from trivy_mirror.bundle.exporter import plan_bundle, write_bundle
-from trivy_mirror.bundle.format import MANIFEST_NAME, BundleError
+from trivy_mirror.bundle.format import MANIFEST_NAME
 from trivy_mirror.bundle.importer import BundleImport, ImportReport
 from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_export import VexExport
 from trivy_mirror.bundle.vex_import import VexImport
-from trivy_mirror.errors import RefusedCandidate
+from trivy_mirror.engine.events import NoProgress
+from trivy_mirror.errors import BundleError, RefusedCandidate
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import StoreDestination
-from trivy_mirror.sync.progress import NoProgress
 from trivy_mirror.trivycache import TrivyCacheWriter, trivy_command
 from trivy_mirror.vex.storage import VexRepository
 

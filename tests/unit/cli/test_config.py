@@ -12,7 +12,7 @@ from typing import Any
 import click
 import pytest
 
-from trivy_mirror import assets
+from trivy_mirror.catalog import assets
 from trivy_mirror.cli import cli, options
 from trivy_mirror.cli.config import Config, load_config, settings, settings_table
 from trivy_mirror.errors import UsageError

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.server.app import create_app, runner_options
 from trivy_mirror.server.scheduler import SyncScheduler
 from trivy_mirror.server.settings import ServerSettings

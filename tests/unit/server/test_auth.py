@@ -393,7 +393,7 @@ async def test_deleted_htpasswd_keeps_the_last_good_copy_and_says_so(
 
 async def test_readyz_without_credentials_shows_only_states(make_client: ClientFactory, htpasswd: Path) -> None:
     """Probes need no credentials, but sources, sync errors and digests are for authenticated eyes only."""
-    from trivy_mirror.freshness import AssetStatus
+    from trivy_mirror.catalog.freshness import AssetStatus
 
     row = AssetStatus("db", "aquasec/trivy-db:2", digest="sha256:" + "a" * 64, source="upstream.internal:5000",
                       last_result="error: cannot reach upstream.internal:5000", state="stale")

@@ -107,7 +107,7 @@ async def test_the_server_counts_clients_in_metrics_and_the_state_file(make_clie
 
 
 def test_the_next_sync_plans_the_tags_clients_missed(tmp_path: Path) -> None:
-    from trivy_mirror import assets
+    from trivy_mirror.catalog import assets
     from trivy_mirror.server.census import plan_requested_tags
 
     census = Census(census_path(tmp_path))

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from trivy_mirror.freshness import AssetStatus
-from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.orchestrate import SyncOutcome
+from trivy_mirror.server.scheduler import SyncScheduler
 from trivy_mirror.server.settings import ServerSettings
 
 from .conftest import PASSWORD, USER, ClientFactory

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.orchestrate import SyncOutcome
 from trivy_mirror.server.runner import serve
-from trivy_mirror.server.scheduler import SyncOutcome
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from trivy_mirror.errors import Unreachable
-from trivy_mirror.server.scheduler import SyncOutcome, SyncScheduler
+from trivy_mirror.orchestrate import SyncOutcome
+from trivy_mirror.server.scheduler import SyncScheduler
 
 
 class FakeSync:
@@ -36,7 +37,7 @@ class FakeSync:
             await asyncio.sleep(0.005)
 
 
-OK = SyncOutcome(True, "everything up to date", 0.01, {"aquasec/trivy-db:2": "unchanged"})
+OK = SyncOutcome(True, "everything up to date", 0.01)
 FAILED = SyncOutcome(False, "cannot reach mirror.gcr.io", 0.02)
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import yaml
 
-from trivy_mirror import assets
-from trivy_mirror.attempt import Attempt
-from trivy_mirror.freshness import AssetStatus
+from trivy_mirror.catalog import assets
+from trivy_mirror.catalog.attempt import Attempt
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.state import with_attempt
+from trivy_mirror.catalog.status import store_statuses
 from trivy_mirror.server import statuspage
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
-from trivy_mirror.sync.state import with_attempt
-from trivy_mirror.sync.status import store_statuses
 
 from .conftest import PASSWORD, STATIC_TOKEN, USER, ClientFactory
 from .helpers import Artifact, basic, bearer

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from support.vex_repo import UpstreamVex, github_tarball, repository_files
+from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.store import Store
-from trivy_mirror.sync.mirror import TagResult
 from trivy_mirror.vex import add_vex_routes
 from trivy_mirror.vex.serve import Authorize
 

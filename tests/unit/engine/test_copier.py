@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 
-from trivy_mirror.errors import NotFound, RefusedCandidate, VerificationError
+from trivy_mirror.engine import copier
+from trivy_mirror.engine.events import Event
+from trivy_mirror.errors import AuthError, CopyError, NotFound, RefusedCandidate, VerificationError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.sync import engine
 from trivy_mirror.target import ReadTarget
 
 
@@ -77,37 +80,118 @@ def artifact(target: MemoryTarget, layer: bytes, corrupt: bool = False) -> Manif
 async def test_copies_blobs_then_manifest_and_skips_existing() -> None:
     src, dst = MemoryTarget(), MemoryTarget()
     manifest = artifact(src, b"layer-bytes")
-    stats = await engine.copy(src, manifest, dst, "2")
+    stats = await copier.copy(src, manifest, dst, "2")
     assert (stats.blobs_copied, stats.bytes_copied, stats.manifests_pushed) == (2, 13, 1)
     assert dst.manifests[str(manifest.digest)].data == manifest.data
-    again = await engine.copy(src, manifest, dst, "2")
+    again = await copier.copy(src, manifest, dst, "2")
     assert (again.blobs_copied, again.blobs_skipped) == (0, 2)
 
 
 async def test_corrupt_source_never_publishes() -> None:
     src, dst = MemoryTarget(), MemoryTarget()
     manifest = artifact(src, b"layer-bytes", corrupt=True)
-    with pytest.raises(VerificationError):
-        await engine.copy(src, manifest, dst, "2")
+    with pytest.raises(CopyError) as raised:
+        await copier.copy(src, manifest, dst, "2")
+    assert (raised.value.side, raised.value.location) == ("source", "memory")
+    assert isinstance(raised.value.cause, VerificationError)
     assert dst.tags == {}
 
 
-async def test_before_publish_refusal_keeps_tag_and_observer_sees_bytes() -> None:
+class FullDisk(MemoryTarget):
+    """A destination whose disk is full, or whose registry refuses the credentials."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.location = "dest"
+        self.error = error
+
+    async def push_blob(self, descriptor: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        async for _chunk in chunks:
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   AuthError("push blob: 401 unauthorized", 401)])
+async def test_a_destination_failure_names_the_destination(error: Exception) -> None:
+    src = MemoryTarget()
+    manifest = artifact(src, b"layer-bytes")
+    with pytest.raises(CopyError) as raised:
+        await copier.copy(src, manifest, FullDisk(error), "2")
+    assert raised.value.side == "destination" and raised.value.cause is error
+    assert str(raised.value).startswith("cannot write to dest: ")
+
+
+async def test_before_publish_refusal_keeps_tag_and_the_listener_sees_bytes() -> None:
     src, dst = MemoryTarget(), MemoryTarget()
     manifest = artifact(src, b"layer-bytes")
     seen: list[bytes] = []
 
-    async def observe(chunk: bytes) -> None:
-        seen.append(chunk)
+    async def listen(event: Event) -> None:
+        if event.kind == "bytes" and event.blob.media_type == mediatype.TRIVY_DB_LAYER:
+            seen.append(event.data)
 
     async def refuse(_m: ManifestBytes) -> None:
         raise RefusedCandidate("no")
 
-    hooks = engine.CopyHooks(lambda d: observe if d.media_type == mediatype.TRIVY_DB_LAYER else None, refuse)
+    hooks = copier.CopyHooks(listen, before_publish=refuse)
     with pytest.raises(RefusedCandidate):
-        await engine.copy(src, manifest, dst, "2", hooks)
+        await copier.copy(src, manifest, dst, "2", hooks)
     assert b"".join(seen) == b"layer-bytes"
     assert dst.tags == {}
+
+
+async def test_one_event_stream_start_bytes_done_skipped() -> None:
+    src, dst = MemoryTarget(), MemoryTarget()
+    manifest = artifact(src, b"layer-bytes")
+    events: list[tuple[str, str]] = []
+
+    async def listen(event: Event) -> None:
+        events.append((event.kind, event.blob.media_type))
+
+    await copier.copy(src, manifest, dst, "2", copier.CopyHooks(listen))
+    layer = [kind for kind, media_type in events if media_type == mediatype.TRIVY_DB_LAYER]
+    assert layer[0] == "start" and layer[-1] == "done" and set(layer[1:-1]) == {"bytes"}
+    events.clear()
+    await copier.copy(src, manifest, dst, "2", copier.CopyHooks(listen))
+    assert {kind for kind, _ in events} == {"skipped"}
+
+
+async def test_a_failed_blob_ends_with_failed_not_done() -> None:
+    src = MemoryTarget()
+    manifest = artifact(src, b"layer-bytes", corrupt=True)
+    kinds: list[str] = []
+
+    async def listen(event: Event) -> None:
+        if event.blob.media_type == mediatype.TRIVY_DB_LAYER:
+            kinds.append(event.kind)
+
+    with pytest.raises(CopyError):
+        await copier.copy(src, manifest, MemoryTarget(), "2", copier.CopyHooks(listen))
+    assert kinds[0] == "start" and kinds[-1] == "failed" and "done" not in kinds
+
+
+class SlowTarget(MemoryTarget):
+    """Counts blobs being pushed at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.peak = 0
+
+    async def push_blob(self, descriptor: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        await asyncio.sleep(0)
+        await super().push_blob(descriptor, chunks)
+        self.active -= 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_concurrency_bounds_blobs_in_flight(concurrency: int) -> None:
+    src, dst = MemoryTarget(), SlowTarget()
+    manifest = artifact(src, b"layer-bytes")
+    await copier.copy(src, manifest, dst, "2", copier.CopyHooks(concurrency=concurrency))
+    assert dst.peak == concurrency and len(dst.blobs) == 2
 
 
 async def test_embedded_config_data_needs_no_fetch() -> None:
@@ -116,5 +200,5 @@ async def test_embedded_config_data_needs_no_fetch() -> None:
                        "config": {"mediaType": mediatype.OCI_EMPTY, "digest": str(Digest.of(b"{}")), "size": 2,
                                   "data": "e30="}, "layers": []}).encode()
     manifest = ManifestBytes.of(data, None)
-    await engine.copy(src, manifest, dst, "x")
+    await copier.copy(src, manifest, dst, "x")
     assert src.fetches == 0 and dst.blobs[Digest.of(b"{}")] == b"{}"

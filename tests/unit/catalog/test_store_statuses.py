@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from support.trivy_assets import DB_REPOSITORY, Artifact, build_vuln_db
-from trivy_mirror import assets
+from trivy_mirror.catalog import assets, status
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store import Store
-from trivy_mirror.sync import status
 
 DB = assets.select(["db"])
 

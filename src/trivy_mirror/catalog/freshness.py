@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from trivy_mirror.attempt import FAILED_RESULTS
+from trivy_mirror.catalog.attempt import FAILED_RESULTS
 from trivy_mirror.timefmt import iso as _iso
 
 State = Literal["fresh", "stale", "missing"]
@@ -25,7 +25,7 @@ class AssetStatus:
     source: str | None = None
     last_attempt: datetime | None = None
     last_result: str | None = None
-    """One word of :data:`trivy_mirror.attempt.RESULTS`."""
+    """One word of :data:`trivy_mirror.catalog.attempt.RESULTS`."""
     state: State = "missing"
     last_message: str = ""
     error: str | None = None

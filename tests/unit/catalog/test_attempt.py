@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from trivy_mirror.attempt import HISTORY, Attempt
+from trivy_mirror.catalog.attempt import HISTORY, Attempt
+from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.state import attempt_history, last_attempt, with_attempt
 from trivy_mirror.commands.status import exit_code
-from trivy_mirror.freshness import AssetStatus
-from trivy_mirror.sync.state import attempt_history, last_attempt, with_attempt
 from trivy_mirror.vex.storage import VexState
 
 

@@ -11,15 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trivy_mirror.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.catalog.freshness import AssetStatus, state_of
+from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
+from trivy_mirror.catalog.state import Destination, TagRecord, last_attempt, tag_record
 from trivy_mirror.errors import MirrorError, StoreError
-from trivy_mirror.freshness import AssetStatus, state_of
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.store import Store
-from trivy_mirror.sync.endpoints import Destination
-from trivy_mirror.sync.layerinfo import LayerInfoError
-from trivy_mirror.sync.mirror import read_layer_metadata
-from trivy_mirror.sync.state import TagRecord, last_attempt, tag_record
 from trivy_mirror.target import ReadTarget
 
 

@@ -13,9 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trivy_mirror.assets import LayerMetadata
-from trivy_mirror.attempt import Attempt, history_from_json, history_to_json, push_history
+from trivy_mirror.catalog.assets import LayerMetadata
+from trivy_mirror.catalog.attempt import Attempt, history_from_json, history_to_json, push_history
 from trivy_mirror.store.fsutil import write_atomic
+from trivy_mirror.target import WriteTarget
 from trivy_mirror.timefmt import iso as _iso
 from trivy_mirror.timefmt import parse_time
 
@@ -28,6 +29,16 @@ class StateBook(Protocol):
     def save(self, repository: str, state: dict[str, Any]) -> None: ...
 
 
+class Destination(Protocol):
+    """Where mirrored assets go: repositories by their mirror-relative name, plus their state (implemented by
+    :mod:`trivy_mirror.sync.endpoints` and :mod:`trivy_mirror.static`)."""
+
+    label: str
+    state: StateBook
+
+    async def target(self, repository: str) -> WriteTarget: ...
+
+
 @dataclass(frozen=True)
 class TagRecord:
     """The last artifact published under one tag, as remembered."""
@@ -37,7 +48,6 @@ class TagRecord:
     source: str
     synced_at: datetime | None
     metadata: LayerMetadata | None
-    version: str | None
 
     @classmethod
     def from_json(cls, obj: Any) -> TagRecord | None:
@@ -51,8 +61,7 @@ class TagRecord:
                                      parse_time(meta.get("updated_at")), parse_time(meta.get("next_update")))
         size = obj.get("size")
         return cls(obj["digest"], size if isinstance(size, int) else 0, str(obj.get("source", "")),
-                   parse_time(obj.get("synced_at")), metadata,
-                   obj.get("version") if isinstance(obj.get("version"), str) else None)
+                   parse_time(obj.get("synced_at")), metadata)
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"digest": self.digest, "size": self.size, "source": self.source,
@@ -60,8 +69,6 @@ class TagRecord:
         if self.metadata is not None:
             obj["metadata"] = {"version": self.metadata.version, "updated_at": _iso(self.metadata.updated_at),
                                "next_update": _iso(self.metadata.next_update)}
-        if self.version is not None:
-            obj["version"] = self.version
         return obj
 
 

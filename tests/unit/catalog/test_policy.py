@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trivy_mirror import assets
-from trivy_mirror.assets import CATALOG, LayerMetadata
+from trivy_mirror.catalog import assets, policy
+from trivy_mirror.catalog.assets import CATALOG, LayerMetadata
 from trivy_mirror.errors import RefusedCandidate, UsageError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.digest import Digest
@@ -24,7 +24,7 @@ def manifest(*layers: Descriptor, version: str | None = None) -> Manifest:
 
 
 def test_accepts_upstream_shape() -> None:
-    assert assets.check_shape(DB, manifest(layer())).title == "db.tar.gz"
+    assert policy.check_shape(DB, manifest(layer())).title == "db.tar.gz"
 
 
 @pytest.mark.parametrize(("candidate", "reason"), [
@@ -40,34 +40,35 @@ def test_accepts_upstream_shape() -> None:
 ])
 def test_refuses_what_trivy_refuses(candidate: Manifest | Index, reason: str) -> None:
     with pytest.raises(RefusedCandidate, match=reason):
-        assets.check_shape(DB, candidate)
+        policy.check_shape(DB, candidate)
 
 
 def test_schema_version_must_match_tag() -> None:
     now = datetime.now(UTC)
-    assets.check_version(DB, "2", manifest(layer()), LayerMetadata(2, now, now))
+    policy.check_version(DB, "2", manifest(layer()), LayerMetadata(2, now, now))
     with pytest.raises(RefusedCandidate, match="Version is 3"):
-        assets.check_version(DB, "2", manifest(layer()), LayerMetadata(3, now, now))
+        policy.check_version(DB, "2", manifest(layer()), LayerMetadata(3, now, now))
     with pytest.raises(RefusedCandidate, match="Version is 2"):
-        assets.check_version(JAVA, "1", manifest(layer()), LayerMetadata(2, now, now))
+        policy.check_version(JAVA, "1", manifest(layer()), LayerMetadata(2, now, now))
     with pytest.raises(RefusedCandidate, match="metadata"):
-        assets.check_version(DB, "2", manifest(layer()), None)
+        policy.check_version(DB, "2", manifest(layer()), None)
 
 
 def test_checks_major_version_must_match_tag() -> None:
-    assets.check_version(CHECKS, "2", manifest(layer(), version="2.1.0"), None)
-    assets.check_version(CHECKS, "2", manifest(layer()), None)  # no annotation: a custom build, Trivy accepts it
+    policy.check_version(CHECKS, "2", manifest(layer(), version="2.1.0"), None)
+    policy.check_version(CHECKS, "2", manifest(layer()), None)  # no annotation: a custom build, Trivy accepts it
     with pytest.raises(RefusedCandidate, match=r"1\.x"):
-        assets.check_version(CHECKS, "2", manifest(layer(), version="1.9.0"), None)
+        policy.check_version(CHECKS, "2", manifest(layer(), version="1.9.0"), None)
 
 
 def test_refuses_older_db() -> None:
     now = datetime.now(UTC)
     newer, older = LayerMetadata(2, now, now), LayerMetadata(2, now - timedelta(hours=6), now)
-    assets.check_not_older(DB, newer, older)
-    assets.check_not_older(DB, newer, newer)
+    policy.check_not_older(DB, manifest(layer()), newer, policy.Served(older))
+    policy.check_not_older(DB, manifest(layer()), newer, policy.Served(newer))
+    policy.check_not_older(DB, manifest(layer()), older, policy.NOTHING_SERVED)
     with pytest.raises(RefusedCandidate, match="older"):
-        assets.check_not_older(DB, older, newer)
+        policy.check_not_older(DB, manifest(layer()), older, policy.Served(newer))
 
 
 def test_select() -> None:
@@ -80,10 +81,10 @@ def test_select() -> None:
 def test_refuses_updated_at_in_the_future() -> None:
     """A planted UpdatedAt in 2099 would make every real DB look older; sync, import and push refuse it."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    skewed = LayerMetadata(2, now + assets.MAX_FUTURE_SKEW - timedelta(seconds=1), None)
-    assets.check_version(DB, "2", manifest(layer()), skewed, now)
+    skewed = LayerMetadata(2, now + policy.MAX_FUTURE_SKEW - timedelta(seconds=1), None)
+    policy.check_version(DB, "2", manifest(layer()), skewed, now)
     planted = LayerMetadata(2, datetime(2099, 1, 1, tzinfo=UTC), None)
     with pytest.raises(RefusedCandidate, match="in the future"):
-        assets.check_version(DB, "2", manifest(layer()), planted, now)
+        policy.check_version(DB, "2", manifest(layer()), planted, now)
     with pytest.raises(RefusedCandidate, match="in the future"):
-        assets.check_version(DB, "2", manifest(layer()), planted)
+        policy.check_version(DB, "2", manifest(layer()), planted)

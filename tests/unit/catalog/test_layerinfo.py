@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from trivy_mirror.sync.layerinfo import LayerInfoError, LayerInfoReader
+from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader
 
 
 def tar_gz(files: list[tuple[str, bytes]]) -> bytes:

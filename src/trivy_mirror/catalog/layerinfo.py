@@ -18,7 +18,9 @@ import threading
 import zlib
 from typing import IO, cast
 
-from trivy_mirror.assets import LayerMetadata
+from trivy_mirror.catalog.assets import LayerMetadata
+from trivy_mirror.oci.manifest import Descriptor
+from trivy_mirror.target import ReadTarget
 from trivy_mirror.timefmt import parse_time
 
 METADATA_FILE = "metadata.json"
@@ -204,3 +206,14 @@ class LayerInfoReader:
                 self._chunks.get_nowait()
             except queue.Empty:
                 return
+
+
+async def read_layer_metadata(target: ReadTarget, layer: Descriptor) -> LayerMetadata:
+    """Stream a stored layer through the metadata reader (when it was not seen during a copy)."""
+    reader = LayerInfoReader()
+    try:
+        async for chunk in target.fetch_blob(layer):
+            await reader.feed(chunk)
+        return await reader.result()
+    finally:
+        reader.close()

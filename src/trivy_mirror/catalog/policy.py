@@ -1,0 +1,213 @@
+"""The one publish policy: may this candidate be published over what the destination serves?
+
+``sync`` (:mod:`trivy_mirror.sync.mirror`), ``import`` (the OCI and VEX sections of a bundle), the VEX sync
+(:mod:`trivy_mirror.vex.sync`) and pushes into the catalog's repositories (:mod:`trivy_mirror.server.catalogpush`)
+all decide with these functions, so one candidate is accepted or refused alike whichever way it arrives. Each
+caller words the refusal for its users (``import`` names the bundle and offers ``--allow-downgrade``), from the
+same :class:`Regression`.
+
+========  =========================  ===============================  ====================================
+asset     shape (:func:`check_shape`) version (:func:`check_version`) not older (:func:`regression`)
+========  =========================  ===============================  ====================================
+db,       one layer; a title that is  metadata.json Version is the     UpdatedAt not before the served one;
+java-db   a local relative path with  tag's schema; UpdatedAt present  not more than :data:`MAX_FUTURE_SKEW`
+          an archive extension; the   and not in the future            ahead of this host's clock
+          asset's layer media type
+checks    as above                    the major of                     the version annotation (semver core,
+                                      org.opencontainers.image.version  ``v`` and ``-pre``/``+build`` ignored)
+                                      is the tag                       not below the served one
+vex       (the archive rules of       --                               index.json ``updated_at`` not before
+          :mod:`trivy_mirror.vex`)                                     the served one (:func:`vex_regression`)
+========  =========================  ===============================  ====================================
+
+What cannot be compared never refuses: a served version with no readable metadata, or a checks bundle without
+a version annotation (a custom build, which Trivy accepts), may be replaced. Equal values are not older: the
+same build under another digest (re-packed) may replace the served one.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
+from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
+from trivy_mirror.catalog.state import tag_record
+from trivy_mirror.errors import MirrorError, RefusedCandidate
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
+from trivy_mirror.target import ReadTarget
+from trivy_mirror.timefmt import iso
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_EXTENSIONS = ("tar.gz", "tgz", "tar.bz2", "tbz2", "tar.xz", "txz", "tar.zst", "tzst", "tar", "zip",
+                      "gz", "bz2", "xz", "zst")
+"""Title extensions go-getter unpacks; a title without one is copied as a single file and Trivy fails."""
+
+MAX_FUTURE_SKEW = timedelta(hours=1)
+"""How far in this host's future a DB's UpdatedAt may be. Builds are published after they are made, so only
+clock skew puts UpdatedAt ahead of now; a date far ahead would make every later, real DB look older and be
+refused until that date. One hour covers clocks kept by NTP and refuses any planted date."""
+
+
+def is_local_relative(path: str) -> bool:
+    """Go's ``filepath.IsLocal`` for the title check Trivy applies since v0.72."""
+    if not path or path.startswith(("/", "\\")) or "\\" in path or "\x00" in path:
+        return False
+    if len(path) >= 2 and path[1] == ":":
+        return False
+    normal = posixpath.normpath(path)
+    return normal != ".." and not normal.startswith("../") and normal != "."
+
+
+def check_shape(spec: AssetSpec, manifest: Manifest | Index) -> Descriptor:
+    """Refuse what Trivy's ``Artifact.Download`` would refuse; returns the one layer.
+
+    The checks run in Trivy's order: single layer, title present, title local, media type.
+    """
+    if isinstance(manifest, Index):
+        raise RefusedCandidate(f"{spec.name}: an image index is not a Trivy {spec.name} artifact")
+    if len(manifest.layers) != 1:
+        raise RefusedCandidate(f"{spec.name}: artifact has {len(manifest.layers)} layers; Trivy needs exactly one")
+    layer = manifest.layers[0]
+    title = layer.title
+    if title is None:
+        raise RefusedCandidate(f"{spec.name}: layer has no org.opencontainers.image.title; Trivy refuses it")
+    if not is_local_relative(title):
+        raise RefusedCandidate(f"{spec.name}: layer title {title!r} is not a local relative path; Trivy refuses it")
+    if not title.endswith(tuple(f".{ext}" for ext in ARCHIVE_EXTENSIONS)):
+        raise RefusedCandidate(f"{spec.name}: layer title {title!r} has no archive extension; Trivy cannot unpack it")
+    if layer.media_type != spec.layer_media_type:
+        raise RefusedCandidate(
+            f"{spec.name}: layer media type is {layer.media_type}, Trivy needs {spec.layer_media_type}"
+        )
+    return layer
+
+
+def checks_version(manifest: Manifest) -> str | None:
+    """The checks bundle's ``org.opencontainers.image.version`` as written (None: a custom build)."""
+    return manifest.annotations.get(mediatype.ANNOTATION_VERSION) or None
+
+
+def semver(version: str | None) -> tuple[int, ...] | None:
+    """The numeric core of a version (``v2.10.0-rc1`` is (2, 10, 0)); None when it is not numeric."""
+    core = re.split(r"[-+]", (version or "").lstrip("v"), maxsplit=1)[0]
+    parts = core.split(".")
+    return tuple(int(p) for p in parts) if core and all(p.isdigit() for p in parts) else None
+
+
+def checks_major_version(manifest: Manifest) -> int | None:
+    """The checks bundle's major version (None: a custom build without a numeric version)."""
+    major = (checks_version(manifest) or "").lstrip("v").split(".", 1)[0]
+    return int(major) if major.isdigit() else None
+
+
+def check_version(spec: AssetSpec, tag: str, manifest: Manifest, metadata: LayerMetadata | None,
+                  now: datetime | None = None) -> None:
+    """Refuse a schema version that does not match the tag Trivy asks for, or an UpdatedAt in the future."""
+    if spec.has_metadata:
+        if metadata is None:
+            raise RefusedCandidate(f"{spec.name}: layer has no readable metadata.json")
+        if metadata.version != spec.schema_version:
+            raise RefusedCandidate(
+                f"{spec.name}: metadata.json Version is {metadata.version}, tag :{tag} needs {spec.schema_version}"
+            )
+        if metadata.updated_at is None:
+            raise RefusedCandidate(f"{spec.name}: metadata.json has no UpdatedAt")
+        limit = (now or datetime.now(UTC)) + MAX_FUTURE_SKEW
+        if metadata.updated_at > limit:
+            raise RefusedCandidate(
+                f"{spec.name}: metadata.json UpdatedAt {iso(metadata.updated_at)} is in the future (more "
+                f"than {MAX_FUTURE_SKEW} ahead of this host's clock); refused, it would make every real update "
+                "look older"
+            )
+        return
+    major = checks_major_version(manifest)
+    if major is not None and tag.isdigit() and major != int(tag):
+        raise RefusedCandidate(f"{spec.name}: bundle version is {major}.x, tag :{tag} needs {tag}.x")
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the destination serves under a tag, as far as the policy compares it."""
+
+    metadata: LayerMetadata | None = None
+    """A DB's metadata.json (None when unknown or for the checks bundle)."""
+    manifest: Manifest | None = None
+    """The served manifest (the checks bundle's version is an annotation)."""
+
+
+NOTHING_SERVED = Served()
+
+
+@dataclass(frozen=True)
+class Regression:
+    """Why a candidate is older than what is served: the value compared, on both sides, as a person reads it."""
+
+    asset: str
+    what: str
+    """``UpdatedAt``, ``version`` or ``index.json updated_at``."""
+    candidate: str
+    served: str
+
+    def __str__(self) -> str:
+        return f"{self.asset}: candidate {self.what} {self.candidate} is older than the served {self.served}"
+
+
+def regression(spec: AssetSpec, manifest: Manifest, metadata: LayerMetadata | None,
+               served: Served) -> Regression | None:
+    """The regression, if publishing this candidate would go back in time; None when it may be published."""
+    if spec.has_metadata:
+        new = metadata.updated_at if metadata is not None else None
+        old = served.metadata.updated_at if served.metadata is not None else None
+        if new is not None and old is not None and new < old:
+            return Regression(spec.name, "UpdatedAt", iso(new) or "", iso(old) or "")
+        return None
+    if served.manifest is None:
+        return None
+    new_text, old_text = checks_version(manifest), checks_version(served.manifest)
+    new_version, old_version = semver(new_text), semver(old_text)
+    if new_version is not None and old_version is not None and new_version < old_version:
+        assert new_text is not None and old_text is not None
+        return Regression(spec.name, "version", new_text, old_text)
+    return None
+
+
+def check_not_older(spec: AssetSpec, manifest: Manifest, metadata: LayerMetadata | None, served: Served) -> None:
+    """Refuse (:class:`RefusedCandidate`) a candidate older than what is served: sync's and pushes' wording."""
+    found = regression(spec, manifest, metadata, served)
+    if found is not None:
+        raise RefusedCandidate(f"{found}; keeping the current version")
+
+
+def vex_regression(name: str, candidate: datetime | None, served: datetime | None) -> Regression | None:
+    """A VEX repository whose index.json was updated before the served one's goes back in time."""
+    if candidate is not None and served is not None and candidate < served:
+        return Regression(name, "index.json updated_at", iso(candidate) or "", iso(served) or "")
+    return None
+
+
+async def served_version(spec: AssetSpec, target: ReadTarget, state: dict[str, Any], tag: str,
+                         current: Descriptor) -> Served:
+    """What the destination serves under ``tag`` (``current``): a DB's metadata from the recorded state when
+    it describes that digest, else read from the layer; the checks bundle's manifest. Unreadable: unknown."""
+    if spec.has_metadata:
+        record = tag_record(state, tag)
+        if record is not None and record.digest == str(current.digest) and record.metadata is not None:
+            return Served(metadata=record.metadata)
+    try:
+        manifest = (await target.get_manifest(str(current.digest))).parsed
+        if not isinstance(manifest, Manifest):
+            return NOTHING_SERVED
+        if not spec.has_metadata:
+            return Served(manifest=manifest)
+        if len(manifest.layers) == 1:
+            return Served(metadata=await read_layer_metadata(target, manifest.layers[0]))
+    except (MirrorError, LayerInfoError) as err:
+        log.warning("%s: cannot read the served version to compare: %s", spec.name, err)
+    return NOTHING_SERVED
