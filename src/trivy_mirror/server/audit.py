@@ -143,6 +143,8 @@ class StoreAudit:
         self.state.checked_at = datetime.now(UTC)
         self.state.problems = report.problems
         self._refuse(self.state.outstanding)
+        if not self.store.root.is_dir():
+            return  # recording would create the store (a typo in --store must stay visible as a missing store)
         try:
             data = json.dumps(self.state.to_json(), indent=1).encode() + b"\n"
             with os_errors(f"write {audit_path(self.store.root)}"):
