@@ -16,9 +16,9 @@ from trivy_mirror import __version__
 from trivy_mirror.catalog import assets
 from trivy_mirror.config import load_config
 from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.credentials import Credentials
-from trivy_mirror.sync.endpoints import ConnectionOptions
 from trivy_mirror.timefmt import parse_go_duration
 from trivy_mirror.ui import console, logs
 
@@ -257,7 +257,7 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
       trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
-    from trivy_mirror.commands.vex_sync import vex_sources as select_vex
+    from trivy_mirror.orchestrate import select_vex_sources as select_vex
 
     names = parse_assets(asset_names)
     public_url, keep = static_settings(ctx, destination, public_url, keep)
@@ -394,7 +394,7 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
                   --checks-bundle-repository HOST:5000/aquasec/trivy-checks:2 IMAGE
     """
     from trivy_mirror.commands.serve import run_serve, serve_sync
-    from trivy_mirror.commands.vex_sync import vex_sources as select_vex
+    from trivy_mirror.orchestrate import select_vex_sources as select_vex
     from trivy_mirror.server.settings import ServerSettings
     from trivy_mirror.store import Store, default_store_dir
 
