@@ -1,5 +1,79 @@
-"""trivy-mirror: self-host Trivy's scan assets."""
+"""trivy-mirror: self-host Trivy's scan assets.
 
+The public API is this flat namespace (httpx style); the modules behind it are private. Importing the package
+is cheap: the operations load on first use.
+
+    import trivy_mirror
+
+    report = trivy_mirror.sync(store="/srv/trivy-mirror", sources=["10.0.0.5:5000/aquasec"])
+    if not report.ok:
+        ...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trivy_mirror.errors import (
+    AuthError,
+    BundleError,
+    CopyError,
+    MirrorError,
+    NotFound,
+    RefusedCandidate,
+    RegistryError,
+    StoreError,
+    Unreachable,
+    UsageError,
+)
 from trivy_mirror.version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from trivy_mirror.catalog.freshness import AssetStatus
+    from trivy_mirror.catalog.result import TagResult
+    from trivy_mirror.facade import ClientOptions, async_status, async_sync, status, sync
+    from trivy_mirror.orchestrate import SyncReport
+    from trivy_mirror.registry.transport import RetryPolicy, Timeouts
+
+_LAZY = {
+    "sync": "trivy_mirror.facade", "async_sync": "trivy_mirror.facade", "status": "trivy_mirror.facade",
+    "async_status": "trivy_mirror.facade", "ClientOptions": "trivy_mirror.facade",
+    "SyncReport": "trivy_mirror.orchestrate", "TagResult": "trivy_mirror.catalog.result",
+    "AssetStatus": "trivy_mirror.catalog.freshness", "RetryPolicy": "trivy_mirror.registry.transport",
+    "Timeouts": "trivy_mirror.registry.transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load an operation or type on first use (``import trivy_mirror`` stays as cheap as ``--version``)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trivy_mirror' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "AssetStatus",
+    "AuthError",
+    "BundleError",
+    "ClientOptions",
+    "CopyError",
+    "MirrorError",
+    "NotFound",
+    "RefusedCandidate",
+    "RegistryError",
+    "RetryPolicy",
+    "StoreError",
+    "SyncReport",
+    "TagResult",
+    "Timeouts",
+    "Unreachable",
+    "UsageError",
+    "__version__",
+    "async_status",
+    "async_sync",
+    "status",
+    "sync",
+]

@@ -21,14 +21,16 @@ from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.status import store_statuses
 from trivy_mirror.engine.events import Progress
 from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.mirror.assetsync import AssetSync
+from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.transport import Transport
 from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
-from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.sync.mirror import AssetSync
-from trivy_mirror.vex import VexSource, sync_vex, vex_statuses
+from trivy_mirror.vex import DEFAULT_SOURCE, VexSource, sync_vex, vex_statuses
+from trivy_mirror.vex.source import check_unique
+from trivy_mirror.vex.status import ASSET as VEX_ASSET
 from trivy_mirror.vex.storage import StoreRoot
 
 log = logging.getLogger("trivy_mirror.serve")
@@ -113,6 +115,16 @@ class SyncOutcome:
     ok: bool
     message: str
     duration: float
+
+
+def select_vex_sources(values: Sequence[str], asset_names: Sequence[str]) -> list[VexSource]:
+    """The repositories of ``--vex-from`` (``[NAME=]URL``, in order); VEX Hub when ``vex`` is among the asset
+    names without ``--vex-from``; none otherwise. Raises UsageError for a malformed value."""
+    if values:
+        sources = [VexSource.parse(value) for value in values]
+        check_unique(sources)
+        return sources
+    return [DEFAULT_SOURCE] if VEX_ASSET in asset_names else []
 
 
 async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: ConnectionOptions, *,

@@ -27,7 +27,7 @@ LAYERS: dict[str, int] = {
     # 4: Trivy knowledge: assets, metadata, freshness, state, status, the publish policy
     "catalog": 4,
     # 5: features built on the catalog (acyclic among themselves)
-    "trivyagent": 5, "signing": 5, "vex": 5, "static": 5, "sync": 5, "bundle": 5, "trivycache": 5,
+    "trivyagent": 5, "signing": 5, "vex": 5, "static": 5, "mirror": 5, "bundle": 5, "trivycache": 5,
     "trivyconf": 5, "trivyconf_integrations": 5, "verify": 5,
     # 6: whole syncs, as the CLI and the scheduler run them
     "orchestrate": 6,

@@ -1,6 +1,6 @@
 """The one publish policy: may this candidate be published over what the destination serves?
 
-``sync`` (:mod:`trivy_mirror.sync.mirror`), ``import`` (the OCI and VEX sections of a bundle), the VEX sync
+``sync`` (:mod:`trivy_mirror.mirror.assetsync`), ``import`` (the OCI and VEX sections of a bundle), the VEX sync
 (:mod:`trivy_mirror.vex.sync`) and pushes into the catalog's repositories (:mod:`trivy_mirror.server.catalogpush`)
 all decide with these functions, so one candidate is accepted or refused alike whichever way it arrives. Each
 caller words the refusal for its users (``import`` names the bundle and offers ``--allow-downgrade``), from the

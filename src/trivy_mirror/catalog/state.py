@@ -31,7 +31,7 @@ class StateBook(Protocol):
 
 class Destination(Protocol):
     """Where mirrored assets go: repositories by their mirror-relative name, plus their state (implemented by
-    :mod:`trivy_mirror.sync.endpoints` and :mod:`trivy_mirror.static`)."""
+    :mod:`trivy_mirror.mirror.endpoints` and :mod:`trivy_mirror.static`)."""
 
     label: str
     state: StateBook

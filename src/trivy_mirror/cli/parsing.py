@@ -18,9 +18,9 @@ from trivy_mirror.errors import UsageError
 
 if TYPE_CHECKING:
     from trivy_mirror.catalog.assets import AssetSpec
+    from trivy_mirror.mirror.endpoints import ConnectionOptions
     from trivy_mirror.oci.reference import Prefix
     from trivy_mirror.registry.credentials import Credentials
-    from trivy_mirror.sync.endpoints import ConnectionOptions
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ def _stdin_creds(text: str | None, side: str) -> Credentials:
 
 def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None) -> ConnectionOptions:
     from trivy_mirror.commands.testhooks import transport_overrides
-    from trivy_mirror.sync.endpoints import ConnectionOptions
+    from trivy_mirror.mirror.endpoints import ConnectionOptions
 
     return ConnectionOptions(parse_creds(creds, side), insecure, ca_file, *transport_overrides())
 

@@ -72,7 +72,7 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
                   --checks-bundle-repository HOST:5000/aquasec/trivy-checks:2 IMAGE
     """
     from trivy_mirror.commands.serve import run_serve, serve_sync
-    from trivy_mirror.commands.vex_sync import vex_sources as select_vex
+    from trivy_mirror.orchestrate import select_vex_sources as select_vex
     from trivy_mirror.server.settings import ServerSettings
     from trivy_mirror.store import Store, default_store_dir
 

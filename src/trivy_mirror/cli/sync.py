@@ -53,7 +53,7 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
       trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
-    from trivy_mirror.commands.vex_sync import vex_sources as select_vex
+    from trivy_mirror.orchestrate import select_vex_sources as select_vex
 
     names = parse_assets(asset_names)
     public_url, keep = static_settings(ctx, destination, public_url, keep)

@@ -12,10 +12,10 @@ from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import NoProgress, progress_listener
 from trivy_mirror.errors import UsageError
+from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool
 from trivy_mirror.oci.reference import Reference, validate_tag
 from trivy_mirror.store.layout import Layout
 from trivy_mirror.store.paths import TMP_DIR
-from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool
 from trivy_mirror.target import WriteTarget
 from trivy_mirror.ui import console
 from trivy_mirror.ui.progress import make_progress

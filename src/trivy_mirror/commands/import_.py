@@ -18,11 +18,11 @@ from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.engine.events import NoProgress, Progress
 from trivy_mirror.errors import UsageError
+from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.signing import PublicKey
 from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
-from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.timefmt import iso
 from trivy_mirror.ui import console
 from trivy_mirror.ui.progress import make_progress

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.orchestrate import StoreSync
 from trivy_mirror.server.audit import StoreAudit
@@ -15,7 +16,6 @@ from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.server.runner import serve
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
-from trivy_mirror.sync.endpoints import ConnectionOptions
 from trivy_mirror.vex import VexSource
 
 log = logging.getLogger("trivy_mirror.serve")

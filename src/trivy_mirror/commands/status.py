@@ -16,10 +16,10 @@ from trivy_mirror.catalog.assets import MIRROR_NAMESPACE, AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.commands.vex_sync import vex_status_rows
+from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.server.audit import read_audit
 from trivy_mirror.server.census import ClientRecord, census_path, read_records
 from trivy_mirror.static import StaticDestination
-from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.timefmt import short_time
 from trivy_mirror.ui import console
 

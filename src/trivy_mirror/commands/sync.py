@@ -13,10 +13,10 @@ from rich.table import Table
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.result import TagResult
+from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.orchestrate import sync_destination
 from trivy_mirror.server.census import plan_requested_tags
-from trivy_mirror.sync.endpoints import ConnectionOptions
 from trivy_mirror.ui import console
 from trivy_mirror.ui.progress import make_progress
 from trivy_mirror.vex import VexSource

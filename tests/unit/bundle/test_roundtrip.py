@@ -21,8 +21,8 @@ from trivy_mirror.catalog.assets import CATALOG
 from trivy_mirror.catalog.state import tag_record
 from trivy_mirror.engine.events import NoProgress
 from trivy_mirror.errors import BundleError, RefusedCandidate, StoreError
+from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.store import Store
-from trivy_mirror.sync.endpoints import StoreDestination
 
 from .conftest import put
 

@@ -30,6 +30,7 @@ from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.catalog.assets import CATALOG
 from trivy_mirror.engine.events import NoProgress
 from trivy_mirror.errors import BundleError, SignatureError
+from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.signing import (
     IN_TOTO_PAYLOAD_TYPE,
     STATEMENT_TYPE,
@@ -40,7 +41,6 @@ from trivy_mirror.signing import (
     sign_statement,
 )
 from trivy_mirror.store import Store
-from trivy_mirror.sync.endpoints import StoreDestination
 
 from .conftest import sync
 

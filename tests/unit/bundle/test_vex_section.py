@@ -23,9 +23,9 @@ from trivy_mirror.bundle.vex_export import VexExport
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.engine.events import NoProgress
 from trivy_mirror.errors import BundleError, RefusedCandidate
+from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store import Store
-from trivy_mirror.sync.endpoints import StoreDestination
 from trivy_mirror.trivycache import TrivyCacheWriter, trivy_command
 from trivy_mirror.vex.storage import VexRepository
 

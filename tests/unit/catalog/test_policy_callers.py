@@ -21,6 +21,8 @@ from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import CATALOG, AssetSpec
 from trivy_mirror.catalog.layerinfo import read_layer_metadata
 from trivy_mirror.errors import RefusedCandidate
+from trivy_mirror.mirror.assetsync import AssetSync
+from trivy_mirror.mirror.endpoints import RegistryPool, StoreDestination
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -28,8 +30,6 @@ from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.server.catalogpush import check_catalog_push
 from trivy_mirror.store import Layout, Store
-from trivy_mirror.sync.endpoints import RegistryPool, StoreDestination
-from trivy_mirror.sync.mirror import AssetSync
 from trivy_mirror.vex import sync as vex_sync
 from trivy_mirror.vex.index import VexIndex
 from trivy_mirror.vex.storage import VexVersion

@@ -16,10 +16,10 @@ from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_
 from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import Event, NoProgress, Progress, fan_out, progress_listener
 from trivy_mirror.errors import CopyError, MirrorError, NotFound, RefusedCandidate, Unreachable
+from trivy_mirror.mirror.endpoints import RegistryPool
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
-from trivy_mirror.sync.endpoints import RegistryPool
 from trivy_mirror.target import ReadTarget, WriteTarget
 
 log = logging.getLogger(__name__)

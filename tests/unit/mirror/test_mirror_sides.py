@@ -9,14 +9,14 @@ from typing import cast
 
 from support.trivy_assets import build_vuln_db
 from trivy_mirror.catalog.assets import CATALOG
+from trivy_mirror.mirror.assetsync import AssetSync
+from trivy_mirror.mirror.endpoints import RegistryPool, StoreDestination
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.store import Layout, Store
-from trivy_mirror.sync.endpoints import RegistryPool, StoreDestination
-from trivy_mirror.sync.mirror import AssetSync
 from trivy_mirror.target import WriteTarget
 
 DB = CATALOG[0]

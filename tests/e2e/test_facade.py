@@ -1,0 +1,42 @@
+"""The public API in-process: ``trivy_mirror.sync`` and ``trivy_mirror.status`` against a real upstream registry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import trivy_mirror
+from support.registry import RegistryProcess
+from support.trivy_assets import AssetSet
+
+pytestmark = pytest.mark.e2e
+
+
+def test_sync_then_status_in_process(upstream: RegistryProcess, assets: AssetSet, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    source = [f"{upstream.host}/aquasec"]
+    report = trivy_mirror.sync(store=store, sources=source, assets=["db", "checks"])
+    assert report.ok and report.destination == str(store)
+    assert {(r.reference, r.outcome) for r in report.results} == {
+        ("aquasec/trivy-db:2", "updated"), ("aquasec/trivy-checks:2", "updated"), ("aquasec/trivy-checks:1", "updated")}
+    rows = {row.reference: row for row in trivy_mirror.status(store=store, assets=["db", "checks"])}
+    assert rows["aquasec/trivy-db:2"].state == "fresh" and rows["aquasec/trivy-db:2"].digest == assets.db.digest
+    again = trivy_mirror.sync(store=store, sources=source, assets=["db"])
+    assert [r.outcome for r in again.results] == ["unchanged"] and again.results[0].stats.bytes_copied == 0
+
+
+def test_errors_are_the_public_classes(tmp_path: Path) -> None:
+    with pytest.raises(trivy_mirror.UsageError, match="unknown asset"):
+        trivy_mirror.sync(store=tmp_path, assets=["nope"])
+    with pytest.raises(trivy_mirror.UsageError, match="together"):
+        trivy_mirror.status(store=tmp_path, to="127.0.0.1:5000/x")
+
+
+def test_importing_the_package_loads_no_operation() -> None:
+    """``import trivy_mirror`` stays cheap (the CLI's --version path): aiohttp loads on first use only."""
+    code = "import sys, trivy_mirror; assert 'aiohttp' not in sys.modules; trivy_mirror.ClientOptions; " \
+           "assert 'aiohttp' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
