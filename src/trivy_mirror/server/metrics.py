@@ -72,6 +72,9 @@ class _StateCollector(Collector):
         failed = GaugeMetricFamily("trivy_mirror_asset_last_attempt_failed",
                                    "1 when the last sync of the asset failed or was refused (it may still be fresh)",
                                    labels=["asset", "reference"])
+        refused = GaugeMetricFamily("trivy_mirror_asset_last_attempt_refused",
+                                    "1 when every candidate of the last sync was refused (the current version is kept)",
+                                    labels=["asset", "reference"])
         try:
             statuses = self._statuses()
         except Exception:
@@ -88,7 +91,8 @@ class _StateCollector(Collector):
             if status.last_attempt is not None:
                 attempt.add_metric([status.asset, status.reference], status.last_attempt.timestamp())
                 failed.add_metric([status.asset, status.reference], 1 if status.last_failed else 0)
-        return updated, next_update, size, ready, attempt, failed
+                refused.add_metric([status.asset, status.reference], 1 if status.last_result == "refused" else 0)
+        return updated, next_update, size, ready, attempt, failed, refused
 
 
 def _sync_metrics(state: SchedulerState) -> Iterable[Metric]:
