@@ -80,9 +80,9 @@ class RegistryClient:
 
     async def ping(self) -> None:
         """Check that the registry answers the OCI API and accepts our credentials (if any)."""
-        async with await self.request("GET", "/v2/", operation="ping") as response:
+        async with await self.request("GET", "/v2/", operation="GET /v2/") as response:
             if response.status != 200:
-                raise await error_from_response(response, self.host, "ping")
+                raise await error_from_response(response, self.host, "GET /v2/")
 
     async def base_url(self) -> URL:
         return await self._transport.base_url(self.host)

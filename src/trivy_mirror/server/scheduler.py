@@ -128,6 +128,7 @@ class SyncScheduler:
         self._running = True
         self._runs += 1
         started = time.monotonic()
+        log.info("sync %d started", self._runs)
         try:
             outcome = await self._sync_once()
         except MirrorError as err:

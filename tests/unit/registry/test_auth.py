@@ -269,7 +269,7 @@ async def test_basic_is_sent_preemptively_after_the_first_challenge(
 
 async def test_basic_without_credentials(fake: FakeRegistry, fake_host: str, make_client: MakeClient) -> None:
     _basic_guard(fake)
-    with pytest.raises(AuthError, match=f"^{fake_host}: ping: 401 UNAUTHORIZED .*no credentials found"):
+    with pytest.raises(AuthError, match=f"^{fake_host}: GET /v2/: 401 UNAUTHORIZED .*no credentials found"):
         await make_client(fake_host).ping()
 
 

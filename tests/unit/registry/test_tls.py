@@ -47,7 +47,7 @@ async def test_unknown_ca_fails_without_plain_http_fallback(tls_host: str, make_
                                                             fake: FakeRegistry) -> None:
     client = make_client(tls_host)
     with pytest.raises(Unreachable, match=f"^cannot reach {tls_host}: TLS certificate verification failed: .*"
-                                          r"\(ping\)$"):
+                                          r"\(GET /v2/\)$"):
         await client.ping()
     assert str(await client.base_url()) == f"https://{tls_host}"
     assert client.requests == 2  # the probe and one attempt: certificate errors are not retried
