@@ -10,6 +10,7 @@ import click
 from trivy_mirror.cli import options
 from trivy_mirror.cli.parsing import (
     connection_options,
+    destination_prefixes,
     parse_assets,
     parse_prefixes,
     run,
@@ -57,9 +58,11 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
 
     names = parse_assets(asset_names)
     public_url, keep = static_settings(ctx, destination, public_url, keep)
+    prefixes = parse_prefixes(sources)
     code = run(run_sync(
-        select_assets(asset_names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
-        connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
+        select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file, prefixes),
+        connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination)),
+        store, destination,
         dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
         public_url=public_url, keep=keep,
     ))
@@ -69,7 +72,7 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
 @click.command()
 @options.destination("Report on this registry instead of the store: the assets at REGISTRY/PREFIX/aquasec/trivy-db:2 "
                      "and so on; or on the static tree static:DIR.")
-@options.transport()
+@options.transport(sides=("dest",))
 @options.assets(f"Comma-separated assets to report: {options.asset_list('vex')}. [default: the OCI assets, plus the "
                 f"VEX repositories the store holds]")
 @options.json_output("Print JSON on stdout.")
@@ -83,7 +86,8 @@ def status(store: Path | None, destination: str | None, dest_creds: str | None, 
     from trivy_mirror.commands.status import run_status
 
     names = parse_assets(asset_names)
-    sys.exit(run(run_status(select_assets(asset_names), connection_options(dest_creds, "dest", insecure, ca_file),
+    connection = connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination))
+    sys.exit(run(run_status(select_assets(asset_names), connection,
                             store, destination, as_json=as_json, asset_names=names)))
 
 
