@@ -13,6 +13,7 @@ from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import NoProgress, progress_listener
 from trivy_mirror.errors import UsageError
 from trivy_mirror.oci.reference import Reference, validate_tag
+from trivy_mirror.oci.referrers import MAX_DEPTH
 from trivy_mirror.store.layout import Layout
 from trivy_mirror.store.paths import TMP_DIR
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool
@@ -65,7 +66,8 @@ async def open_target(endpoint: Endpoint, pool: RegistryPool, stack: AsyncExitSt
 
 
 async def run_copy(source: str, target: str, source_options: ConnectionOptions, dest_options: ConnectionOptions,
-                   *, as_json: bool) -> int:
+                   *, as_json: bool, referrers: bool = False) -> int:
+    """Copy one artifact (and with ``referrers`` the manifests referring to it, as ``oras cp -r``)."""
     src_end, dst_end = Endpoint.parse(source), Endpoint.parse(target)
     async with AsyncExitStack() as stack:
         src_pool = await stack.enter_async_context(RegistryPool(source_options))
@@ -78,19 +80,22 @@ async def run_copy(source: str, target: str, source_options: ConnectionOptions, 
             current = await dst.resolve(dst_end.push_tag or str(manifest.digest))
         if current is not None and current.digest == manifest.digest:
             stats, outcome = copier.CopyStats(), "unchanged"
+            if referrers:
+                await copier.copy_referrers(src, dst, manifest.digest, stats)
         else:
             progress = make_progress(not as_json)
             if progress is not None:
                 stack.enter_context(progress)
             events = progress_listener(progress or NoProgress(), str(manifest.digest), source,
                                        lambda blob: blob.size >= CHUNK_SIZE)
-            stats, outcome = await copier.copy(src, manifest, dst, dst_end.push_tag, copier.CopyHooks(events)), \
-                "copied"
+            hooks = copier.CopyHooks(events, referrer_depth=MAX_DEPTH if referrers else 0)
+            stats, outcome = await copier.copy(src, manifest, dst, dst_end.push_tag, hooks), "copied"
     summary = {"source": source, "target": target, "digest": str(manifest.digest), "outcome": outcome,
                **stats.to_json()}
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
+        extra = f", {stats.referrers_copied} referrers" if referrers else ""
         console.stderr.print(f"{outcome} {manifest.digest} {source} -> {target} "
-                             f"({stats.blobs_copied} blobs, {stats.bytes_copied / 1e6:.1f} MB)")
+                             f"({stats.blobs_copied} blobs, {stats.bytes_copied / 1e6:.1f} MB{extra})")
     return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import Unreachable, UsageError
 from trivy_mirror.oci.reference import is_plain_http_allowed
 from trivy_mirror.registry.failures import describe_connection_error, error_from_response
@@ -108,6 +109,18 @@ async def wire_errors(host: str, operation: str) -> AsyncIterator[None]:
         yield
     except (TimeoutError, aiohttp.ClientError) as err:
         raise Unreachable(f"cannot reach {host}: {describe_connection_error(err)} ({operation})") from err
+
+
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed ``limit`` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
 
 
 def _is_retryable_error(err: BaseException) -> bool:
