@@ -63,3 +63,13 @@ def test_http_scheme_in_to_names_plain_http_for_that_host(mirror: MirrorCli, pri
                          "--to", f"http://{destination.host}/mirror"])
     assert result.returncode == 0, result.stderr
     assert any(path == f"/v2/mirror/{DB_REPOSITORY}/manifests/2" for _, path in destination.requests_log())
+
+
+def test_copy_honours_the_scheme_of_each_end(mirror: MirrorCli, private_upstream: RegistryProcess,
+                                             registry: RegistryFactory) -> None:
+    destination = registry()
+    source = f"{private_upstream.host}/{DB_REPOSITORY}:2"
+    refused = mirror.run(["copy", f"https://{source}", f"{destination.host}/copied/trivy-db:2"])
+    assert "does not speak TLS" in assert_one_error_line(refused), refused.stderr
+    copied = mirror.run(["copy", f"http://{source}", f"http://{destination.host}/copied/trivy-db:2"])
+    assert copied.returncode == 0, copied.stderr

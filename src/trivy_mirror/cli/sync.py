@@ -108,7 +108,8 @@ def copy(source: str, target: str, src_creds: str | None, dest_creds: str | None
          ca_file: Path | None, referrers: bool, as_json: bool) -> None:
     """Copy one artifact, byte for byte, between registries and OCI layouts.
 
-    SOURCE and TARGET are registry references (HOST/REPO:TAG, HOST/REPO@sha256:...) or oci-layout:DIR:TAG.
+    SOURCE and TARGET are registry references (HOST/REPO:TAG, HOST/REPO@sha256:...) or oci-layout:DIR:TAG. A
+    reference starting with https:// reaches its registry over TLS only, http:// over plain HTTP only.
 
     \b
     Examples:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from contextlib import AsyncExitStack
@@ -31,6 +32,8 @@ class Endpoint:
     reference: Reference | None = None
     layout_dir: Path | None = None
     tag: str | None = None
+    scheme: str | None = None
+    """``https`` or ``http`` when the reference named one: its registry is reached over that scheme only."""
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
@@ -40,7 +43,16 @@ class Endpoint:
             if not sep or "/" in tag or not directory:
                 raise UsageError(f"{text!r}: an OCI layout end is oci-layout:DIR:TAG")
             return cls(layout_dir=Path(directory), tag=validate_tag(tag))
+        scheme, sep, rest = text.partition("://")
+        if sep and scheme in ("https", "http", "docker"):
+            return cls(reference=Reference.parse(rest), scheme=None if scheme == "docker" else scheme)
         return cls(reference=Reference.parse(text))
+
+    def options(self, options: ConnectionOptions) -> ConnectionOptions:
+        """``options`` with this end's scheme for its registry, when it named one."""
+        if self.scheme is None or self.reference is None:
+            return options
+        return dataclasses.replace(options, schemes={**options.schemes, self.reference.registry: self.scheme})
 
     @property
     def manifest_reference(self) -> str:
@@ -70,8 +82,8 @@ async def run_copy(source: str, target: str, source_options: ConnectionOptions, 
     """Copy one artifact (and with ``referrers`` the manifests referring to it, as ``oras cp -r``)."""
     src_end, dst_end = Endpoint.parse(source), Endpoint.parse(target)
     async with AsyncExitStack() as stack:
-        src_pool = await stack.enter_async_context(RegistryPool(source_options))
-        dst_pool = await stack.enter_async_context(RegistryPool(dest_options))
+        src_pool = await stack.enter_async_context(RegistryPool(src_end.options(source_options)))
+        dst_pool = await stack.enter_async_context(RegistryPool(dst_end.options(dest_options)))
         src = await open_target(src_end, src_pool, stack)
         dst = await open_target(dst_end, dst_pool, stack)
         with copier.side("source", src):

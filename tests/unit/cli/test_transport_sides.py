@@ -76,3 +76,11 @@ def test_a_named_scheme_is_used_without_probing(scheme: str, registry: str, expe
 def test_each_command_has_the_flags_of_its_sides(command: str, flags: list[str], absent: list[str]) -> None:
     names = {opt for param in cli.commands[command].params for opt in param.opts}
     assert set(flags) <= names and not set(absent) & names
+
+
+def test_a_side_flag_has_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIVY_MIRROR_DEST_INSECURE", "1")
+    with _options("sync", []) as ctx:
+        dest = connection_options(None, "dest", ctx.params["insecure"], None)
+        src = connection_options(None, "src", ctx.params["insecure"], None)
+    assert (src.insecure, dest.insecure) == (False, True)
