@@ -193,7 +193,8 @@ async def copy(src: ReadTarget, manifest: ManifestBytes, dst: WriteTarget, tag: 
 async def copy_referrers(src: ReadTarget, dst: WriteTarget, subject: Digest, stats: CopyStats,
                          hooks: CopyHooks | None = None, depth: int = MAX_DEPTH) -> None:
     """Copy the manifests whose subject is ``subject`` (and theirs, down to ``depth`` levels) that ``dst`` lacks,
-    untagged: the destination lists them under their subject. A source that cannot list referrers has none."""
+    untagged: the destination lists them under their subject. A source that cannot list referrers has none; a
+    listed manifest whose own subject is another one (a stale or forged fallback tag) is left out."""
     hooks = hooks or CopyHooks()
     if depth <= 0 or not isinstance(src, ReferrerSource):
         return
@@ -205,6 +206,9 @@ async def copy_referrers(src: ReadTarget, dst: WriteTarget, subject: Digest, sta
         if not present:
             with side("source", src):
                 manifest = await src.get_manifest(str(descriptor.digest))
+                refers_to = manifest.parsed.subject
+            if refers_to is None or refers_to.digest != subject:
+                continue
             await copy_manifest_tree(src, dst, manifest, stats, hooks)
             with side("destination", dst):
                 await dst.push_manifest(manifest, None)

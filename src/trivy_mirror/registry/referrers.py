@@ -17,12 +17,16 @@ from trivy_mirror.registry.transport import host_label, read_limited, wire_error
 if TYPE_CHECKING:
     from trivy_mirror.registry.repository import RemoteRepository
 
+NO_REFERRERS_API = frozenset({400, 404, 405, 501})
+"""Answers of a registry without the referrers API: 404 as the spec says, and what some others send for a path
+they do not know."""
 SUBJECT_HEADER = "OCI-Subject"
 """Sent back by a registry with the referrers API when it stored a manifest with a subject."""
 
 
 async def list_referrers(repository: RemoteRepository, subject: Digest) -> list[Descriptor]:
-    """The referrers API's answer, or on a 404 the fallback tag's index (none when that tag does not exist)."""
+    """The referrers API's answer, or where there is none the fallback tag's index (none when that tag does not
+    exist)."""
     operation = f"list referrers of {repository.name}@{subject.short}"
     async with await repository.client.request(
         "GET", f"/v2/{repository.name}/referrers/{subject}", operation=operation, repository=repository.name,
@@ -37,7 +41,7 @@ async def list_referrers(repository: RemoteRepository, subject: Digest) -> list[
                 return listed(data, response.headers.get("Content-Type"))
             except InvalidManifest as err:
                 raise RegistryError(f"{repository.location}: {operation}: {err}") from None
-        if response.status != 404:
+        if response.status not in NO_REFERRERS_API:
             raise await error_from_response(response, host_label(response.url), operation)
     return await _tagged(repository, subject)
 

@@ -66,3 +66,19 @@ async def test_off_by_default_and_a_source_without_referrers_has_none() -> None:
     stats = copier.CopyStats()
     await copier.copy_referrers(plain, dst, db.digest, stats)
     assert stats.referrers_copied == 0
+
+
+async def test_a_listed_manifest_referring_to_another_subject_is_left_out() -> None:
+    src, dst = ReferringTarget(), ReferringTarget()
+    db, other = artifact(src, b"layer-bytes"), artifact(src, b"other layer")
+    stray = attach(src, other, b"signature of another artifact")
+
+    class Forged(ReferringTarget):
+        async def referrers(self, subject: Digest) -> list[Descriptor]:
+            return [referrer_descriptor(stray)] if subject == db.digest else []
+
+    forged = Forged()
+    forged.blobs, forged.manifests, forged.tags = src.blobs, src.manifests, src.tags
+    stats = copier.CopyStats()
+    await copier.copy_referrers(forged, dst, db.digest, stats)
+    assert stats.referrers_copied == 0 and str(stray.digest) not in dst.manifests
