@@ -107,6 +107,24 @@ def test_sync_keeps_referrers_and_serve_lists_them_through_export_and_import(
     assert [entry["digest"] for entry in entries] == [subject]
 
 
+def listed_in_fallback_tag(registry: RegistryProcess, repository: str, subject: str) -> list[tuple[str, str]]:
+    url = f"{registry.url}/v2/{repository}/manifests/{fallback_tag(subject)}"
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": OCI_INDEX}), timeout=10) as answer:
+        return [(m["digest"], m["artifactType"]) for m in json.loads(answer.read())["manifests"]]
+
+
+def test_sync_to_a_registry_without_the_api_keeps_the_fallback_tag(
+        mirror: MirrorCli, signed_upstream: tuple[RegistryProcess, str], registry: RegistryFactory,
+        assets: AssetSet) -> None:
+    upstream, signature = signed_upstream
+    destination = registry()
+    synced = mirror.run(["sync", "--from", f"{upstream.host}/aquasec", "--assets", "db", "--to",
+                         f"{destination.host}/mirror"])
+    assert synced.returncode == 0, synced.stderr
+    assert listed_in_fallback_tag(destination, f"mirror/{DB_REPOSITORY}", assets.db.digest) == [
+        (signature, SIGNATURE_TYPE)]
+
+
 def test_copy_r_between_two_registries(mirror: MirrorCli, signed_upstream: tuple[RegistryProcess, str],
                                        registry: RegistryFactory, assets: AssetSet) -> None:
     upstream, signature = signed_upstream
@@ -121,10 +139,7 @@ def test_copy_r_between_two_registries(mirror: MirrorCli, signed_upstream: tuple
     copied = mirror.run(["copy", "-r", source, f"{destination.host}/signed/trivy-db:2", "--json"])
     assert copied.returncode == 0, copied.stderr
     assert json.loads(copied.stdout)["referrers_copied"] == 1
-    url = f"{destination.url}/v2/signed/trivy-db/manifests/{fallback_tag(subject)}"
-    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": OCI_INDEX}), timeout=10) as answer:
-        listed = json.loads(answer.read())
-    assert [(m["digest"], m["artifactType"]) for m in listed["manifests"]] == [(signature, SIGNATURE_TYPE)]
+    assert listed_in_fallback_tag(destination, "signed/trivy-db", subject) == [(signature, SIGNATURE_TYPE)]
 
     later = mirror.run(["copy", "-r", source, f"{destination.host}/plain/trivy-db:2", "--json"])
     assert later.returncode == 0, later.stderr
