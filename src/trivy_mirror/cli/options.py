@@ -112,8 +112,10 @@ def transport(insecure_help: str = "Skip TLS verification and allow plain HTTP t
     ``sides``: how registries are reached. The per-side flags are recorded in the context (as the password flags
     are) and read by :func:`trivy_mirror.cli.parsing.connection_options`."""
     if len(sides) > 1:
-        insecure_help += " Both sides: " + ", ".join(f"--{side}-insecure" for side in sides) + " for one."
-        ca_help += " Both sides: " + ", ".join(f"--{side}-ca-file" for side in sides) + " for one."
+        insecure_help += " Applies to both sides; " + " or ".join(f"--{side}-insecure" for side in sides) + \
+            " to one only."
+        ca_help += " Applies to both sides; " + " or ".join(f"--{side}-ca-file" for side in sides) + \
+            " to one only (used instead of this one)."
     return stack(
         click.option("--insecure", is_flag=True, help=insecure_help),
         click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help=ca_help),
