@@ -63,13 +63,14 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
                            dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
-                           progress: Progress | None = None) -> SyncReport:
+                           progress: Progress | None = None, referrers: bool = True) -> SyncReport:
     """Sync the catalog's ``specs`` and the ``vex`` repositories into one destination (the store at ``store``
     or its default, a registry prefix or ``static:DIR`` in ``destination``), holding its lock unless ``dry_run``,
     then keep it bounded (``keep`` versions). Raises UsageError for an impossible combination, Unreachable
     when no source answers (the failure is recorded per asset first).
 
-    ``public_url`` applies to a static tree only; ``plan`` adds asset tags (the server's census).
+    ``public_url`` applies to a static tree only; ``plan`` adds asset tags (the server's census); ``referrers``
+    copies each asset's referrers too, except into a static tree (it serves no referrers API).
     """
     async with AsyncExitStack() as stack:
         source_pool = await stack.enter_async_context(RegistryPool(source_options))
@@ -91,8 +92,8 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
             specs = plan(specs, target.store.root)
         maintained = target.store if isinstance(target, StoreDestination) and not dry_run else None
         try:
-            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
-                if specs else []
+            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress,
+                                      referrers=referrers and static is None).run(specs) if specs else []
             if vex:
                 assert isinstance(target, StoreDestination | StaticDestination)
                 vex_store = target.tree.work if isinstance(target, StaticDestination) else target.store

@@ -15,7 +15,7 @@ Contract for implementations:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -61,4 +61,14 @@ class WriteTarget(ReadTarget, Protocol):
         ...
 
 
-__all__ = ["Digest", "ReadTarget", "WriteTarget"]
+@runtime_checkable
+class ReferrerSource(Protocol):
+    """A place that can list the referrers of a manifest (signatures, attestations: manifests whose ``subject``
+    is it). A place without this ability has none to give."""
+
+    async def referrers(self, subject: Digest) -> list[Descriptor]:
+        """The descriptors of the manifests whose subject is ``subject`` (none: an empty list)."""
+        ...
+
+
+__all__ = ["Digest", "ReadTarget", "ReferrerSource", "WriteTarget"]

@@ -83,8 +83,10 @@ def test_sync_into_store_is_read_by_skopeo_and_second_sync_moves_no_blob(
     assert {r["outcome"] for r in second["results"]} == {"unchanged"}
     requests = private_upstream.requests_log()[before:]
     assert blob_requests(private_upstream, before) == []
-    manifest_gets = [p for m, p in requests if "/manifests/" in p]
+    manifest_gets = [p for m, p in requests if "/manifests/" in p and "/manifests/sha256-" not in p]
     assert len(manifest_gets) == 4  # one per asset tag: db, java-db, checks :2 and :1
+    lookups = [p for m, p in requests if "/referrers/" in p or "/manifests/sha256-" in p]
+    assert len(lookups) == 8  # per asset tag, its referrers: the API (distribution 2.8 has none) and the tag fallback
 
     status = mirror.json(["status", "--store", str(store)])
     rows = {row["reference"]: row for row in status["assets"]}

@@ -14,6 +14,7 @@ import http.client
 import json
 import re
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -81,6 +82,8 @@ class RegistryProcess:
         self.workdir = workdir
         self.auth = auth
         self.port = 0
+        self.tls: tuple[Path, Path] | None = None
+        """(certificate, key): set before :meth:`start` to serve https instead of plain HTTP."""
         self._start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._barriers = 0
@@ -172,6 +175,8 @@ class RegistryProcess:
             hashed = bcrypt.hashpw(self.auth[1].encode(), bcrypt.gensalt(rounds=5)).decode()
             htpasswd.write_text(f"{self.auth[0]}:{hashed}\n")
             config["auth"] = {"htpasswd": {"realm": "trivy-mirror-test", "path": str(htpasswd)}}
+        if self.tls is not None:
+            config["http"]["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}  # type: ignore[index]
         path = self.workdir / "config.yml"
         path.write_text(json.dumps(config, indent=2))
         return path
@@ -190,7 +195,8 @@ class RegistryProcess:
         return False
 
     def _get(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection(self.host, timeout=5)
+        conn = (http.client.HTTPConnection(self.host, timeout=5) if self.tls is None else
+                http.client.HTTPSConnection(self.host, timeout=5, context=ssl._create_unverified_context()))  # noqa: S323
         try:
             conn.request("GET", path)
             response = conn.getresponse()

@@ -22,8 +22,9 @@ from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Manifest
+from trivy_mirror.oci.referrers import MAX_DEPTH
 from trivy_mirror.store import Layout, Store
-from trivy_mirror.store.index import REF_NAME, serialize_index
+from trivy_mirror.store.index import REF_NAME, serialize_index, walk
 from trivy_mirror.store.layout import LAYOUT_CONTENT
 from trivy_mirror.store.paths import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE
 from trivy_mirror.timefmt import iso
@@ -81,13 +82,36 @@ class OciExport:
             index_entries.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.data),
                                             {REF_NAME: tag}, parsed.artifact_type))
             for descriptor in (manifest.descriptor, *parsed.blobs):
-                path = blob_member(spec.mirror_repository, descriptor.digest)
-                blobs.setdefault(descriptor.digest, SourceFile(BundleFile(path, descriptor.digest, descriptor.size),
-                                                               path=layout.blob_path(descriptor.digest)))
+                self._add_blob(spec, layout, descriptor, blobs)
+            await self._referrers(spec, layout, manifest.digest, index_entries, blobs, MAX_DEPTH)
         prefix = f"{ROOT}/{spec.mirror_repository}"
         files = (_generated(f"{prefix}/{LAYOUT_FILE}", LAYOUT_CONTENT),
                  _generated(f"{prefix}/{INDEX_FILE}", serialize_index(index_entries)), *blobs.values())
         return ExportPart(tuple(entries), files)
+
+    @staticmethod
+    def _add_blob(spec: AssetSpec, layout: Layout, descriptor: Descriptor, blobs: dict[Digest, SourceFile]) -> None:
+        path = blob_member(spec.mirror_repository, descriptor.digest)
+        blobs.setdefault(descriptor.digest, SourceFile(BundleFile(path, descriptor.digest, descriptor.size),
+                                                       path=layout.blob_path(descriptor.digest)))
+
+    async def _referrers(self, spec: AssetSpec, layout: Layout, subject: Digest, index_entries: list[Descriptor],
+                         blobs: dict[Digest, SourceFile], depth: int) -> None:
+        """The store's referrers of ``subject`` (signatures, attestations) and theirs, as untagged entries of the
+        exported layout, so that import restores them under their subject."""
+        if depth <= 0:
+            return
+        for referrer in await layout.referrers(subject):
+            if referrer.digest in blobs:
+                continue
+            manifest = layout.manifest_at(referrer)
+            index_entries.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.data), {},
+                                            referrer.artifact_type))
+            for descriptor, parsed in walk([manifest.descriptor], lambda d: layout.manifest_at(d).data):
+                self._add_blob(spec, layout, descriptor, blobs)  # the manifest, and an index's children
+                for blob in parsed.distributable_blobs if isinstance(parsed, Manifest) else ():
+                    self._add_blob(spec, layout, blob, blobs)
+            await self._referrers(spec, layout, manifest.digest, index_entries, blobs, depth - 1)
 
     async def _entry(self, spec: AssetSpec, layout: Layout, tag: str, manifest: ManifestBytes,
                      parsed: Manifest) -> AssetEntry:

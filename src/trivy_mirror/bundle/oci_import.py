@@ -27,6 +27,7 @@ from trivy_mirror.errors import BundleError, InvalidDigest, InvalidReference, Mi
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
+from trivy_mirror.oci.referrers import MAX_DEPTH
 from trivy_mirror.store import Layout, Store
 from trivy_mirror.store.paths import INDEX_FILE, LAYOUT_FILE, check_repository
 from trivy_mirror.target import ReadTarget, WriteTarget
@@ -219,8 +220,11 @@ class OciPlanned:
         updated_at = self.metadata.updated_at if self.metadata else None
         next_update = self.metadata.next_update if self.metadata else None
         if not self.changed:  # nothing written, not even the state: re-importing a bundle changes nothing
-            return ImportResult(self.entry, "unchanged", updated_at, next_update)
-        stats = await copier.copy(self.staged, self.manifest, self.target, self.tag)
+            unchanged = copier.CopyStats()  # but referrers the destination lacks (a signature added later) go in
+            await copier.copy_referrers(self.staged, self.target, self.manifest.digest, unchanged)
+            return ImportResult(self.entry, "unchanged", updated_at, next_update, unchanged)
+        stats = await copier.copy(self.staged, self.manifest, self.target, self.tag,
+                                  copier.CopyHooks(referrer_depth=MAX_DEPTH))
         self._record()
         return ImportResult(self.entry, "updated", updated_at, next_update, stats)
 

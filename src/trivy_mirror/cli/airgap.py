@@ -9,7 +9,13 @@ from typing import BinaryIO
 import click
 
 from trivy_mirror.cli import options
-from trivy_mirror.cli.parsing import asset_selection, connection_options, run, static_settings
+from trivy_mirror.cli.parsing import (
+    asset_selection,
+    connection_options,
+    destination_prefixes,
+    run,
+    static_settings,
+)
 
 ASSETS_HELP = (f"Comma-separated assets: {options.asset_list('vex')} (every VEX repository of the store). "
                f"[default: all the OCI assets, and the VEX repositories the store has]")
@@ -77,7 +83,8 @@ def export(bundle: str, store: Path | None, asset_names: str | None, sign_key: P
 @options.destination("Push into this registry instead of the store, as sync --to does: assets land at "
                      "REGISTRY/PREFIX/aquasec/trivy-db:2 and so on; static:DIR writes a static registry tree.")
 @options.transport("Skip TLS verification and allow plain HTTP to any --to host (loopback and RFC 1918 hosts may "
-                   "use plain HTTP without it).", "PEM file of extra CA certificates to trust for --to.")
+                   "use plain HTTP without it).", "PEM file of extra CA certificates to trust for --to.",
+                   sides=("dest",))
 @click.option("--sha256", "expected_sha256", metavar="DIGEST",
               help="Refuse the bundle unless its sha256 is this one: the digest export printed, or its whole "
                    "sha256sum line (--sha256 \"$(cat BUNDLE.tar.sha256)\").")
@@ -125,7 +132,7 @@ def import_(ctx: click.Context, bundle: BinaryIO, store: Path | None, destinatio
     """
     from trivy_mirror.commands.import_ import parse_sha256, run_import
 
-    connection = connection_options(dest_creds, "dest", insecure, ca_file)
+    connection = connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination))
     public_url, keep = static_settings(ctx, destination, public_url, keep)
     sys.exit(run(run_import(bundle, store, destination, connection, allow_downgrade=allow_downgrade,
                             expected_sha256=parse_sha256(expected_sha256), as_json=as_json,

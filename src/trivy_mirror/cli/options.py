@@ -101,13 +101,42 @@ def destination(to_help: str) -> Callable[[F], F]:
     )
 
 
+SIDE_NAMES = {"src": "the sources", "dest": "the destination (--to)"}
+
+
 def transport(insecure_help: str = "Skip TLS verification and allow plain HTTP to any host (loopback and RFC 1918 "
                                    "hosts may use plain HTTP without it).",
-              ca_help: str = "PEM file of extra CA certificates to trust.") -> Callable[[F], F]:
-    """``--insecure`` and ``--ca-file``: how registries are reached."""
+              ca_help: str = "PEM file of extra CA certificates to trust.",
+              sides: tuple[str, ...] = ("src", "dest")) -> Callable[[F], F]:
+    """``--insecure`` and ``--ca-file`` (every side), and ``--<side>-insecure`` and ``--<side>-ca-file`` for each of
+    ``sides``: how registries are reached. The per-side flags are recorded in the context (as the password flags
+    are) and read by :func:`trivy_mirror.cli.parsing.connection_options`."""
+    if len(sides) > 1:
+        insecure_help += " Applies to both sides; " + " or ".join(f"--{side}-insecure" for side in sides) + \
+            " to one only."
+        ca_help += " Applies to both sides; " + " or ".join(f"--{side}-ca-file" for side in sides) + \
+            " to one only (used instead of this one)."
     return stack(
         click.option("--insecure", is_flag=True, help=insecure_help),
         click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help=ca_help),
+        *(side_transport(side) for side in sides),
+    )
+
+
+def side_transport(side: str) -> Callable[[F], F]:
+    """``--<side>-insecure`` and ``--<side>-ca-file``: as ``--insecure``/``--ca-file``, for one side only."""
+
+    def remember(context: click.Context, param: click.Parameter, value: object) -> None:
+        if value:
+            context.meta[str(param.name)] = value
+
+    what = SIDE_NAMES[side]
+    return stack(
+        click.option(f"--{side}-insecure", is_flag=True, expose_value=False, callback=remember,
+                     help=f"As --insecure, for {what} only (--insecure covers every side)."),
+        click.option(f"--{side}-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                     expose_value=False, callback=remember,
+                     help=f"PEM file of extra CA certificates to trust for {what}, instead of --ca-file."),
     )
 
 

@@ -80,11 +80,38 @@ def _stdin_creds(text: str | None, side: str) -> Credentials:
     return Credentials(username, password)
 
 
-def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None) -> ConnectionOptions:
+def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None,
+                       endpoints: Sequence[Prefix] = ()) -> ConnectionOptions:
+    """One side's options. ``--<side>-insecure`` adds to ``--insecure``; ``--<side>-ca-file`` replaces ``--ca-file``
+    for that side; a scheme in an endpoint (``https://``, ``http://``) fixes the scheme of its host."""
     from trivy_mirror.commands.testhooks import transport_overrides
     from trivy_mirror.mirror.endpoints import ConnectionOptions
 
-    return ConnectionOptions(parse_creds(creds, side), insecure, ca_file, *transport_overrides())
+    context = click.get_current_context(silent=True)
+    meta = context.meta if context is not None else {}
+    side_ca_file = meta.get(f"{side}_ca_file")
+    return ConnectionOptions(parse_creds(creds, side), insecure or bool(meta.get(f"{side}_insecure")),
+                             side_ca_file or ca_file, *transport_overrides(), schemes=endpoint_schemes(endpoints))
+
+
+def endpoint_schemes(prefixes: Sequence[Prefix]) -> dict[str, str]:
+    """The scheme each registry's prefixes named; one registry named with both is a usage error."""
+    schemes: dict[str, str] = {}
+    for prefix in prefixes:
+        if prefix.scheme is None:
+            continue
+        if schemes.setdefault(prefix.registry, prefix.scheme) != prefix.scheme:
+            raise UsageError(f"{prefix.registry} is named with both https:// and http://: choose one")
+    return schemes
+
+
+def destination_prefixes(destination: str | None) -> list[Prefix]:
+    """``--to`` as a prefix list for :func:`connection_options`: empty for the store and a static tree."""
+    from trivy_mirror.oci.reference import Prefix
+
+    if not destination or destination.startswith("static:"):
+        return []
+    return [Prefix.parse(destination)]
 
 
 def parse_prefixes(values: Sequence[str]) -> list[Prefix]:

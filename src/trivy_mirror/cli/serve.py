@@ -23,7 +23,7 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 @click.option("--no-sync", is_flag=True, help="Only serve what the store holds; never sync.")
 @options.sources
 @options.vex_sources
-@options.transport()
+@options.transport(sides=("src",))
 @options.assets(f"Comma-separated assets to sync and report in /readyz: {options.asset_list('vex')}. "
                 f"[default: the OCI assets, plus vex with --vex-from]")
 @click.option("--tls-cert", type=_FILE, help="Serve HTTPS with this PEM certificate (chain).")
@@ -84,8 +84,9 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     settings.validate()
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)
-    store_sync = serve_sync(the_store, select_assets(asset_names), parse_prefixes(sources),
-                            connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600,
+    prefixes = parse_prefixes(sources)
+    store_sync = serve_sync(the_store, select_assets(asset_names), prefixes,
+                            connection_options(src_creds, "src", insecure, ca_file, prefixes), lock_timeout=600,
                             vex=select_vex(vex_sources, names))
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 

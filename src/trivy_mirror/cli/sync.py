@@ -10,6 +10,7 @@ import click
 from trivy_mirror.cli import options
 from trivy_mirror.cli.parsing import (
     connection_options,
+    destination_prefixes,
     parse_assets,
     parse_prefixes,
     run,
@@ -28,6 +29,9 @@ from trivy_mirror.cli.parsing import (
 @options.assets(f"Comma-separated assets to sync: {options.asset_list('vex')}. "
                 f"[default: the OCI assets, plus vex with --vex-from]")
 @click.option("--dry-run", is_flag=True, help="Resolve and check everything, copy nothing.")
+@click.option("--no-referrers", is_flag=True,
+              help="Do not copy the assets' referrers (signatures, attestations: manifests whose subject is an "
+                   "asset), which sync copies by default into the store or a registry (not a static tree).")
 @options.json_output()
 @options.lock_timeout()
 @options.static_tree("write", "With --to static:DIR: the URL the tree is served at; VEX manifests name their "
@@ -35,8 +39,8 @@ from trivy_mirror.cli.parsing import (
 @click.pass_context
 def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
          sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
-         vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
-         public_url: str | None, keep: int | None) -> None:
+         vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, no_referrers: bool, as_json: bool,
+         lock_timeout: float, public_url: str | None, keep: int | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -57,11 +61,13 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
 
     names = parse_assets(asset_names)
     public_url, keep = static_settings(ctx, destination, public_url, keep)
+    prefixes = parse_prefixes(sources)
     code = run(run_sync(
-        select_assets(asset_names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
-        connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
+        select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file, prefixes),
+        connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination)),
+        store, destination,
         dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
-        public_url=public_url, keep=keep,
+        public_url=public_url, keep=keep, referrers=not no_referrers,
     ))
     sys.exit(code)
 
@@ -69,7 +75,7 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
 @click.command()
 @options.destination("Report on this registry instead of the store: the assets at REGISTRY/PREFIX/aquasec/trivy-db:2 "
                      "and so on; or on the static tree static:DIR.")
-@options.transport()
+@options.transport(sides=("dest",))
 @options.assets(f"Comma-separated assets to report: {options.asset_list('vex')}. [default: the OCI assets, plus the "
                 f"VEX repositories the store holds]")
 @options.json_output("Print JSON on stdout.")
@@ -83,7 +89,8 @@ def status(store: Path | None, destination: str | None, dest_creds: str | None, 
     from trivy_mirror.commands.status import run_status
 
     names = parse_assets(asset_names)
-    sys.exit(run(run_status(select_assets(asset_names), connection_options(dest_creds, "dest", insecure, ca_file),
+    connection = connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination))
+    sys.exit(run(run_status(select_assets(asset_names), connection,
                             store, destination, as_json=as_json, asset_names=names)))
 
 
@@ -93,22 +100,28 @@ def status(store: Path | None, destination: str | None, dest_creds: str | None, 
 @options.credentials("src", "SOURCE")
 @options.credentials("dest", "TARGET")
 @options.transport()
+@click.option("-r", "--referrers", is_flag=True,
+              help="Copy the artifact's referrers too (signatures, attestations: manifests whose subject is it, "
+                   "and theirs), as oras cp -r does.")
 @options.json_output()
 def copy(source: str, target: str, src_creds: str | None, dest_creds: str | None, insecure: bool,
-         ca_file: Path | None, as_json: bool) -> None:
+         ca_file: Path | None, referrers: bool, as_json: bool) -> None:
     """Copy one artifact, byte for byte, between registries and OCI layouts.
 
-    SOURCE and TARGET are registry references (HOST/REPO:TAG, HOST/REPO@sha256:...) or oci-layout:DIR:TAG.
+    SOURCE and TARGET are registry references (HOST/REPO:TAG, HOST/REPO@sha256:...) or oci-layout:DIR:TAG. A
+    reference starting with https:// reaches its registry over TLS only, http:// over plain HTTP only.
 
     \b
     Examples:
       trivy-mirror copy ghcr.io/aquasecurity/trivy-db:2 registry.internal:5000/aquasec/trivy-db:2
       trivy-mirror copy registry.internal:5000/aquasec/trivy-db:2 oci-layout:/media/usb/trivy-db:2
+      trivy-mirror copy -r registry.internal:5000/aquasec/trivy-db:2 oci-layout:/media/usb/trivy-db:2
     """
     from trivy_mirror.commands.copy import run_copy
 
     sys.exit(run(run_copy(source, target, connection_options(src_creds, "src", insecure, ca_file),
-                          connection_options(dest_creds, "dest", insecure, ca_file), as_json=as_json)))
+                          connection_options(dest_creds, "dest", insecure, ca_file), as_json=as_json,
+                          referrers=referrers)))
 
 
 COMMANDS = (sync, status, copy)

@@ -27,7 +27,7 @@ log = logging.getLogger("trivy_mirror.sync")
 async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source_options: ConnectionOptions,
                    dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                    dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = (),
-                   public_url: str | None = None, keep: int | None = None) -> int:
+                   public_url: str | None = None, keep: int | None = None, referrers: bool = True) -> int:
     """Sync and report; returns the exit code (1 when any asset failed or was refused).
 
     ``public_url`` applies to a static tree (``--to static:DIR``) only; ``keep`` to the store and a static tree.
@@ -36,7 +36,7 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
     with progress if progress is not None else contextlib.nullcontext():
         result = await sync_destination(specs, sources, source_options, dest_options, store, destination,
                                         dry_run=dry_run, lock_timeout=lock_timeout, vex=vex, public_url=public_url,
-                                        keep=keep, plan=plan_requested_tags, progress=progress)
+                                        keep=keep, plan=plan_requested_tags, progress=progress, referrers=referrers)
     report(result.results, result.destination, as_json)
     return 0 if result.ok else 1
 

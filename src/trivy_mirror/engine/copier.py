@@ -2,7 +2,8 @@
 
 Order of work (oras-go's ``Copy``): resolve the source manifest, stop if the destination already has that
 digest, copy every missing blob as a verified stream (server-side mount when both ends share a registry),
-push child manifests, and push the root manifest last, so a tag never points at something incomplete.
+push child manifests, and push the root manifest last, so a tag never points at something incomplete. Then,
+when asked, the referrers of what was copied (signatures, attestations), as ``oras cp -r`` does.
 
 Every failure of one end is raised as :class:`~trivy_mirror.errors.CopyError` naming that side and its location,
 so a caller trying sources in order stops at a destination failure instead of blaming (and retrying) sources.
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from trivy_mirror.engine.events import Event, Listener
 from trivy_mirror.errors import CopyError, MirrorError, Side
 from trivy_mirror.oci.content import ManifestBytes
-from trivy_mirror.oci.digest import verified
+from trivy_mirror.oci.digest import Digest, verified
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
-from trivy_mirror.target import ReadTarget, WriteTarget
+from trivy_mirror.oci.referrers import MAX_DEPTH
+from trivy_mirror.target import ReadTarget, ReferrerSource, WriteTarget
 
 
 @dataclass
@@ -32,12 +34,13 @@ class CopyStats:
     blobs_mounted: int = 0
     bytes_copied: int = 0
     manifests_pushed: int = 0
-
+    referrers_copied: int = 0
 
     def to_json(self) -> dict[str, int]:
         """The keys ``--json`` reports and bundles record."""
         return {"blobs_copied": self.blobs_copied, "blobs_skipped": self.blobs_skipped,
-                "blobs_mounted": self.blobs_mounted, "bytes_copied": self.bytes_copied}
+                "blobs_mounted": self.blobs_mounted, "bytes_copied": self.bytes_copied,
+                "referrers_copied": self.referrers_copied}
 
 
 @dataclass
@@ -52,6 +55,8 @@ class CopyHooks:
     """Runs after every blob is in place and before the manifest is pushed; raising keeps the old tag."""
     concurrency: int = 1
     """How many blobs of one manifest are copied at once."""
+    referrer_depth: int = 0
+    """How deep the referrers of the copied manifest are copied too (referrers of referrers...); 0: none."""
 
 
 @contextlib.contextmanager
@@ -180,4 +185,33 @@ async def copy(src: ReadTarget, manifest: ManifestBytes, dst: WriteTarget, tag: 
     with side("destination", dst):
         await dst.push_manifest(manifest, tag)
     stats.manifests_pushed += 1
+    if hooks.referrer_depth > 0:
+        await copy_referrers(src, dst, manifest.digest, stats, hooks, hooks.referrer_depth)
     return stats
+
+
+async def copy_referrers(src: ReadTarget, dst: WriteTarget, subject: Digest, stats: CopyStats,
+                         hooks: CopyHooks | None = None, depth: int = MAX_DEPTH) -> None:
+    """Copy the manifests whose subject is ``subject`` (and theirs, down to ``depth`` levels) that ``dst`` lacks,
+    untagged: the destination lists them under their subject. A source that cannot list referrers has none; a
+    listed manifest whose own subject is another one (a stale or forged fallback tag) is left out."""
+    hooks = hooks or CopyHooks()
+    if depth <= 0 or not isinstance(src, ReferrerSource):
+        return
+    with side("source", src):
+        found = await src.referrers(subject)
+    for descriptor in found:
+        with side("destination", dst):
+            present = await dst.resolve(str(descriptor.digest)) is not None
+        if not present:
+            with side("source", src):
+                manifest = await src.get_manifest(str(descriptor.digest))
+                refers_to = manifest.parsed.subject
+            if refers_to is None or refers_to.digest != subject:
+                continue
+            await copy_manifest_tree(src, dst, manifest, stats, hooks)
+            with side("destination", dst):
+                await dst.push_manifest(manifest, None)
+            stats.manifests_pushed += 1
+            stats.referrers_copied += 1
+        await copy_referrers(src, dst, descriptor.digest, stats, hooks, depth - 1)

@@ -32,8 +32,11 @@ class AssetSync:
     """Syncs the catalog's assets from source prefixes into one destination."""
 
     def __init__(self, sources: Sequence[Prefix], source_pool: RegistryPool, destination: Destination, *,
-                 dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3) -> None:
+                 dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3,
+                 referrers: bool = True) -> None:
         self.sources = list(sources)
+        self.referrers = referrers
+        """Copy each asset's referrers too (signatures, attestations), whether the asset changed or not."""
         self.source_pool = source_pool
         self.destination = destination
         self.dry_run = dry_run
@@ -111,7 +114,10 @@ class AssetSync:
                 client = await self.source_pool.client(prefix.registry)
                 source = client.repository(prefix.repository(spec.repository))
                 manifest = await source.get_manifest(tag)
-                return await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+                result = await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+                if self.referrers and not self.dry_run:
+                    await _copy_referrers(source, target, manifest, result)
+                return result
             except CopyError as err:
                 if err.side == "destination":  # no other source can fix it: say so once, not once per source
                     return TagResult(spec.name, reference, "failed", str(err))
@@ -204,6 +210,16 @@ class AssetSync:
         if record is not None and record.digest == str(current.digest):
             return record.metadata
         return None
+
+
+async def _copy_referrers(source: ReadTarget, target: WriteTarget, manifest: ManifestBytes, result: TagResult) -> None:
+    """The referrers of the asset's manifest, into ``result``'s stats. A failure leaves the asset as published
+    and says so in the message: the asset itself is sound, and the next sync tries again."""
+    try:
+        await copier.copy_referrers(source, target, manifest.digest, result.stats)
+    except MirrorError as err:
+        log.warning("%s: referrers not copied: %s", result.reference, err)
+        result.message += f"; referrers not copied: {err}"
 
 
 def _artifact_size(manifest: ManifestBytes) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trivy_mirror.catalog.state import Destination, DirectoryStateBook, StateBook
@@ -17,7 +18,12 @@ from trivy_mirror.target import WriteTarget
 
 @dataclass(frozen=True)
 class ConnectionOptions:
-    """How to reach the registries of one side of a copy."""
+    """How to reach the registries of one side of a copy.
+
+    ``insecure`` skips TLS verification and allows plain HTTP to any host of this side only; ``schemes`` maps a
+    registry to the scheme its ``--from``/``--to`` named (``https``: TLS only; ``http``: plain HTTP, that host
+    only).
+    """
 
     credentials: Credentials | None = None
     insecure: bool = False
@@ -26,6 +32,7 @@ class ConnectionOptions:
     """How to retry (None: the default policy)."""
     timeouts: Timeouts | None = None
     """How long to wait (None: the default timeouts)."""
+    schemes: Mapping[str, str] = field(default_factory=dict)
 
 
 class RegistryPool:
@@ -40,7 +47,8 @@ class RegistryPool:
         if registry not in self._clients:
             client = RegistryClient(registry, self.options.credentials, insecure=self.options.insecure,
                                     ca_file=self.options.ca_file, retry=self.options.retry,
-                                    timeouts=self.options.timeouts)
+                                    timeouts=self.options.timeouts,
+                                    scheme=self.options.schemes.get(registry))
             self._clients[registry] = await self._stack.enter_async_context(client)
         return self._clients[registry]
 

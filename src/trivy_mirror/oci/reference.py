@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trivy_mirror.errors import InvalidDigest, InvalidReference
 from trivy_mirror.oci.digest import Digest
@@ -152,17 +152,24 @@ class Reference:
 
 @dataclass(frozen=True)
 class Prefix:
-    """``registry[/path]``: where a set of repositories lives (``--from`` and ``--to``)."""
+    """``[scheme://]registry[/path]``: where a set of repositories lives (``--from`` and ``--to``).
+
+    ``scheme`` is ``https`` or ``http`` when the text named one (``docker://`` names none): the registry is then
+    reached over that scheme only, never probed for the other. It plays no part in equality or the label.
+    """
 
     registry: str
     path: str = ""
+    scheme: str | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Prefix:
         text = text.strip().rstrip("/")
-        for scheme in ("https://", "http://", "docker://"):
-            if text.startswith(scheme):
-                text = text[len(scheme) :]
+        scheme = None
+        for prefix in ("https://", "http://", "docker://"):
+            if text.startswith(prefix):
+                text = text[len(prefix) :]
+                scheme = None if prefix == "docker://" else prefix[:-3]
         if not text:
             raise InvalidReference("empty registry prefix")
         first, _, rest = text.partition("/")
@@ -172,7 +179,7 @@ class Prefix:
             registry, path = validate_registry(first), rest
         if path:
             validate_repository(path)
-        return cls(registry, path)
+        return cls(registry, path, scheme)
 
     def repository(self, relative: str) -> str:
         return f"{self.path}/{relative}" if self.path else relative

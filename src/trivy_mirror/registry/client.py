@@ -34,13 +34,14 @@ class RegistryClient:
     ``credentials``, when given, are used for every repository; otherwise ``keychain`` (by default docker's
     and podman's credential files, see :class:`Keychain`) is asked per repository. Plain HTTP is used only
     for loopback/RFC 1918 hosts that do not answer https, or for any host when ``insecure`` (which also
-    skips certificate verification). ``ca_file`` adds a PEM bundle to the system trust store.
+    skips certificate verification); ``scheme`` (``https`` or ``http``), when given, is used without probing.
+    ``ca_file`` adds a PEM bundle to the system trust store.
     """
 
     def __init__(
         self, registry: str, credentials: Credentials | None = None, *, insecure: bool = False,
         ca_file: str | Path | None = None, retry: RetryPolicy | None = None, timeouts: Timeouts | None = None,
-        keychain: Keychain | None = None, user_agent: str = USER_AGENT,
+        keychain: Keychain | None = None, user_agent: str = USER_AGENT, scheme: str | None = None,
     ) -> None:
         self.registry = validate_registry(registry)
         """The registry's name (``docker.io`` for Docker Hub); the API may live elsewhere, see ``host``."""
@@ -49,7 +50,7 @@ class RegistryClient:
         self._keychain = keychain
         self._found: dict[str, Credentials | None] = {}
         self._transport = Transport(
-            insecure=insecure, ca_file=ca_file, retry=retry, timeouts=timeouts, user_agent=user_agent
+            insecure=insecure, ca_file=ca_file, retry=retry, timeouts=timeouts, user_agent=user_agent, scheme=scheme
         )
         self._auth = Authorizer(self.host, self._transport)
         self.monolithic_uploads = True

@@ -111,6 +111,8 @@ def describe_connection_error(err: BaseException) -> str:
     if isinstance(err, aiohttp.ClientConnectorCertificateError):
         return f"TLS certificate verification failed: {_one_line(str(err.certificate_error))}"
     if isinstance(err, aiohttp.ClientSSLError):
+        if "WRONG_VERSION_NUMBER" in str(err):
+            return "TLS handshake failed: the server does not speak TLS (plain HTTP?)"
         return "TLS handshake failed"
     if isinstance(err, aiohttp.ConnectionTimeoutError):
         return "connection timed out"

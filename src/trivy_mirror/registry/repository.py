@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import aiohttp
 from yarl import URL
 
-from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import (
     InvalidDigest,
     InvalidManifest,
@@ -26,7 +25,8 @@ from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.registry.auth import repository_scope
 from trivy_mirror.registry.download import download_blob
 from trivy_mirror.registry.failures import error_from_response
-from trivy_mirror.registry.transport import host_label, wire_errors
+from trivy_mirror.registry.referrers import SUBJECT_HEADER, list_in_fallback_tag, list_referrers
+from trivy_mirror.registry.transport import host_label, read_limited, wire_errors
 from trivy_mirror.registry.upload import cancel_upload, upload_blob, upload_location
 from trivy_mirror.target import ReadTarget
 
@@ -46,18 +46,6 @@ def _parse_reference(reference: str) -> tuple[str, Digest | None]:
             raise InvalidReference(str(err)) from None
         return str(digest), digest
     return validate_tag(reference), None
-
-
-async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it is known to exceed ``limit`` bytes."""
-    if response.content_length is not None and response.content_length > limit:
-        return None
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(CHUNK_SIZE):
-        data += chunk
-        if len(data) > limit:
-            return None
-    return bytes(data)
 
 
 def _header_digest(response: aiohttp.ClientResponse) -> Digest | None:
@@ -122,7 +110,7 @@ class RemoteRepository:
             if response.status != 200:
                 raise await error_from_response(response, host_label(response.url), operation)
             async with wire_errors(host_label(response.url), operation):
-                data = await _read_limited(response, MAX_MANIFEST_SIZE)
+                data = await read_limited(response, MAX_MANIFEST_SIZE)
             content_type = response.headers.get("Content-Type")
             announced = _header_digest(response)
         if data is None:
@@ -189,11 +177,19 @@ class RemoteRepository:
             if not 200 <= response.status < 300:
                 raise await error_from_response(response, self.client.host, operation)
             stored = _header_digest(response)
+            indexed = SUBJECT_HEADER in response.headers
         if stored is not None and stored.algorithm == manifest.digest.algorithm and stored != manifest.digest:
             raise VerificationError(
                 f"{self.location}: {operation}: the registry stored {stored.short}, "
                 f"not the pushed {manifest.digest.short}"
             )
+        subject = manifest.parsed.subject
+        if subject is not None and not indexed:
+            await list_in_fallback_tag(self, manifest, subject.digest)
+
+    async def referrers(self, subject: Digest) -> list[Descriptor]:
+        """The manifests whose subject is ``subject``: the referrers API, else the tag schema fallback."""
+        return await list_referrers(self, subject)
 
     async def tags(self) -> list[str]:
         """Every tag, following ``Link: <...>; rel="next"`` pagination."""
@@ -208,7 +204,7 @@ class RemoteRepository:
                 if response.status != 200:
                     raise await error_from_response(response, self.client.host, operation)
                 async with wire_errors(self.client.host, operation):
-                    data = await _read_limited(response, MAX_TAGS_PAGE)
+                    data = await read_limited(response, MAX_TAGS_PAGE)
                 link = response.links.get("next")
                 following = link.get("url") if link is not None else None
             page = _tags_page(data)

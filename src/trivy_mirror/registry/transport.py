@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import Unreachable, UsageError
 from trivy_mirror.oci.reference import is_plain_http_allowed
 from trivy_mirror.registry.failures import describe_connection_error, error_from_response
@@ -110,6 +111,18 @@ async def wire_errors(host: str, operation: str) -> AsyncIterator[None]:
         raise Unreachable(f"cannot reach {host}: {describe_connection_error(err)} ({operation})") from err
 
 
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed ``limit`` bytes."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
+
+
 def _is_retryable_error(err: BaseException) -> bool:
     """Connection-level failures worth another try; TLS and DNS failures do not heal in seconds."""
     return not isinstance(err, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError | aiohttp.InvalidURL)
@@ -129,9 +142,13 @@ class Transport:
 
     def __init__(
         self, *, insecure: bool = False, ca_file: str | Path | None = None, retry: RetryPolicy | None = None,
-        timeouts: Timeouts | None = None, user_agent: str = "trivy-mirror",
+        timeouts: Timeouts | None = None, user_agent: str = "trivy-mirror", scheme: str | None = None,
     ) -> None:
+        if scheme not in (None, "https", "http"):
+            raise ValueError(f"scheme must be https or http, not {scheme!r}")
         self.insecure = insecure
+        self.scheme = scheme
+        """``https`` or ``http`` when the user named one: used as is, never probed nor fallen back from."""
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
         self.requests = 0
@@ -180,9 +197,10 @@ class Transport:
     async def base_url(self, registry: str) -> URL:
         """``https://registry`` or ``http://registry``, chosen once and remembered.
 
-        Hosts that may be reached over plain HTTP without a flag (loopback, RFC 1918; any host when
-        ``insecure``) are probed over https first, with a short timeout, and fall back to http when that
-        fails, as go-containerregistry does. A certificate error means the host does speak TLS: no fallback.
+        A scheme the user named (``scheme``) is used as is. Otherwise hosts that may be reached over plain HTTP
+        without a flag (loopback, RFC 1918; any host when ``insecure``) are probed over https first, with a short
+        timeout, and fall back to http when that fails, as go-containerregistry does. A certificate error means
+        the host does speak TLS: no fallback.
         """
         base = self._bases.get(registry)
         if base is None:
@@ -194,6 +212,8 @@ class Transport:
         return base
 
     async def _choose_scheme(self, registry: str) -> URL:
+        if self.scheme is not None:
+            return URL(f"{self.scheme}://{registry}")
         https = URL(f"https://{registry}")
         if not (self.insecure or is_plain_http_allowed(registry)):
             return https

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from trivy_mirror.errors import InvalidReference, MirrorError
 from trivy_mirror.oci.content import ManifestBytes
-from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
+from trivy_mirror.oci.manifest import Descriptor, Index
+from trivy_mirror.oci.referrers import referrer_descriptor
 from trivy_mirror.server.errors import API_VERSION_HEADER
 from trivy_mirror.server.storage import ServedLayout, ServedStore
 from trivy_mirror.server.watch import CHECK_INTERVAL, FileWatch, Signature, signature
@@ -53,16 +54,6 @@ class Snapshot:
     referrers: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
 
 
-def referrer_descriptor(manifest: ManifestBytes, parsed: Manifest | Index) -> Descriptor:
-    """How the referrers API lists a manifest: its artifactType (an image manifest without one: its config's
-    media type) and its annotations."""
-    artifact_type = parsed.artifact_type
-    if artifact_type is None and isinstance(parsed, Manifest):
-        artifact_type = parsed.config.media_type
-    return Descriptor(manifest.media_type, manifest.digest, len(manifest.data), dict(parsed.annotations),
-                      artifact_type)
-
-
 def load_snapshot(layout: ServedLayout) -> Snapshot:
     """Every manifest one read of the layout's index reaches (index children included, so digest pulls work).
 
@@ -87,7 +78,7 @@ def load_snapshot(layout: ServedLayout) -> Snapshot:
             continue
         by_digest[key] = ServedManifest.of(manifest)
         if parsed.subject is not None:
-            referrers.setdefault(str(parsed.subject.digest), []).append(referrer_descriptor(manifest, parsed))
+            referrers.setdefault(str(parsed.subject.digest), []).append(referrer_descriptor(manifest))
         if isinstance(parsed, Index):
             pending.extend(reversed(parsed.manifests))
     served: dict[str, ServedManifest] = dict(by_digest)

@@ -28,6 +28,7 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Manifest, parse_manifest
 from trivy_mirror.oci.reference import validate_tag
+from trivy_mirror.oci.referrers import MAX_REFERRERS, referrer_descriptor
 from trivy_mirror.store import index
 from trivy_mirror.store.fsutil import commit, commit_file, ensure_dir, open_temp, os_errors, touch, write_atomic
 from trivy_mirror.store.gc import Unreferenced, sweep
@@ -265,6 +266,20 @@ class Layout:
         except FileNotFoundError:
             return Unreferenced()
 
+    async def referrers(self, subject: Digest) -> list[Descriptor]:
+        """The manifests among index.json's entries whose subject is ``subject``, as the referrers API lists them
+        (an unreadable entry is skipped: it is no referrer this layout can give)."""
+        return await asyncio.to_thread(self._referrers, subject)
+
+    def _referrers(self, subject: Digest) -> list[Descriptor]:
+        found: list[Descriptor] = []
+        for entry in self._entries():
+            if len(found) >= MAX_REFERRERS or any(f.digest == entry.digest for f in found):
+                continue
+            if self._subject_of(entry) == subject:
+                found.append(referrer_descriptor(self.manifest_at(entry)))
+        return found
+
     # ReadTarget
 
     async def resolve(self, reference: str) -> Descriptor | None:
@@ -331,12 +346,13 @@ class Layout:
         """Store the exact manifest bytes as a blob, then point ``tag`` at it by rewriting index.json.
 
         Refused (StoreError) unless every blob it references is stored. Without a tag only the blob is
-        written: that is how an index's children are stored, reachable by digest through their index.
+        written: that is how an index's children are stored, reachable by digest through their index; except a
+        referrer (a manifest with a subject), which gets an untagged entry so that it is found and listed.
         """
         if tag is not None:
             validate_tag(tag)
         parsed = manifest.parsed
-        await run_to_completion(self._store_manifest, manifest, parsed, tag, False)
+        await run_to_completion(self._store_manifest, manifest, parsed, tag, parsed.subject is not None)
 
     async def push_untagged(self, manifest: ManifestBytes) -> None:
         """Store a manifest pushed by digest as an untagged index entry (no ref.name), so it is served by digest
