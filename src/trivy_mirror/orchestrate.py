@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +28,9 @@ from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.sync.mirror import AssetSync
+from trivy_mirror.sync.parent import Parent, discover_vex, merge_vex
 from trivy_mirror.vex import VexSource, sync_vex, vex_statuses
-from trivy_mirror.vex.storage import StoreRoot
+from trivy_mirror.vex.storage import StoreRoot, stored_names
 
 log = logging.getLogger("trivy_mirror.serve")
 
@@ -61,13 +62,14 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
                            dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
-                           progress: Progress | None = None) -> SyncReport:
+                           progress: Progress | None = None, vex_parent: Parent | None = None) -> SyncReport:
     """Sync the catalog's ``specs`` and the ``vex`` repositories into one destination (the store at ``store``
     or its default, a registry prefix or ``static:DIR`` in ``destination``), holding its lock unless ``dry_run``,
     then keep it bounded (``keep`` versions). Raises UsageError for an impossible combination, Unreachable
     when no source answers (the failure is recorded per asset first).
 
-    ``public_url`` applies to a static tree only; ``plan`` adds asset tags (the server's census).
+    ``public_url`` applies to a static tree only; ``plan`` adds asset tags (the server's census); ``vex_parent``
+    adds the VEX repositories that parent mirror serves (a store or static tree only).
     """
     async with AsyncExitStack() as stack:
         source_pool = await stack.enter_async_context(RegistryPool(source_options))
@@ -77,6 +79,15 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
         versions = (keep or DEFAULT_KEEP) if isinstance(target, StoreDestination) else check_keep(keep, target)
         if public_url is not None and static is None:
             raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
+        parent_results: list[TagResult] = []
+        authorization: Mapping[str, str] = {}
+        if vex_parent is not None and isinstance(target, StoreDestination | StaticDestination):
+            vex_root = target.tree.work.root if isinstance(target, StaticDestination) else target.store.root
+            discovered, error = await discover_vex(vex_parent, source_options, stored_names(vex_root))
+            vex = merge_vex(list(vex), discovered)
+            authorization = vex_parent.authorization(source_options.credentials)
+            if error is not None:
+                parent_results.append(TagResult("vex", f"vex/* of {vex_parent.url}", "failed", str(error)))
         if vex and not isinstance(target, StoreDestination | StaticDestination):
             raise UsageError("VEX repositories are mirrored into the store (--store) or a static tree (--to "
                              "static:DIR), not into a registry (--to); serve them with trivy-mirror serve")
@@ -91,10 +102,12 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
         try:
             results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
                 if specs else []
+            results += parent_results
             if vex:
                 assert isinstance(target, StoreDestination | StaticDestination)
                 vex_store = target.tree.work if isinstance(target, StaticDestination) else target.store
-                results += await run_vex_sync(vex_store, vex, source_options, dry_run=dry_run)
+                results += await run_vex_sync(vex_store, vex, source_options, dry_run=dry_run,
+                                              authorization=authorization)
         except MirrorError:
             if maintained is not None:  # whatever failed, the store stays bounded, asset by asset
                 await asyncio.to_thread(maintain, maintained, versions)
@@ -116,16 +129,17 @@ class SyncOutcome:
 
 
 async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: ConnectionOptions, *,
-                       dry_run: bool) -> list[TagResult]:
+                       dry_run: bool, authorization: Mapping[str, str] | None = None) -> list[TagResult]:
     """Sync ``sources`` into ``store`` (hold its lock unless ``dry_run``); one result per repository.
 
     TLS follows the sources' options: verified by default, ``--ca-file`` added, ``--insecure`` to skip
-    verification and allow plain HTTP to any host. Registry credentials are not sent to VEX hosts.
+    verification and allow plain HTTP to any host. Registry credentials are not sent to VEX hosts, except to a
+    parent mirror's host through ``authorization`` (header values by host).
     """
     transport = Transport(insecure=options.insecure, ca_file=options.ca_file, retry=options.retry,
                           timeouts=options.timeouts)
     try:
-        return await sync_vex(store, sources, transport, dry_run=dry_run)
+        return await sync_vex(store, sources, transport, dry_run=dry_run, authorization=authorization)
     finally:
         await transport.close()
 
@@ -141,11 +155,24 @@ class StoreSync:
     lock_timeout: float
     vex: Sequence[VexSource] = ()
     plan: Plan = field(default=_every_tag)
+    parent: Parent | None = None
+    """A parent mirror whose VEX repositories are mirrored too, asked on every sync."""
+    _discovered: list[VexSource] = field(default_factory=list, init=False, repr=False)
 
     async def __call__(self) -> SyncOutcome:
         started = time.monotonic()
         failures: list[str] = []
         results: list[TagResult] = []
+        authorization: Mapping[str, str] = {}
+        if self.parent is not None:
+            known = [source.name for source in self._discovered] or stored_names(self.store.root)
+            discovered, error = await discover_vex(self.parent, self.options, known)
+            if error is None or not self._discovered:  # the parent down: keep syncing what was known
+                self._discovered = discovered
+            authorization = self.parent.authorization(self.options.credentials)
+            if error is not None:
+                failures.append(str(error))
+        vex = merge_vex(list(self.vex), self._discovered)
         try:
             async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
                 try:
@@ -154,7 +181,8 @@ class StoreSync:
                         results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(specs)
                 except MirrorError as err:  # no source answers: recorded per asset; the VEX sources may still
                     failures.append(str(err))
-                results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)
+                results += await run_vex_sync(self.store, vex, self.options, dry_run=False,
+                                              authorization=authorization)
         except MirrorError as err:
             return SyncOutcome(False, str(err), time.monotonic() - started)
         failures += [f"{r.reference}: {r.message}" for r in results if r.failed]
@@ -164,5 +192,6 @@ class StoreSync:
         return SyncOutcome(not failures, message, time.monotonic() - started)
 
     def statuses(self) -> list[AssetStatus]:
-        return store_statuses(self.store, self.specs) + vex_statuses(self.store.root, [s.name for s in self.vex])
+        vex = merge_vex(list(self.vex), self._discovered)
+        return store_statuses(self.store, self.specs) + vex_statuses(self.store.root, [s.name for s in vex])
 

@@ -84,6 +84,14 @@ sources = stack(
 )
 """``--from`` and the sources' credentials."""
 
+parent = click.option(
+    "--parent", metavar="URL",
+    help="A central trivy-mirror serve (http(s)://HOST[:PORT]) to take everything from: the assets from "
+         "HOST/aquasec (tried before any --from) and every VEX repository its /vex/ lists, asked on each sync. "
+         "The sources' credentials and TLS settings apply to it.",
+)
+"""``--parent``: an edge mirror fed by a central one."""
+
 vex_sources = click.option(
     "--vex-from", "vex_sources", multiple=True, metavar="[NAME=]URL",
     help="VEX repository to mirror, served at PUBLIC_URL/vex/NAME (repeatable; implies the vex asset): "

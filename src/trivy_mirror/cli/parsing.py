@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from trivy_mirror.oci.reference import Prefix
     from trivy_mirror.registry.credentials import Credentials
     from trivy_mirror.sync.endpoints import ConnectionOptions
+    from trivy_mirror.sync.parent import Parent
+    from trivy_mirror.vex import VexSource
 
 T = TypeVar("T")
 
@@ -106,6 +108,28 @@ def _refuse_asset_reference(value: str, repositories: set[str]) -> None:
         prefix = path.rpartition("/")[0]
         raise UsageError(f"--from {value}: give the prefix holding the assets, not one image reference "
                          f"(--from {prefix}: the assets are read from {prefix}/trivy-db and so on)")
+
+
+def parse_sources(values: Sequence[str], parent: str | None,
+                  asset_names: Sequence[str]) -> tuple[list[Prefix], Parent | None]:
+    """The asset sources and, with ``--parent``, the parent whose VEX repositories are mirrored too (None when
+    ``--assets`` leaves vex out): the parent's ``HOST/aquasec`` first, then the ``--from`` values if any."""
+    from trivy_mirror.sync.parent import Parent
+
+    if parent is None:
+        return parse_prefixes(values), None
+    the_parent = Parent.parse(parent)
+    prefixes = [the_parent.prefix, *(parse_prefixes(values) if values else [])]
+    return prefixes, the_parent if not asset_names or "vex" in asset_names else None
+
+
+def explicit_vex(values: Sequence[str], asset_names: Sequence[str], parent: str | None) -> list[VexSource]:
+    """``--vex-from``; without it VEX Hub for ``--assets vex``, unless a parent provides the VEX repositories."""
+    from trivy_mirror.commands.vex_sync import vex_sources
+
+    if parent is not None and not values:
+        return []
+    return vex_sources(values, asset_names)
 
 
 def parse_assets(value: str | None) -> list[str]:

@@ -10,8 +10,9 @@ import click
 from trivy_mirror.cli import options
 from trivy_mirror.cli.parsing import (
     connection_options,
+    explicit_vex,
     parse_assets,
-    parse_prefixes,
+    parse_sources,
     run,
     select_assets,
     static_settings,
@@ -23,6 +24,7 @@ from trivy_mirror.cli.parsing import (
                      "and so on. static:DIR writes a tree any web server, object store or CDN serves as a pull-only "
                      "registry (deploy/static).")
 @options.sources
+@options.parent
 @options.transport()
 @options.vex_sources
 @options.assets(f"Comma-separated assets to sync: {options.asset_list('vex')}. "
@@ -34,7 +36,7 @@ from trivy_mirror.cli.parsing import (
                               "archive under it (needed once when VEX is mirrored, then remembered in the tree).")
 @click.pass_context
 def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
-         sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
+         sources: tuple[str, ...], src_creds: str | None, parent: str | None, insecure: bool, ca_file: Path | None,
          vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
          public_url: str | None, keep: int | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
@@ -50,18 +52,19 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
       trivy-mirror sync --from 10.0.0.5:5000/aquasec --assets db,java-db
       trivy-mirror sync --assets vex                     # VEX Hub, served at /vex/vexhub
       trivy-mirror sync --vex-from internal=https://vex.example.com --assets vex
+      trivy-mirror sync --parent http://central.internal:5000   # an edge: assets and VEX from a central serve
       trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
-    from trivy_mirror.commands.vex_sync import vex_sources as select_vex
 
     names = parse_assets(asset_names)
     public_url, keep = static_settings(ctx, destination, public_url, keep)
+    prefixes, vex_parent = parse_sources(sources, parent, names)
     code = run(run_sync(
-        select_assets(asset_names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
+        select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
-        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
-        public_url=public_url, keep=keep,
+        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=explicit_vex(vex_sources, names, parent),
+        public_url=public_url, keep=keep, vex_parent=vex_parent,
     ))
     sys.exit(code)
 

@@ -16,15 +16,17 @@ from trivy_mirror.server.runner import serve
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
 from trivy_mirror.sync.endpoints import ConnectionOptions
+from trivy_mirror.sync.parent import Parent
 from trivy_mirror.vex import VexSource
 
 log = logging.getLogger("trivy_mirror.serve")
 
 
 def serve_sync(store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix], options: ConnectionOptions,
-               lock_timeout: float, vex: Sequence[VexSource] = ()) -> StoreSync:
-    """The sync ``serve`` runs: the store's assets plus the checks tags its clients asked for (the census)."""
-    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags)
+               lock_timeout: float, vex: Sequence[VexSource] = (), parent: Parent | None = None) -> StoreSync:
+    """The sync ``serve`` runs: the store's assets plus the checks tags its clients asked for (the census), and
+    the VEX repositories of a ``parent`` mirror."""
+    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags, parent=parent)
 
 
 def unfilled(store: Store, statuses: Callable[[], list[AssetStatus]]) -> Callable[[], list[AssetStatus]]:
