@@ -144,9 +144,20 @@ async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: 
         await transport.close()
 
 
+SERVE_SYNC = "serve sync"
+"""The lock purpose a serve's sync records: another serve of the same store skips its own sync meanwhile."""
+SYNC_PURPOSES = frozenset({"sync", SERVE_SYNC})
+
+
 @dataclass
 class StoreSync:
-    """One sync of the store, as the scheduler runs it: never raises, reports an outcome."""
+    """One sync of the store, as the scheduler runs it: never raises, reports an outcome.
+
+    Replicas (several serves on one store) do not queue up behind each other: when another process is syncing
+    the store, this sync is skipped (logged, reported as a success), since what that sync lands is served here
+    too; the replica's next turn comes at its own interval. Any other writer (a prune, a push's commit) is
+    waited for, as before.
+    """
 
     store: Store
     specs: Sequence[AssetSpec]
@@ -164,6 +175,12 @@ class StoreSync:
         failures: list[str] = []
         results: list[TagResult] = []
         authorization: Mapping[str, str] = {}
+        holder = self.store.writer()
+        if holder is not None and holder.get("purpose") in SYNC_PURPOSES:
+            message = (f"skipped: pid {holder.get('pid', '?')} ({holder.get('purpose')}) is syncing this store; "
+                       f"its result is served here as it lands")
+            log.info("sync %s", message)
+            return SyncOutcome(True, message, time.monotonic() - started)
         if self.parent is not None:
             known = [source.name for source in self._discovered] or stored_names(self.store.root)
             discovered, error = await discover_vex(self.parent, self.options, known)
@@ -174,7 +191,8 @@ class StoreSync:
                 failures.append(str(error))
         vex = merge_vex(list(self.vex), self._discovered)
         try:
-            async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
+            async with RegistryPool(self.options) as pool, \
+                    self.store.alock(self.lock_timeout, on_wait=log.warning, purpose=SERVE_SYNC):
                 try:
                     specs = self.plan(self.specs, self.store.root)
                     if specs:
