@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
@@ -27,6 +28,7 @@ from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.sync.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
+from trivy_mirror.sync.fanout import BlobSpool
 from trivy_mirror.sync.mirror import AssetSync
 from trivy_mirror.sync.parent import Parent, discover_vex, merge_vex
 from trivy_mirror.vex import VexSource, sync_vex, vex_statuses
@@ -62,14 +64,16 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
                            dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
-                           progress: Progress | None = None, vex_parent: Parent | None = None) -> SyncReport:
+                           progress: Progress | None = None, vex_parent: Parent | None = None,
+                           spool: BlobSpool | None = None) -> SyncReport:
     """Sync the catalog's ``specs`` and the ``vex`` repositories into one destination (the store at ``store``
     or its default, a registry prefix or ``static:DIR`` in ``destination``), holding its lock unless ``dry_run``,
     then keep it bounded (``keep`` versions). Raises UsageError for an impossible combination, Unreachable
     when no source answers (the failure is recorded per asset first).
 
     ``public_url`` applies to a static tree only; ``plan`` adds asset tags (the server's census); ``vex_parent``
-    adds the VEX repositories that parent mirror serves (a store or static tree only).
+    adds the VEX repositories that parent mirror serves (a store or static tree only); ``spool`` is shared by
+    the destinations of one fan-out (:func:`sync_destinations`).
     """
     async with AsyncExitStack() as stack:
         source_pool = await stack.enter_async_context(RegistryPool(source_options))
@@ -100,7 +104,8 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
             specs = plan(specs, target.store.root)
         maintained = target.store if isinstance(target, StoreDestination) and not dry_run else None
         try:
-            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
+            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress,
+                                      wrap_source=spool.wrap if spool is not None else None).run(specs) \
                 if specs else []
             results += parent_results
             if vex:
@@ -117,6 +122,39 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
         if static is not None and not dry_run:
             await static.finish(versions, vex_url)
     return SyncReport(target.label, results)
+
+
+async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSpec], sources: Sequence[Prefix],
+                            source_options: ConnectionOptions, dest_options: ConnectionOptions, *,
+                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
+                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
+                            progress: Progress | None = None, vex_parent: Parent | None = None) -> list[SyncReport]:
+    """Fan-out: :func:`sync_destination` into every destination at once, each source blob read once (a shared
+    :class:`BlobSpool`). One destination failing whole (unreachable, locked, no source answering) is reported
+    as its own failed result and does not stop the others; a usage error is raised."""
+    if len(set(destinations)) != len(destinations):
+        raise UsageError("a --to destination is given twice")
+    async with BlobSpool() as spool:
+        outcomes = await asyncio.gather(*(
+            sync_destination(specs, sources, source_options, dest_options, None, destination, dry_run=dry_run,
+                             lock_timeout=lock_timeout, vex=vex, plan=plan, progress=progress, vex_parent=vex_parent,
+                             spool=spool, **_static_only(destination, public_url, keep))
+            for destination in destinations), return_exceptions=True)
+        log.info("fan-out: %d blob(s) read from the sources for %d destinations", spool.downloads,
+                 len(destinations))
+    reports = []
+    for destination, outcome in zip(destinations, outcomes, strict=True):
+        if isinstance(outcome, UsageError) or not isinstance(outcome, SyncReport | MirrorError):
+            raise outcome
+        if isinstance(outcome, MirrorError):
+            outcome = SyncReport(destination, [TagResult("destination", destination, "failed", str(outcome))])
+        reports.append(outcome)
+    return reports
+
+
+def _static_only(destination: str, public_url: str | None, keep: int | None) -> dict[str, Any]:
+    """``--public-url`` and ``--keep`` go to the static trees of a fan-out; a registry takes neither."""
+    return {"public_url": public_url, "keep": keep} if destination.startswith("static:") else {}
 
 
 @dataclass(frozen=True)

@@ -100,11 +100,13 @@ vex_sources = click.option(
 )
 
 
-def destination(to_help: str) -> Callable[[F], F]:
-    """``--store``, ``--to`` and the destination's credentials (sync, status, import)."""
+def destination(to_help: str, multiple: bool = False) -> Callable[[F], F]:
+    """``--store``, ``--to`` and the destination's credentials (sync, status, import); ``multiple``: ``--to`` is
+    repeatable (sync's fan-out)."""
     return stack(
         store(),
-        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", help=to_help),
+        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", help=to_help,
+                     multiple=multiple),
         credentials("dest", "--to"),
     )
 

@@ -22,7 +22,8 @@ from trivy_mirror.cli.parsing import (
 @click.command()
 @options.destination("Push into this registry instead of the store: assets land at REGISTRY/PREFIX/aquasec/trivy-db:2 "
                      "and so on. static:DIR writes a tree any web server, object store or CDN serves as a pull-only "
-                     "registry (deploy/static).")
+                     "registry (deploy/static). Repeatable: every destination is written at once, each source blob "
+                     "read once, and one failing does not stop the others.", multiple=True)
 @options.sources
 @options.parent
 @options.transport()
@@ -35,7 +36,7 @@ from trivy_mirror.cli.parsing import (
 @options.static_tree("write", "With --to static:DIR: the URL the tree is served at; VEX manifests name their "
                               "archive under it (needed once when VEX is mirrored, then remembered in the tree).")
 @click.pass_context
-def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
+def sync(ctx: click.Context, store: Path | None, destination: tuple[str, ...], dest_creds: str | None,
          sources: tuple[str, ...], src_creds: str | None, parent: str | None, insecure: bool, ca_file: Path | None,
          vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
          public_url: str | None, keep: int | None) -> None:
@@ -53,16 +54,18 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
       trivy-mirror sync --assets vex                     # VEX Hub, served at /vex/vexhub
       trivy-mirror sync --vex-from internal=https://vex.example.com --assets vex
       trivy-mirror sync --parent http://central.internal:5000   # an edge: assets and VEX from a central serve
+      trivy-mirror sync --to harbor.internal/trivy --to static:/srv/trivy --public-url https://trivy.internal
       trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
 
     names = parse_assets(asset_names)
-    public_url, keep = static_settings(ctx, destination, public_url, keep)
+    statics = [d for d in destination if d.startswith("static:")]
+    public_url, keep = static_settings(ctx, statics[0] if statics else (destination or (None,))[0], public_url, keep)
     prefixes, vex_parent = parse_sources(sources, parent, names)
     code = run(run_sync(
         select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file),
-        connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
+        connection_options(dest_creds, "dest", insecure, ca_file), store, list(destination),
         dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=explicit_vex(vex_sources, names, parent),
         public_url=public_url, keep=keep, vex_parent=vex_parent,
     ))
