@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from support.cli import MirrorCli
+from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryProcess, push_artifact
 from support.serve import ServeProcess
 from support.trivy_assets import DB_REPOSITORY, AssetSet, build_vuln_db, sha256_digest
@@ -111,12 +114,49 @@ def test_three_replicas_one_syncs_all_serve_the_new_version(
     assert "Traceback" not in "".join(logs)
 
 
-def wait_for(condition: object, what: str, timeout: float = 60) -> None:
-    assert callable(condition)
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60,
+             detail: Callable[[], str] = str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out: {what}")
+    raise AssertionError(f"timed out: {what}\n{detail()}")
 
+
+
+def test_serve_workers_share_the_port_and_stop_together(mirror: MirrorCli, private_upstream: RegistryProcess,
+                                                        tmp_path: Path) -> None:
+    """``serve --workers 2``: a second process serves the same port; both stop on SIGTERM; not with auth that
+    /token signs per process."""
+    store = tmp_path / "store"
+    filled = mirror.run(["sync", "--store", str(store), "--from", f"{private_upstream.host}/aquasec",
+                         "--assets", "db"])
+    assert filled.returncode == 0, filled.stderr
+    server = ServeProcess(mirror, ["--store", str(store), "--no-sync", "--assets", "db", "--workers", "2"]).start()
+    try:
+        wait_for(lambda: len(children(server.pid)) >= 1, "a worker", timeout=20, detail=server.log)
+        workers = children(server.pid)
+        wait_for(lambda: listeners(server.port) == {server.pid, *workers}, "both processes listening", timeout=20,
+                 detail=server.log)
+        statuses = {fetch(f"{server.url}/v2/{DB_REPOSITORY}/manifests/2", ACCEPT)[0] for _ in range(50)}
+        assert statuses == {200}
+    finally:
+        code = server.stop()
+    assert code == 0, server.log()
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("user:$2y$04$abcdefghijklmnopqrstuu0123456789012345678901234567890\n")
+    refused = mirror.run(["serve", "--store", str(store), "--workers", "2", "--htpasswd", str(htpasswd)])
+    assert "--workers" in assert_one_error_line(refused, 2)
+
+
+def listeners(port: int) -> set[int]:
+    listening = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True)
+    return {int(pid) for pid in re.findall(r"pid=(\d+)", listening.stdout)}
+
+
+def children(pid: int) -> list[int]:
+    """The trivy-mirror processes ``pid`` started (multiprocessing's resource tracker is not one)."""
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(line.split()[0]) for line in out.stdout.splitlines() if "spawn_main" in line]
