@@ -134,6 +134,8 @@ async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSp
     as its own failed result and does not stop the others; a usage error is raised."""
     if len(set(destinations)) != len(destinations):
         raise UsageError("a --to destination is given twice")
+    if public_url is not None and not any(d.startswith("static:") for d in destinations):
+        raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
     async with BlobSpool() as spool:
         outcomes = await asyncio.gather(*(
             sync_destination(specs, sources, source_options, dest_options, None, destination, dry_run=dry_run,

@@ -70,8 +70,11 @@ async def test_listing_sends_credentials_to_the_parent_only() -> None:
 
 
 async def test_not_a_listing() -> None:
+    async def listing(_request: web.Request) -> web.StreamResponse:
+        return web.json_response({"repositories": [{"name": "../x"}]})
+
     app = web.Application()
-    app.router.add_get("/vex/", lambda _request: web.json_response({"repositories": [{"name": "../x"}]}))
+    app.router.add_get("/vex/", listing)
     async with TestServer(app, host="127.0.0.1") as server:
         transport = Transport()
         try:
