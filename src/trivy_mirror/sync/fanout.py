@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,8 +40,6 @@ class BlobSpool:
         for future in self._files.values():
             future.cancel()
         if self._dir is not None:
-            import shutil
-
             await asyncio.to_thread(shutil.rmtree, self._dir, True)
 
     def wrap(self, source: ReadTarget) -> ReadTarget:
