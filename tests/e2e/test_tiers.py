@@ -90,6 +90,12 @@ def chain(central: ServeProcess, edge: ServeProcess, trivy: TrivySandbox, assets
         {central.host}
     status, listing = edge.get("/vex/")
     assert status == 200 and [r["name"] for r in json.loads(listing)["repositories"]] == ["internal"]
+    synced = edge.cli.run(["sync", "--store", str(edge.cli.home / "sync-store"), "--parent", central.url,
+                           "--src-creds", ":".join(USER), "--json"])
+    assert synced.returncode == 0, synced.stderr
+    assert {row["reference"]: row["outcome"] for row in json.loads(synced.stdout)["results"]} == {
+        "aquasec/trivy-db:2": "updated", "aquasec/trivy-java-db:1": "updated", "aquasec/trivy-checks:2": "updated",
+        "aquasec/trivy-checks:1": "updated", "vex/internal": "updated"}
     code = central.stop()
     assert code == 0, central.log()[-3000:]
 
