@@ -27,6 +27,7 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v nginx >/dev/null || need_apt+=(nginx-light)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v groff >/dev/null || need_apt+=(groff-base)
+command -v ss >/dev/null || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" \
@@ -37,7 +38,7 @@ bash scripts/install.sh --dev
 export PATH="$PWD/.venv/bin:$PATH"
 python scripts/fetch_trivy.py
 
-for tool in docker-registry skopeo htpasswd openssl git buildah mmdebstrap prometheus promtool nginx chromium groff trivy; do
+for tool in docker-registry skopeo htpasswd openssl git buildah mmdebstrap prometheus promtool nginx chromium groff ss trivy; do
     command -v "$tool" >/dev/null || fail "$tool is not on PATH after the install step"
 done
 

@@ -17,7 +17,7 @@ from support.trivy import TrivySandbox
 from support.trivy_assets import AssetSet, build_asset_set
 
 REQUIRED_TOOLS = ("docker-registry", "skopeo", "htpasswd", "openssl", "trivy", "git", "buildah", "mmdebstrap",
-                  "prometheus", "promtool", "nginx", "chromium", "groff")
+                  "prometheus", "promtool", "nginx", "chromium", "groff", "ss")
 """What scripts/test.sh installs; a test that needs one fails rather than skips, so the session refuses to start."""
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
@@ -23,6 +24,8 @@ from trivy_mirror.engine.events import Progress
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.mirror.assetsync import AssetSync
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
+from trivy_mirror.mirror.fanout import BlobSpool
+from trivy_mirror.mirror.parent import Parent, discover_vex, merge_vex
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.transport import Transport
 from trivy_mirror.static import StaticDestination, check_keep
@@ -31,7 +34,7 @@ from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
 from trivy_mirror.vex import DEFAULT_SOURCE, VexSource, sync_vex, vex_statuses
 from trivy_mirror.vex.source import check_unique
 from trivy_mirror.vex.status import ASSET as VEX_ASSET
-from trivy_mirror.vex.storage import StoreRoot
+from trivy_mirror.vex.storage import StoreRoot, stored_names
 
 log = logging.getLogger("trivy_mirror.serve")
 
@@ -63,14 +66,17 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
                            dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
-                           progress: Progress | None = None, referrers: bool = True) -> SyncReport:
+                           progress: Progress | None = None, referrers: bool = True,
+                           vex_parent: Parent | None = None, spool: BlobSpool | None = None) -> SyncReport:
     """Sync the catalog's ``specs`` and the ``vex`` repositories into one destination (the store at ``store``
     or its default, a registry prefix or ``static:DIR`` in ``destination``), holding its lock unless ``dry_run``,
     then keep it bounded (``keep`` versions). Raises UsageError for an impossible combination, Unreachable
     when no source answers (the failure is recorded per asset first).
 
     ``public_url`` applies to a static tree only; ``plan`` adds asset tags (the server's census); ``referrers``
-    copies each asset's referrers too, except into a static tree (it serves no referrers API).
+    copies each asset's referrers too, except into a static tree (it serves no referrers API); ``vex_parent``
+    adds the VEX repositories that parent mirror serves (a store or static tree only); ``spool`` is shared by
+    the destinations of one fan-out (:func:`sync_destinations`).
     """
     async with AsyncExitStack() as stack:
         source_pool = await stack.enter_async_context(RegistryPool(source_options))
@@ -80,6 +86,15 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
         versions = (keep or DEFAULT_KEEP) if isinstance(target, StoreDestination) else check_keep(keep, target)
         if public_url is not None and static is None:
             raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
+        parent_results: list[TagResult] = []
+        authorization: Mapping[str, str] = {}
+        if vex_parent is not None and isinstance(target, StoreDestination | StaticDestination):
+            vex_root = target.tree.work.root if isinstance(target, StaticDestination) else target.store.root
+            discovered, error = await discover_vex(vex_parent, source_options, stored_names(vex_root))
+            vex = merge_vex(list(vex), discovered)
+            authorization = vex_parent.authorization(source_options.credentials)
+            if error is not None:
+                parent_results.append(TagResult("vex", f"vex/* of {vex_parent.url}", "failed", str(error)))
         if vex and not isinstance(target, StoreDestination | StaticDestination):
             raise UsageError("VEX repositories are mirrored into the store (--store) or a static tree (--to "
                              "static:DIR), not into a registry (--to); serve them with trivy-mirror serve")
@@ -93,11 +108,15 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
         maintained = target.store if isinstance(target, StoreDestination) and not dry_run else None
         try:
             results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress,
-                                      referrers=referrers and static is None).run(specs) if specs else []
+                                      referrers=referrers and static is None,
+                                      wrap_source=spool.wrap if spool is not None else None).run(specs) \
+                if specs else []
+            results += parent_results
             if vex:
                 assert isinstance(target, StoreDestination | StaticDestination)
                 vex_store = target.tree.work if isinstance(target, StaticDestination) else target.store
-                results += await run_vex_sync(vex_store, vex, source_options, dry_run=dry_run)
+                results += await run_vex_sync(vex_store, vex, source_options, dry_run=dry_run,
+                                              authorization=authorization)
         except MirrorError:
             if maintained is not None:  # whatever failed, the store stays bounded, asset by asset
                 await asyncio.to_thread(maintain, maintained, versions)
@@ -107,6 +126,42 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
         if static is not None and not dry_run:
             await static.finish(versions, vex_url)
     return SyncReport(target.label, results)
+
+
+async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSpec], sources: Sequence[Prefix],
+                            source_options: ConnectionOptions, dest_options: ConnectionOptions, *,
+                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
+                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
+                            progress: Progress | None = None, vex_parent: Parent | None = None,
+                            referrers: bool = True) -> list[SyncReport]:
+    """Fan-out: :func:`sync_destination` into every destination at once, each source blob read once (a shared
+    :class:`BlobSpool`). One destination failing whole (unreachable, locked, no source answering) is reported
+    as its own failed result and does not stop the others; a usage error is raised."""
+    if len(set(destinations)) != len(destinations):
+        raise UsageError("a --to destination is given twice")
+    if public_url is not None and not any(d.startswith("static:") for d in destinations):
+        raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
+    async with BlobSpool() as spool:
+        outcomes = await asyncio.gather(*(
+            sync_destination(specs, sources, source_options, dest_options, None, destination, dry_run=dry_run,
+                             lock_timeout=lock_timeout, vex=vex, plan=plan, progress=progress, vex_parent=vex_parent,
+                             spool=spool, referrers=referrers, **_static_only(destination, public_url, keep))
+            for destination in destinations), return_exceptions=True)
+        log.info("fan-out: %d blob(s) read from the sources for %d destinations", spool.downloads,
+                 len(destinations))
+    reports = []
+    for destination, outcome in zip(destinations, outcomes, strict=True):
+        if isinstance(outcome, UsageError) or not isinstance(outcome, SyncReport | MirrorError):
+            raise outcome
+        if isinstance(outcome, MirrorError):
+            outcome = SyncReport(destination, [TagResult("destination", destination, "failed", str(outcome))])
+        reports.append(outcome)
+    return reports
+
+
+def _static_only(destination: str, public_url: str | None, keep: int | None) -> dict[str, Any]:
+    """``--public-url`` and ``--keep`` go to the static trees of a fan-out; a registry takes neither."""
+    return {"public_url": public_url, "keep": keep} if destination.startswith("static:") else {}
 
 
 @dataclass(frozen=True)
@@ -129,23 +184,35 @@ def select_vex_sources(values: Sequence[str], asset_names: Sequence[str]) -> lis
 
 
 async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: ConnectionOptions, *,
-                       dry_run: bool) -> list[TagResult]:
+                       dry_run: bool, authorization: Mapping[str, str] | None = None) -> list[TagResult]:
     """Sync ``sources`` into ``store`` (hold its lock unless ``dry_run``); one result per repository.
 
     TLS follows the sources' options: verified by default, ``--ca-file`` added, ``--insecure`` to skip
-    verification and allow plain HTTP to any host. Registry credentials are not sent to VEX hosts.
+    verification and allow plain HTTP to any host. Registry credentials are not sent to VEX hosts, except to a
+    parent mirror's host through ``authorization`` (header values by host).
     """
     transport = Transport(insecure=options.insecure, ca_file=options.ca_file, retry=options.retry,
                           timeouts=options.timeouts)
     try:
-        return await sync_vex(store, sources, transport, dry_run=dry_run)
+        return await sync_vex(store, sources, transport, dry_run=dry_run, authorization=authorization)
     finally:
         await transport.close()
 
 
+SERVE_SYNC = "serve sync"
+"""The lock purpose a serve's sync records: another serve of the same store skips its own sync meanwhile."""
+SYNC_PURPOSES = frozenset({"sync", SERVE_SYNC})
+
+
 @dataclass
 class StoreSync:
-    """One sync of the store, as the scheduler runs it: never raises, reports an outcome."""
+    """One sync of the store, as the scheduler runs it: never raises, reports an outcome.
+
+    Replicas (several serves on one store) do not queue up behind each other: when another process is syncing
+    the store, this sync is skipped (logged, reported as a success), since what that sync lands is served here
+    too; the replica's next turn comes at its own interval. Any other writer (a prune, a push's commit) is
+    waited for, as before.
+    """
 
     store: Store
     specs: Sequence[AssetSpec]
@@ -154,20 +221,41 @@ class StoreSync:
     lock_timeout: float
     vex: Sequence[VexSource] = ()
     plan: Plan = field(default=_every_tag)
+    parent: Parent | None = None
+    """A parent mirror whose VEX repositories are mirrored too, asked on every sync."""
+    _discovered: list[VexSource] = field(default_factory=list, init=False, repr=False)
 
     async def __call__(self) -> SyncOutcome:
         started = time.monotonic()
         failures: list[str] = []
         results: list[TagResult] = []
+        authorization: Mapping[str, str] = {}
+        holder = self.store.writer()
+        if holder is not None and holder.get("purpose") in SYNC_PURPOSES:
+            message = (f"skipped: pid {holder.get('pid', '?')} ({holder.get('purpose')}) is syncing this store; "
+                       f"its result is served here as it lands")
+            log.info("sync %s", message)
+            return SyncOutcome(True, message, time.monotonic() - started)
+        if self.parent is not None:
+            known = [source.name for source in self._discovered] or stored_names(self.store.root)
+            discovered, error = await discover_vex(self.parent, self.options, known)
+            if error is None or not self._discovered:  # the parent down: keep syncing what was known
+                self._discovered = discovered
+            authorization = self.parent.authorization(self.options.credentials)
+            if error is not None:
+                failures.append(str(error))
+        vex = merge_vex(list(self.vex), self._discovered)
         try:
-            async with RegistryPool(self.options) as pool, self.store.alock(self.lock_timeout, on_wait=log.warning):
+            async with RegistryPool(self.options) as pool, \
+                    self.store.alock(self.lock_timeout, on_wait=log.warning, purpose=SERVE_SYNC):
                 try:
                     specs = self.plan(self.specs, self.store.root)
                     if specs:
                         results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(specs)
                 except MirrorError as err:  # no source answers: recorded per asset; the VEX sources may still
                     failures.append(str(err))
-                results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)
+                results += await run_vex_sync(self.store, vex, self.options, dry_run=False,
+                                              authorization=authorization)
         except MirrorError as err:
             return SyncOutcome(False, str(err), time.monotonic() - started)
         failures += [f"{r.reference}: {r.message}" for r in results if r.failed]
@@ -177,5 +265,6 @@ class StoreSync:
         return SyncOutcome(not failures, message, time.monotonic() - started)
 
     def statuses(self) -> list[AssetStatus]:
-        return store_statuses(self.store, self.specs) + vex_statuses(self.store.root, [s.name for s in self.vex])
+        vex = merge_vex(list(self.vex), self._discovered)
+        return store_statuses(self.store, self.specs) + vex_statuses(self.store.root, [s.name for s in vex])
 

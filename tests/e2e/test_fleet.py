@@ -8,11 +8,9 @@ versions of a set-up run in parallel. The binaries come from ``scripts/fetch_tri
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -40,33 +38,20 @@ from support.trivy_assets import (
     build_checks_bundle,
 )
 from support.trivy_versions import VERSIONS, TrivyRelease, trivy_binary
-from support.vex_repo import UpstreamVex, flat_tarball, github_tarball, manifest, repository_files
+from support.vex_repo import (
+    UpstreamVex,
+    VexUpstreamThread,
+    flat_tarball,
+    github_tarball,
+    manifest,
+    repository_files,
+)
 
 pytestmark = pytest.mark.e2e
 
 PARALLEL = 3
 CHECK_IDS = {CHECK_ID, "TEST-001", CHECK_AVD_ID}
 """0.67/0.68 report a custom check under its older ID form, 0.69+ the dashed one (TRIVY-ASSETS.md 14)."""
-
-
-class VexUpstreamThread:
-    """An :class:`UpstreamVex` on its own event loop in a thread, for a module of synchronous tests."""
-
-    def __init__(self) -> None:
-        self.server = UpstreamVex()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> UpstreamVex:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(30)
-        return self.server
-
-    def __exit__(self, *_exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-        self._loop.close()
 
 
 @pytest.fixture(scope="module")

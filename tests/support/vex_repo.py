@@ -11,11 +11,13 @@ Like ``trivy_assets``, this module does not import ``trivy_mirror``.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import io
 import json
 import tarfile
+import threading
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -209,3 +211,23 @@ class UpstreamVex:
                 response = web.Response(body=data, headers=headers, content_type="application/octet-stream")
         self.log.append(Logged(request.method, path, response.status, inm))
         return response
+
+
+class VexUpstreamThread:
+    """An :class:`UpstreamVex` on its own event loop in a thread, for a module of synchronous tests."""
+
+    def __init__(self) -> None:
+        self.server = UpstreamVex()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> UpstreamVex:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(30)
+        return self.server
+
+    def __exit__(self, *_exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()

@@ -78,7 +78,7 @@ def _known_variables(group: click.Group) -> set[str]:
 def test_deploy_has_what_operators_expect() -> None:
     names = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file()}
     assert {"README.md", "Containerfile", "compose.yaml", "systemd/trivy-mirror.service",
-            "kubernetes/serve.yaml", "kubernetes/sync-to-registry.yaml"} <= names
+            "kubernetes/serve.yaml", "kubernetes/sync-to-registry.yaml", "kubernetes/replicas.yaml"} <= names
     kinds = {doc.get("kind") for path in YAML_FILES for doc in _documents(path)}
     assert {"Deployment", "Service", "PersistentVolumeClaim", "CronJob"} <= kinds
 

@@ -84,6 +84,14 @@ sources = stack(
 )
 """``--from`` and the sources' credentials."""
 
+parent = click.option(
+    "--parent", metavar="URL",
+    help="A central trivy-mirror serve (http(s)://HOST[:PORT]) to take everything from: the assets from "
+         "HOST/aquasec (tried before any --from) and every VEX repository its /vex/ lists, asked on each sync. "
+         "The sources' credentials and TLS settings apply to it.",
+)
+"""``--parent``: an edge mirror fed by a central one."""
+
 vex_sources = click.option(
     "--vex-from", "vex_sources", multiple=True, metavar="[NAME=]URL",
     help="VEX repository to mirror, served at PUBLIC_URL/vex/NAME (repeatable; implies the vex asset): "
@@ -92,11 +100,13 @@ vex_sources = click.option(
 )
 
 
-def destination(to_help: str) -> Callable[[F], F]:
-    """``--store``, ``--to`` and the destination's credentials (sync, status, import)."""
+def destination(to_help: str, multiple: bool = False) -> Callable[[F], F]:
+    """``--store``, ``--to`` and the destination's credentials (sync, status, import); ``multiple``: ``--to`` is
+    repeatable (sync's fan-out)."""
     return stack(
         store(),
-        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", help=to_help),
+        click.option("--to", "destination", metavar="REGISTRY[/PREFIX]|static:DIR", help=to_help,
+                     multiple=multiple),
         credentials("dest", "--to"),
     )
 

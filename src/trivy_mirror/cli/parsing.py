@@ -19,8 +19,10 @@ from trivy_mirror.errors import UsageError
 if TYPE_CHECKING:
     from trivy_mirror.catalog.assets import AssetSpec
     from trivy_mirror.mirror.endpoints import ConnectionOptions
+    from trivy_mirror.mirror.parent import Parent
     from trivy_mirror.oci.reference import Prefix
     from trivy_mirror.registry.credentials import Credentials
+    from trivy_mirror.vex import VexSource
 
 T = TypeVar("T")
 
@@ -105,13 +107,13 @@ def endpoint_schemes(prefixes: Sequence[Prefix]) -> dict[str, str]:
     return schemes
 
 
-def destination_prefixes(destination: str | None) -> list[Prefix]:
-    """``--to`` as a prefix list for :func:`connection_options`: empty for the store and a static tree."""
+def destination_prefixes(destinations: str | Sequence[str] | None) -> list[Prefix]:
+    """``--to`` (one value, or several for a fan-out) as a prefix list for :func:`connection_options`: the store
+    and static trees add none."""
     from trivy_mirror.oci.reference import Prefix
 
-    if not destination or destination.startswith("static:"):
-        return []
-    return [Prefix.parse(destination)]
+    values = [destinations] if isinstance(destinations, str) else list(destinations or ())
+    return [Prefix.parse(value) for value in values if not value.startswith("static:")]
 
 
 def parse_prefixes(values: Sequence[str]) -> list[Prefix]:
@@ -133,6 +135,28 @@ def _refuse_asset_reference(value: str, repositories: set[str]) -> None:
         prefix = path.rpartition("/")[0]
         raise UsageError(f"--from {value}: give the prefix holding the assets, not one image reference "
                          f"(--from {prefix}: the assets are read from {prefix}/trivy-db and so on)")
+
+
+def parse_sources(values: Sequence[str], parent: str | None,
+                  asset_names: Sequence[str]) -> tuple[list[Prefix], Parent | None]:
+    """The asset sources and, with ``--parent``, the parent whose VEX repositories are mirrored too (None when
+    ``--assets`` leaves vex out): the parent's ``HOST/aquasec`` first, then the ``--from`` values if any."""
+    from trivy_mirror.mirror.parent import Parent
+
+    if parent is None:
+        return parse_prefixes(values), None
+    the_parent = Parent.parse(parent)
+    prefixes = [the_parent.prefix, *(parse_prefixes(values) if values else [])]
+    return prefixes, the_parent if not asset_names or "vex" in asset_names else None
+
+
+def explicit_vex(values: Sequence[str], asset_names: Sequence[str], parent: str | None) -> list[VexSource]:
+    """``--vex-from``; without it VEX Hub for ``--assets vex``, unless a parent provides the VEX repositories."""
+    from trivy_mirror.orchestrate import select_vex_sources as vex_sources
+
+    if parent is not None and not values:
+        return []
+    return vex_sources(values, asset_names)
 
 
 def parse_assets(value: str | None) -> list[str]:

@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from trivy_mirror.cli import options
-from trivy_mirror.cli.parsing import connection_options, duration, parse_assets, parse_prefixes, run, select_assets
+from trivy_mirror.cli.parsing import (
+    connection_options,
+    duration,
+    explicit_vex,
+    parse_assets,
+    parse_sources,
+    run,
+    select_assets,
+)
 
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 
@@ -22,6 +30,7 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
                    "6h, 90m, 1h30m.")
 @click.option("--no-sync", is_flag=True, help="Only serve what the store holds; never sync.")
 @options.sources
+@options.parent
 @options.vex_sources
 @options.transport(sides=("src",))
 @options.assets(f"Comma-separated assets to sync and report in /readyz: {options.asset_list('vex')}. "
@@ -43,13 +52,16 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
               help="htpasswd user allowed to push (repeatable; with --allow-push). Pushes into the Trivy "
                    "repositories pass the same checks as a sync.")
 @options.keep("Versions of each asset kept in the store after a sync.", default=2)
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Serving processes sharing the port (SO_REUSEPORT), for more manifest requests per second on "
+                   "several cores; the first one also syncs. Not with --htpasswd or --allow-push.")
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
-          no_sync: bool, sources: tuple[str, ...], src_creds: str | None, vex_sources: tuple[str, ...],
-          insecure: bool, ca_file: Path | None,
+          no_sync: bool, sources: tuple[str, ...], src_creds: str | None, parent: str | None,
+          vex_sources: tuple[str, ...], insecure: bool, ca_file: Path | None,
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
           token_file: Path | None, anonymous_pull: bool, allow_push: bool, allow_delete: bool,
-          push_user: tuple[str, ...], keep: int) -> None:
+          push_user: tuple[str, ...], keep: int, workers: int) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
 
     Serving starts at once with what the store holds; a sync runs in the background at start and then every
@@ -72,7 +84,6 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
                   --checks-bundle-repository HOST:5000/aquasec/trivy-checks:2 IMAGE
     """
     from trivy_mirror.commands.serve import run_serve, serve_sync
-    from trivy_mirror.orchestrate import select_vex_sources as select_vex
     from trivy_mirror.server.settings import ServerSettings
     from trivy_mirror.store import Store, default_store_dir
 
@@ -80,14 +91,14 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     settings = ServerSettings(listen=listen, public_url=public_url, tls_cert=tls_cert, tls_key=tls_key,
                               htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
                               allow_push=allow_push, allow_delete=allow_delete, push_users=frozenset(push_user),
-                              sync_every=sync_every, keep=keep, log_format=log_format)
+                              sync_every=sync_every, keep=keep, log_format=log_format, workers=workers)
     settings.validate()
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)
-    prefixes = parse_prefixes(sources)
+    prefixes, vex_parent = parse_sources(sources, parent, names)
     store_sync = serve_sync(the_store, select_assets(asset_names), prefixes,
                             connection_options(src_creds, "src", insecure, ca_file, prefixes), lock_timeout=600,
-                            vex=select_vex(vex_sources, names))
+                            vex=explicit_vex(vex_sources, names, parent), parent=vex_parent)
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 

@@ -11,8 +11,9 @@ from trivy_mirror.cli import options
 from trivy_mirror.cli.parsing import (
     connection_options,
     destination_prefixes,
+    explicit_vex,
     parse_assets,
-    parse_prefixes,
+    parse_sources,
     run,
     select_assets,
     static_settings,
@@ -22,8 +23,10 @@ from trivy_mirror.cli.parsing import (
 @click.command()
 @options.destination("Push into this registry instead of the store: assets land at REGISTRY/PREFIX/aquasec/trivy-db:2 "
                      "and so on. static:DIR writes a tree any web server, object store or CDN serves as a pull-only "
-                     "registry (deploy/static).")
+                     "registry (deploy/static). Repeatable: every destination is written at once, each source blob "
+                     "read once, and one failing does not stop the others.", multiple=True)
 @options.sources
+@options.parent
 @options.transport()
 @options.vex_sources
 @options.assets(f"Comma-separated assets to sync: {options.asset_list('vex')}. "
@@ -37,8 +40,8 @@ from trivy_mirror.cli.parsing import (
 @options.static_tree("write", "With --to static:DIR: the URL the tree is served at; VEX manifests name their "
                               "archive under it (needed once when VEX is mirrored, then remembered in the tree).")
 @click.pass_context
-def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
-         sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
+def sync(ctx: click.Context, store: Path | None, destination: tuple[str, ...], dest_creds: str | None,
+         sources: tuple[str, ...], src_creds: str | None, parent: str | None, insecure: bool, ca_file: Path | None,
          vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, no_referrers: bool, as_json: bool,
          lock_timeout: float, public_url: str | None, keep: int | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
@@ -54,20 +57,22 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
       trivy-mirror sync --from 10.0.0.5:5000/aquasec --assets db,java-db
       trivy-mirror sync --assets vex                     # VEX Hub, served at /vex/vexhub
       trivy-mirror sync --vex-from internal=https://vex.example.com --assets vex
+      trivy-mirror sync --parent http://central.internal:5000   # an edge: assets and VEX from a central serve
+      trivy-mirror sync --to harbor.internal/trivy --to static:/srv/trivy --public-url https://trivy.internal
       trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
-    from trivy_mirror.orchestrate import select_vex_sources as select_vex
 
     names = parse_assets(asset_names)
-    public_url, keep = static_settings(ctx, destination, public_url, keep)
-    prefixes = parse_prefixes(sources)
+    statics = [d for d in destination if d.startswith("static:")]
+    public_url, keep = static_settings(ctx, statics[0] if statics else (destination or (None,))[0], public_url, keep)
+    prefixes, vex_parent = parse_sources(sources, parent, names)
     code = run(run_sync(
         select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file, prefixes),
         connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination)),
-        store, destination,
-        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
-        public_url=public_url, keep=keep, referrers=not no_referrers,
+        store, list(destination),
+        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=explicit_vex(vex_sources, names, parent),
+        public_url=public_url, keep=keep, vex_parent=vex_parent, referrers=not no_referrers,
     ))
     sys.exit(code)
 

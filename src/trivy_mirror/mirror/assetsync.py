@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from trivy_mirror.catalog import policy
@@ -33,10 +33,13 @@ class AssetSync:
 
     def __init__(self, sources: Sequence[Prefix], source_pool: RegistryPool, destination: Destination, *,
                  dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3,
-                 referrers: bool = True) -> None:
+                 referrers: bool = True,
+                 wrap_source: Callable[[ReadTarget], ReadTarget] | None = None) -> None:
         self.sources = list(sources)
         self.referrers = referrers
         """Copy each asset's referrers too (signatures, attestations), whether the asset changed or not."""
+        self.wrap_source = wrap_source
+        """Applied to every source repository (fan-out reads each blob once for several destinations)."""
         self.source_pool = source_pool
         self.destination = destination
         self.dry_run = dry_run
@@ -112,7 +115,9 @@ class AssetSync:
             source_ref = f"{prefix.reference(spec.repository, tag)}"
             try:
                 client = await self.source_pool.client(prefix.registry)
-                source = client.repository(prefix.repository(spec.repository))
+                source: ReadTarget = client.repository(prefix.repository(spec.repository))
+                if self.wrap_source is not None:
+                    source = self.wrap_source(source)
                 manifest = await source.get_manifest(tag)
                 result = await self._publish(spec, tag, reference, source, source_ref, manifest, target)
                 if self.referrers and not self.dry_run:

@@ -101,7 +101,8 @@ async def serve(
     installed = _install_signal_handlers(stop)
     try:
         # "::" means every address, IPv4 too (asyncio alone would bind IPv6 only).
-        site = web.TCPSite(runner, None if host == "::" else host, port, ssl_context=ssl_context)
+        site = web.TCPSite(runner, None if host == "::" else host, port, ssl_context=ssl_context,
+                           reuse_port=settings.workers > 1 or None)
         try:
             await site.start()
         except OSError as err:

@@ -62,6 +62,8 @@ class ServerSettings:
     max_uploads: int = 64
     max_uploads_per_user: int = 8
     """Unfinished upload sessions one credential may hold (of ``max_uploads``)."""
+    workers: int = 1
+    """Processes serving the port (``SO_REUSEPORT``; the kernel spreads connections); the first one syncs."""
     max_spool_per_user: int = 4 << 30
     """Bytes the unfinished chunked uploads of one credential may spool (Trivy's largest asset is under 1 GiB)."""
 
@@ -96,6 +98,12 @@ class ServerSettings:
                 raise UsageError(f"invalid public URL {self.public_url!r}: expected http(s)://host[:port][/path]")
         if self.sync_every <= 0:
             raise UsageError("the sync interval must be positive")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}")
+        if self.workers > 1 and (self.htpasswd is not None or self.allow_push):
+            raise UsageError("--workers N runs N processes that share neither /token's signing key nor upload "
+                             "sessions: not with --htpasswd or --allow-push (use --token-file, or run replicas "
+                             "behind a load balancer)")
         if self.keep < 1:
             raise UsageError("keep must be at least 1")
         for alias, target in self.aliases.items():
@@ -104,6 +112,9 @@ class ServerSettings:
                 validate_repository(target)
             except InvalidReference as err:
                 raise UsageError(f"invalid alias {alias!r} -> {target!r}: {err}") from None
+
+
+MAX_WORKERS = 64
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -46,6 +46,24 @@ def _started(text: Any) -> str:
     return f"started {shown}"
 
 
+def exclusive_holder(root: Path) -> dict[str, Any] | None:
+    """What the process holding the exclusive lock of the store at ``root`` recorded ({} when it has not yet),
+    or None when no process holds it. A snapshot: the lock may change hands right after."""
+    try:
+        fd = os.open(root / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None  # no lock file: nobody ever locked; a link: the lock itself refuses it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared holders (pushes) do not count
+        except BlockingIOError:
+            return _holder(root / LOCK_FILE)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class StoreLock:
     """One attempt to take the lock, driven by :meth:`poll` from a blocking or an async wait loop."""
 

@@ -8,12 +8,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from trivy_mirror.errors import InvalidReference
 from trivy_mirror.store.fsutil import clean_dir
 from trivy_mirror.store.layout import Layout
 from trivy_mirror.store.links import refuse_links
-from trivy_mirror.store.lock import StoreLock
+from trivy_mirror.store.lock import StoreLock, exclusive_holder
 from trivy_mirror.store.paths import BLOBS_DIR, INDEX_FILE, TMP_DIR, check_repository
 
 
@@ -58,6 +59,11 @@ class Store:
     def refuse_links(self) -> None:
         """StoreError (one line) when a control file or directory of the store is a symbolic link."""
         refuse_links(self.root)
+
+    def writer(self) -> dict[str, Any] | None:
+        """Who holds the writer lock now, as it recorded itself (``pid``, ``purpose``, ``started``; {} before it
+        wrote), or None when nobody does."""
+        return exclusive_holder(self.root)
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 600, on_wait: Callable[[str], None] | None = None, *,

@@ -2,12 +2,14 @@
 
 The transport never follows redirects (registry auth needs that), so this module does: GitHub archive URLs
 redirect to ``codeload.github.com``. Credentials written in a URL (``https://user:pass@host/``) go to that URL
-only, never to a redirect target. Plain HTTP is allowed where Trivy allows it without a flag (loopback,
-RFC 1918) and anywhere with ``--insecure``; a redirect may not downgrade to HTTP otherwise.
+only, never to a redirect target; nor do the ``authorization`` headers given per host (a parent mirror's
+credentials, see :mod:`trivy_mirror.mirror.parent`). Plain HTTP is allowed where Trivy allows it without a flag
+(loopback, RFC 1918) and anywhere with ``--insecure``; a redirect may not downgrade to HTTP otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +35,10 @@ class Download:
 
 
 class Fetcher:
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, authorization: Mapping[str, str] | None = None) -> None:
         self.transport = transport
+        self.authorization = dict(authorization or {})
+        """``Authorization`` header values by ``host[:port]``: sent to that host only."""
 
     async def get_bytes(self, url: str, *, what: str, max_bytes: int) -> bytes:
         """The body of a GET (a small document such as the manifest); RefusedCandidate beyond ``max_bytes``."""
@@ -79,7 +83,8 @@ class Fetcher:
         for _ in range(MAX_REDIRECTS + 1):
             _check_scheme(current, previous_scheme, self.transport.insecure)
             operation = f"{'fetch' if method == 'GET' else 'check'} {what}"
-            response = await self.transport.send(method, current, operation=operation, headers=headers)
+            sent = {**(headers or {}), **_authorization(self.authorization, current)}
+            response = await self.transport.send(method, current, operation=operation, headers=sent)
             if response.status in _REDIRECTS and "Location" in response.headers:
                 location = response.headers["Location"]
                 response.release()
@@ -91,6 +96,11 @@ class Fetcher:
             async with response:
                 raise await error_from_response(response, host_label(current), operation)
         raise MirrorError(f"{host_label(current)}: fetch {what}: more than {MAX_REDIRECTS} redirects")
+
+
+def _authorization(authorization: Mapping[str, str], url: URL) -> dict[str, str]:
+    header = authorization.get(host_label(url))
+    return {"Authorization": header} if header else {}
 
 
 def _check_length(response: aiohttp.ClientResponse, what: str, max_bytes: int) -> None:

@@ -16,6 +16,7 @@ Reads never lock: ``repository.json`` is replaced atomically and archives are co
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,9 @@ may be an old Trivy, so it never gets a 304 on an archive either."""
 
 NO_304_KEY = web.RequestKey("trivy_mirror_vex_no_304", bool)
 """Set on an archive request whose ``If-None-Match`` matched but whose client cannot take a 304."""
+
+Signature = tuple[int, int, int]
+"""(inode, mtime in ns, size) of ``repository.json``: replaced atomically, so a new version changes it."""
 
 Authorize = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 """Checks a request's credentials: None to go on, or the response (401, 403) to send instead."""
@@ -135,7 +139,10 @@ class _VexHandlers:
         self._public_url = public_url.rstrip("/") if public_url else None
         self._authorize = authorize
         self._route_key = route_key
-        self._states: dict[str, tuple[tuple[int, int, int], VexState]] = {}
+        self._states: dict[str, tuple[Signature, VexState]] = {}
+        self._loading: dict[str, tuple[Signature, asyncio.Future[VexState]]] = {}
+        """Reads of ``repository.json`` in flight, one per repository at a time: a herd of clients arriving as
+        a new version lands waits for the same read. Keyed by names whose state file exists, so bounded."""
 
     async def listing(self, request: web.Request) -> web.StreamResponse:
         if self._route_key is not None:
@@ -201,9 +208,24 @@ class _VexHandlers:
         cached = self._states.get(repository.name)
         if cached is not None and cached[0] == signature:
             return cached[1]
+        inflight = self._loading.get(repository.name)
+        if inflight is None or inflight[0] != signature:
+            future = asyncio.ensure_future(self._load(repository, signature))
+            self._loading[repository.name] = (signature, future)
+            future.add_done_callback(functools.partial(self._loaded, repository.name))
+            inflight = (signature, future)
+        return await asyncio.shield(inflight[1])
+
+    async def _load(self, repository: VexRepository, signature: Signature) -> VexState:
         state = await asyncio.to_thread(repository.load)
         self._states[repository.name] = (signature, state)
         return state
+
+    def _loaded(self, name: str, future: asyncio.Future[VexState]) -> None:
+        if self._loading.get(name, (None, None))[1] is future:
+            del self._loading[name]
+        if not future.cancelled():
+            future.exception()  # retrieved: the waiters got it; no "never retrieved" warning when none waits
 
 
 def _request_base(request: web.Request) -> str:

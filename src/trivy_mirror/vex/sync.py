@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,15 +67,17 @@ class _Outcome:
 
 
 async def sync_vex(store: StoreRoot, sources: Sequence[VexSource], transport: Transport, *,
-                   dry_run: bool = False, limits: Limits | None = None) -> list[TagResult]:
-    """Sync each repository; one result per repository, in order.
+                   dry_run: bool = False, limits: Limits | None = None,
+                   authorization: Mapping[str, str] | None = None) -> list[TagResult]:
+    """Sync each repository; one result per repository, in order. ``authorization``: header values by host (a
+    parent mirror's credentials, sent to its host only).
 
     A repository that fails or is refused gives a result saying why; only a name given twice raises (UsageError).
     """
     check_unique(sources)
     if not dry_run:
         clean_work_dirs(store.root)
-    runner = _VexSync(store.root, Fetcher(transport), limits or Limits(), dry_run)
+    runner = _VexSync(store.root, Fetcher(transport, authorization), limits or Limits(), dry_run)
     return [await runner.sync(source) for source in sources]
 
 

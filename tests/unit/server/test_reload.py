@@ -149,3 +149,28 @@ def test_written_versions_are_a_valid_layout(store: Store) -> None:
     digests = write_versions(layout, 3)
     assert [str(entry.digest) for entry in layout.manifests()] == digests
     assert str(layout.tags()["2"].digest) == digests[-1]
+
+
+async def test_a_herd_on_a_repository_not_loaded_yet_loads_it_once(store: Store,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """256 readers arriving together at a repository nobody asked for yet: one load, every reader gets it."""
+    digests = write_versions(store.layout(REPOSITORY), 3)
+    loads = 0
+    release = threading.Event()
+
+    def counted_load(served: Layout) -> Snapshot:
+        nonlocal loads
+        loads += 1
+        assert release.wait(30)
+        return load_snapshot(served)
+
+    monkeypatch.setattr(cache_module, "load_snapshot", counted_load)
+    cache = ManifestCache(store)
+    herd = [asyncio.create_task(cache.get(REPOSITORY)) for _ in range(256)]
+    await asyncio.sleep(0.1)
+    release.set()
+    snapshots = await asyncio.wait_for(asyncio.gather(*herd), 30)
+    assert loads == 1
+    assert all(s is snapshots[0] for s in snapshots) and snapshots[0] is not None
+    assert snapshots[0].manifests["2"].headers["Docker-Content-Digest"] == digests[-1]
+    await cache.close()

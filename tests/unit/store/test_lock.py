@@ -146,3 +146,26 @@ def test_links_in_place_of_control_files_are_refused(store: Store, tmp_path: Pat
     with store.lock(timeout=1, allow_links=True):
         pass  # verify --repair: the lock's clean-up does not follow the link
     assert (elsewhere / "file").read_text() == "keep"
+
+
+def test_writer_names_the_exclusive_holder_only(store: Store, tmp_path: Path) -> None:
+    """``Store.writer()``: None before any lock and after release, the holder's record while another process
+    holds it, None while only shared holders (pushes) are in."""
+    assert store.writer() is None
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.root)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    try:
+        assert process.stdout.readline() == "locked\n"
+        writer = store.writer()
+        assert writer is not None and writer["pid"] == process.pid and writer["purpose"] == "sync"
+    finally:
+        release(process)
+        process.wait(timeout=10)
+    assert store.writer() is None
+
+    async def shared() -> object:
+        async with store.alock(1, shared=True):
+            return store.writer()
+
+    assert asyncio.run(shared()) is None

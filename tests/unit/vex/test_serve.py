@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
 import tarfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -18,6 +20,7 @@ from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.store import Store
 from trivy_mirror.vex import add_vex_routes
 from trivy_mirror.vex.serve import Authorize
+from trivy_mirror.vex.storage import VexRepository, VexState
 
 from .conftest import ARCHIVE, sync
 
@@ -205,3 +208,35 @@ async def test_listing_goes_through_the_authorize_hook(make_client: MakeClient, 
     assert (await client.get("/vex/")).status == 401
     document = await (await client.get("/vex/", headers={"Authorization": "Bearer good"})).json()
     assert [entry["name"] for entry in document["repositories"]] == ["gh"]
+
+
+async def test_a_herd_after_a_new_version_reads_the_state_once(make_client: MakeClient, synced: TagResult,
+                                                               store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many clients asking for the manifest at once, before the server has read ``repository.json``: one read,
+    and every client gets the manifest; a replaced state file is read once more."""
+    reads = 0
+    real_load = VexRepository.load
+
+    def counted_load(self: VexRepository) -> VexState:
+        nonlocal reads
+        reads += 1
+        time.sleep(0.2)  # the herd arrives while the read is in flight
+        return real_load(self)
+
+    monkeypatch.setattr(VexRepository, "load", counted_load)
+    client = await make_client()
+    path = "/vex/gh/.well-known/vex-repository.json"
+
+    async def herd() -> set[int]:
+        responses = await asyncio.gather(*(client.get(path) for _ in range(64)))
+        for response in responses:
+            await response.read()
+        return {response.status for response in responses}
+
+    assert await herd() == {200}
+    assert reads == 1
+    assert await herd() == {200} and reads == 1  # cached while the file is unchanged
+    repository = VexRepository(store.root, "gh")
+    repository.save(real_load(repository))  # replaced: a new inode
+    assert await herd() == {200}
+    assert reads == 2
