@@ -20,6 +20,10 @@ vex       (the archive rules of       --                               index.jso
           :mod:`trivy_mirror.vex`)                                     the served one (:func:`vex_regression`)
 ========  =========================  ===============================  ====================================
 
+A candidate that passes every check may still be *held* (not published, the current version kept, the candidate
+recorded in state): :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
+``rollback``). A hold is a decision, not a failure: the sync reports what it would publish.
+
 What cannot be compared never refuses: a served version with no readable metadata, or a checks bundle without
 a version annotation (a custom build, which Trivy accepts), may be replaced. Equal values are not older: the
 same build under another digest (re-packed) may replace the served one.
@@ -32,11 +36,11 @@ import posixpath
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
-from trivy_mirror.catalog.state import tag_record
+from trivy_mirror.catalog.state import Pin, tag_record
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
@@ -211,3 +215,28 @@ async def served_version(spec: AssetSpec, target: ReadTarget, state: dict[str, A
     except (MirrorError, LayerInfoError) as err:
         log.warning("%s: cannot read the served version to compare: %s", spec.name, err)
     return NOTHING_SERVED
+
+
+HoldReason = Literal["pinned", "hold", "quorum", "sanity"]
+"""Why a candidate is held: a pin, a soak period not over, too few sources agree, a sanity check failed."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a candidate is not published now although it may be later; what is served stays."""
+
+    asset: str
+    reason: HoldReason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.asset}: held ({self.reason}): {self.detail}"
+
+
+def pin_hold(spec: AssetSpec, pin: Pin | None, candidate: str) -> Hold | None:
+    """A pinned tag serves its pinned digest only: any other candidate is held until ``unpin``."""
+    if pin is None or pin.digest == candidate:
+        return None
+    by = f" by {pin.by}" if pin.by else ""
+    why = f" ({pin.reason})" if pin.reason else ""
+    return Hold(spec.name, "pinned", f"pinned to {pin.digest}{by} at {iso(pin.at)}{why}")

@@ -12,7 +12,16 @@ from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.result import TagResult
-from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_attempt
+from trivy_mirror.catalog.state import (
+    Candidate,
+    Destination,
+    TagRecord,
+    candidate_of,
+    pin_of,
+    tag_record,
+    with_attempt,
+    with_candidate,
+)
 from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import Event, NoProgress, Progress, fan_out, progress_listener
 from trivy_mirror.errors import CopyError, MirrorError, NotFound, RefusedCandidate, Unreachable
@@ -90,9 +99,16 @@ class AssetSync:
         book = self.destination.state
         state = book.load(spec.mirror_repository)
         record = None
+        now = datetime.now(UTC)
         if result.outcome == "updated" and result.digest and result.source:
-            record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC),
-                               result.metadata)
+            record = TagRecord(result.digest, result.size or 0, result.source, now, result.metadata)
+        candidate = None
+        if result.outcome == "held" and result.digest:
+            previous = candidate_of(state, tag)
+            first_seen = previous.first_seen if previous is not None and previous.digest == result.digest else now
+            candidate = Candidate(result.digest, result.source or "", first_seen, result.held or "", result.message)
+        if result.outcome in ("updated", "unchanged", "held"):
+            state = with_candidate(state, tag, candidate)
         try:
             book.save(spec.mirror_repository, with_attempt(state, tag, result.attempt(), record))
         except OSError as err:
@@ -142,6 +158,11 @@ class AssetSync:
         parsed = manifest.parsed
         layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
+        state = self.destination.state.load(spec.mirror_repository)
+        held = policy.pin_hold(spec, pin_of(state, tag), str(manifest.digest))
+        if held is not None:
+            return TagResult(spec.name, reference, "held", f"{held}; would publish {manifest.digest} from {source_ref}",
+                             str(manifest.digest), _artifact_size(manifest), source_ref, held=held.reason)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
         reader = LayerInfoReader() if spec.has_metadata else None

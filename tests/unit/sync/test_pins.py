@@ -1,0 +1,128 @@
+"""Pins and rollback on a store: a pinned tag is not moved by sync (which reports the held candidate), rollback
+serves the previous kept version and pins it, unpin lets the next sync publish; who, when and why are recorded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from support.trivy_assets import Artifact, build_vuln_db
+from trivy_mirror.catalog.assets import CATALOG
+from trivy_mirror.catalog.state import candidate_of, pin_of, published_versions
+from trivy_mirror.catalog.status import asset_statuses
+from trivy_mirror.errors import NotFound, UsageError
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.content import ManifestBytes
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import Descriptor
+from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.store import Layout, Store
+from trivy_mirror.sync.endpoints import RegistryPool, StoreDestination
+from trivy_mirror.sync.mirror import AssetSync
+from trivy_mirror.sync.pins import AssetTag, pin, rollback, unpin
+
+DB = CATALOG[0]
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class _Sources:
+    """A source registry that is a store layout."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def client(self, _registry: str) -> _Sources:
+        return self
+
+    def repository(self, name: str) -> Layout:
+        return self.store.layout(name)
+
+
+async def _upstream(store: Store, artifact: Artifact) -> None:
+    layout = store.layout(DB.mirror_repository)
+    for blob in (artifact.config, *artifact.layers):
+        await layout.push_blob(Descriptor("application/octet-stream", Digest.of(blob), len(blob)), _one(blob))
+    await layout.push_manifest(ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST), "2")
+
+
+async def _served(store: Store) -> str:
+    found = await store.layout(DB.mirror_repository).resolve("2")
+    assert found is not None
+    return str(found.digest)
+
+
+async def test_pin_holds_sync_and_rollback_serves_the_previous_version(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    old, new, newer = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6, 1))
+
+    await _upstream(upstream, old)
+    assert (await sync.sync_tag(DB, DB.tags[0])).outcome == "updated"
+    await _upstream(upstream, new)
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    assert await _served(mirror) == new.digest
+
+    done = await rollback(destination, AssetTag.parse("db"), "alice", "INC-7: bad build")
+    assert done.digest == old.digest and done.previous == new.digest
+    assert await _served(mirror) == old.digest
+    state = mirror.layout(DB.mirror_repository).read_state()
+    recorded = pin_of(state, "2")
+    assert recorded is not None and (recorded.digest, recorded.by, recorded.reason) == (old.digest, "alice",
+                                                                                         "INC-7: bad build")
+    assert published_versions(state, "2")[0] == old.digest
+
+    await _upstream(upstream, newer)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held, result.digest, result.failed) == ("held", "pinned", newer.digest, False)
+    assert f"would publish {newer.digest}" in result.message
+    assert await _served(mirror) == old.digest
+    candidate = candidate_of(mirror.layout(DB.mirror_repository).read_state(), "2")
+    assert candidate is not None and candidate.digest == newer.digest and candidate.held == "pinned"
+    [row] = await asset_statuses(destination, [DB])
+    assert row.digest == old.digest and row.held == "pinned" and row.pinned is not None
+    assert row.to_json()["candidate"]["digest"] == newer.digest
+
+    await unpin(destination, AssetTag.parse("db"))
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert result.outcome == "updated" and await _served(mirror) == newer.digest
+    [row] = await asset_statuses(destination, [DB])
+    assert row.pinned is None and row.candidate is None and row.held is None
+
+
+async def test_pin_moves_the_tag_to_a_kept_digest_only(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
+    for artifact in (old, new):
+        await _upstream(upstream, artifact)
+        sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+
+    done = await pin(destination, AssetTag.parse("db"), old.digest, "bob")
+    assert await _served(mirror) == old.digest and done.previous == new.digest
+    with pytest.raises(NotFound, match="is not in"):
+        await pin(destination, AssetTag.parse("db"), "sha256:" + "0" * 64, "bob")
+    with pytest.raises(UsageError, match="is not a digest"):
+        await pin(destination, AssetTag.parse("db"), "latest", "bob")
+    with pytest.raises(NotFound, match="no previous version"):
+        await rollback(StoreDestination(Store(tmp_path / "empty")), AssetTag.parse("db"), "bob")
+
+
+def test_asset_tag_parsing() -> None:
+    assert AssetTag.parse("checks:1").reference == "aquasec/trivy-checks:1"
+    assert AssetTag.parse("java-db").tag == "1"
+    with pytest.raises(UsageError, match="unknown asset 'vex'"):
+        AssetTag.parse("vex")
+    with pytest.raises(UsageError, match="has no tag '3'"):
+        AssetTag.parse("db:3")
