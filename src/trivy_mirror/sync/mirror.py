@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.catalog.dated import dated_tag
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.state import (
@@ -153,8 +154,11 @@ class AssetSync:
         with copier.side("destination", target):
             current = await target.resolve(tag)
         if current is not None and current.digest == manifest.digest:
+            known = await self._known_metadata(spec, tag, current)
+            if not self.dry_run and isinstance(manifest.parsed, Manifest):  # a store synced before dated tags
+                await self._tag_dated(spec, tag, manifest, known, target)
             return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
-                             _artifact_size(manifest), source_ref, await self._known_metadata(spec, tag, current))
+                             _artifact_size(manifest), source_ref, known)
         parsed = manifest.parsed
         layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
@@ -204,8 +208,29 @@ class AssetSync:
         finally:
             if reader is not None:
                 reader.close()
-        return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}",
+        dated = await self._tag_dated(spec, tag, manifest, metadata, target)
+        also = f", also as :{dated}" if dated else ""
+        return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}{also}",
                          str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats)
+
+    async def _tag_dated(self, spec: AssetSpec, tag: str, manifest: ManifestBytes, metadata: LayerMetadata | None,
+                         target: WriteTarget) -> str | None:
+        """Tag the published version with its dated name too (:mod:`trivy_mirror.catalog.dated`), unless that
+        name is taken: a dated tag is never moved. The name, or None when it was not (or could not be) tagged."""
+        parsed = manifest.parsed
+        assert isinstance(parsed, Manifest)
+        name = dated_tag(spec, tag, parsed, metadata, datetime.now(UTC))
+        if name is None:
+            return None
+        with copier.side("destination", target):
+            existing = await target.resolve(name)
+            if existing is None:
+                await target.push_manifest(manifest, name)
+                return name
+        if existing.digest != manifest.digest:
+            log.warning("%s: %s already names %s; dated tags are never moved", spec.name, name, existing.digest.short)
+            return None
+        return name
 
     def _dry_run(self, spec: AssetSpec, tag: str, reference: str, source_ref: str, manifest: ManifestBytes,
                  parsed: Manifest) -> TagResult:

@@ -92,6 +92,11 @@ async def test_pin_holds_sync_and_rollback_serves_the_previous_version(tmp_path:
     assert row.digest == old.digest and row.held == "pinned" and row.pinned is not None
     assert row.to_json()["candidate"]["digest"] == newer.digest
 
+    layout = mirror.layout(DB.mirror_repository)
+    for hours, artifact in ((12, old), (6, new)):  # dated tags name their version and never move
+        found = await layout.resolve(f"2-{(NOW - timedelta(hours=hours)):%Y%m%d.%H%M}")
+        assert found is not None and str(found.digest) == artifact.digest
+
     await unpin(destination, AssetTag.parse("db"))
     result = await sync.sync_tag(DB, DB.tags[0])
     sync._record(DB, "2", result)
