@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.status import store_statuses
 from trivy_mirror.engine.events import Progress
@@ -61,7 +62,7 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
                            dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
-                           progress: Progress | None = None) -> SyncReport:
+                           progress: Progress | None = None, trust: TrustSettings = DEFAULT_TRUST) -> SyncReport:
     """Sync the catalog's ``specs`` and the ``vex`` repositories into one destination (the store at ``store``
     or its default, a registry prefix or ``static:DIR`` in ``destination``), holding its lock unless ``dry_run``,
     then keep it bounded (``keep`` versions). Raises UsageError for an impossible combination, Unreachable
@@ -89,8 +90,8 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
             specs = plan(specs, target.store.root)
         maintained = target.store if isinstance(target, StoreDestination) and not dry_run else None
         try:
-            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress).run(specs) \
-                if specs else []
+            results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress,
+                                      trust=trust).run(specs) if specs else []
             if vex:
                 assert isinstance(target, StoreDestination | StaticDestination)
                 vex_store = target.tree.work if isinstance(target, StaticDestination) else target.store
@@ -141,6 +142,7 @@ class StoreSync:
     lock_timeout: float
     vex: Sequence[VexSource] = ()
     plan: Plan = field(default=_every_tag)
+    trust: TrustSettings = DEFAULT_TRUST
 
     async def __call__(self) -> SyncOutcome:
         started = time.monotonic()
@@ -151,7 +153,8 @@ class StoreSync:
                 try:
                     specs = self.plan(self.specs, self.store.root)
                     if specs:
-                        results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(specs)
+                        results = await AssetSync(self.sources, pool, StoreDestination(self.store),
+                                                  trust=self.trust).run(specs)
                 except MirrorError as err:  # no source answers: recorded per asset; the VEX sources may still
                     failures.append(str(err))
                 results += await run_vex_sync(self.store, self.vex, self.options, dry_run=False)

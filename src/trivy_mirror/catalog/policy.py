@@ -22,7 +22,9 @@ vex       (the archive rules of       --                               index.jso
 
 A candidate that passes every check may still be *held* (not published, the current version kept, the candidate
 recorded in state): :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
-``rollback``). A hold is a decision, not a failure: the sync reports what it would publish.
+``rollback``); :func:`soak_hold` while a new version has not yet been the candidate for the asset's ``--hold``
+(``trivy-mirror approve`` lifts it for one digest). A hold is a decision, not a failure: the sync reports what
+it would publish. The settings are one :class:`TrustSettings`.
 
 What cannot be compared never refuses: a served version with no readable metadata, or a checks bundle without
 a version annotation (a custom build, which Trivy accepts), may be replaced. Equal values are not older: the
@@ -34,13 +36,14 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
-from trivy_mirror.catalog.state import Pin, tag_record
+from trivy_mirror.catalog.state import Candidate, Pin, tag_record
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
@@ -240,3 +243,33 @@ def pin_hold(spec: AssetSpec, pin: Pin | None, candidate: str) -> Hold | None:
     by = f" by {pin.by}" if pin.by else ""
     why = f" ({pin.reason})" if pin.reason else ""
     return Hold(spec.name, "pinned", f"pinned to {pin.digest}{by} at {iso(pin.at)}{why}")
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """The operator's trust controls for a sync (flags ``--hold``, config file, environment)."""
+
+    holds: Mapping[str, timedelta] = field(default_factory=dict)
+    """Soak period per asset name; the key ``""`` applies to every asset without its own."""
+
+    def hold_for(self, asset: str) -> timedelta:
+        return self.holds.get(asset, self.holds.get("", timedelta(0)))
+
+
+DEFAULT_TRUST = TrustSettings()
+
+
+def soak_hold(spec: AssetSpec, settings: TrustSettings, candidate: Candidate | None, digest: str,
+              approved: str | None, now: datetime) -> Hold | None:
+    """A new version is published only once it has been the candidate, continuously, for the asset's hold (a
+    different candidate digest restarts the clock), unless ``approved`` names its digest."""
+    hold = settings.hold_for(spec.name)
+    if hold <= timedelta(0) or approved == digest:
+        return None
+    first_seen = candidate.first_seen if candidate is not None and candidate.digest == digest else None
+    since = first_seen or now
+    if now - since >= hold:
+        return None
+    release = since + hold
+    return Hold(spec.name, "hold", f"{digest} is the candidate since {iso(since)}; hold {hold} ends at "
+                                   f"{iso(release)} (trivy-mirror approve {spec.name} publishes it now)")

@@ -227,3 +227,13 @@ def with_published(state: dict[str, Any], tag: str, record: TagRecord) -> dict[s
     updated["tags"] = tags
     history = [record.digest, *(d for d in published_versions(state, tag) if d != record.digest)]
     return _with_tag_value(updated, "versions", tag, history[:VERSIONS])
+
+
+def approved_of(state: dict[str, Any], tag: str) -> str | None:
+    """The candidate digest an operator approved (``trivy-mirror approve``), published regardless of the hold."""
+    found = _tag_map(state, "approved").get(tag)
+    return found if isinstance(found, str) else None
+
+
+def with_approved(state: dict[str, Any], tag: str, digest: str | None) -> dict[str, Any]:
+    return _with_tag_value(state, "approved", tag, digest)

@@ -132,3 +132,12 @@ def static_tree(what: str, public_url_help: str) -> Callable[[F], F]:
 
 def mirror(help_text: str, required: bool = False) -> Callable[[F], F]:
     return click.option("--mirror", metavar="URL", required=required, help=help_text)
+
+
+trust = stack(
+    click.option("--hold", "holds", multiple=True, metavar="[ASSET=]DURATION",
+                 help="Soak period: a new version is published only after it has been the candidate, continuously, "
+                      "this long (24h, 90m); per asset with db=24h (repeatable). trivy-mirror approve publishes a "
+                      "held candidate at once. [default: 0, publish at once]"),
+)
+"""The trust controls of a sync (``sync`` and ``serve``)."""

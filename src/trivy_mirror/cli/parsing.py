@@ -18,6 +18,7 @@ from trivy_mirror.errors import UsageError
 
 if TYPE_CHECKING:
     from trivy_mirror.catalog.assets import AssetSpec
+    from trivy_mirror.catalog.policy import TrustSettings
     from trivy_mirror.oci.reference import Prefix
     from trivy_mirror.registry.credentials import Credentials
     from trivy_mirror.sync.endpoints import ConnectionOptions
@@ -149,3 +150,23 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         return parse_go_duration(value)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
+
+
+def trust_settings(holds: tuple[str, ...]) -> TrustSettings:
+    """``--hold [ASSET=]DURATION`` values as the policy's settings; UsageError for a bad value."""
+    from datetime import timedelta
+
+    from trivy_mirror.catalog.assets import OCI_ASSET_NAMES
+    from trivy_mirror.catalog.policy import TrustSettings
+    from trivy_mirror.timefmt import parse_go_duration
+
+    parsed: dict[str, timedelta] = {}
+    for value in holds:
+        asset, _, text = value.rpartition("=")
+        if asset and asset not in OCI_ASSET_NAMES:
+            raise UsageError(f"--hold {value}: unknown asset {asset!r}: choose from {', '.join(OCI_ASSET_NAMES)}")
+        try:
+            parsed[asset] = timedelta(seconds=parse_go_duration(text))
+        except ValueError as err:
+            raise UsageError(f"--hold {value}: {err}") from None
+    return TrustSettings(holds=parsed)

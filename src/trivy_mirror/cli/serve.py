@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from trivy_mirror.cli import options
-from trivy_mirror.cli.parsing import connection_options, duration, parse_assets, parse_prefixes, run, select_assets
+from trivy_mirror.cli.parsing import (
+    connection_options,
+    duration,
+    parse_assets,
+    parse_prefixes,
+    run,
+    select_assets,
+    trust_settings,
+)
 
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 
@@ -43,13 +51,14 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
               help="htpasswd user allowed to push (repeatable; with --allow-push). Pushes into the Trivy "
                    "repositories pass the same checks as a sync.")
 @options.keep("Versions of each asset kept in the store after a sync.", default=2)
+@options.trust
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
           no_sync: bool, sources: tuple[str, ...], src_creds: str | None, vex_sources: tuple[str, ...],
           insecure: bool, ca_file: Path | None,
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
           token_file: Path | None, anonymous_pull: bool, allow_push: bool, allow_delete: bool,
-          push_user: tuple[str, ...], keep: int) -> None:
+          push_user: tuple[str, ...], keep: int, holds: tuple[str, ...]) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
 
     Serving starts at once with what the store holds; a sync runs in the background at start and then every
@@ -86,7 +95,7 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     names = parse_assets(asset_names)
     store_sync = serve_sync(the_store, select_assets(asset_names), parse_prefixes(sources),
                             connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600,
-                            vex=select_vex(vex_sources, names))
+                            vex=select_vex(vex_sources, names), trust=trust_settings(holds))
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 

@@ -15,6 +15,7 @@ from trivy_mirror.cli.parsing import (
     run,
     select_assets,
     static_settings,
+    trust_settings,
 )
 
 
@@ -32,11 +33,12 @@ from trivy_mirror.cli.parsing import (
 @options.lock_timeout()
 @options.static_tree("write", "With --to static:DIR: the URL the tree is served at; VEX manifests name their "
                               "archive under it (needed once when VEX is mirrored, then remembered in the tree).")
+@options.trust
 @click.pass_context
 def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_creds: str | None,
          sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
          vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
-         public_url: str | None, keep: int | None) -> None:
+         public_url: str | None, keep: int | None, holds: tuple[str, ...]) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -61,7 +63,7 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
         select_assets(asset_names), parse_prefixes(sources), connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
         dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
-        public_url=public_url, keep=keep,
+        public_url=public_url, keep=keep, trust=trust_settings(holds),
     ))
     sys.exit(code)
 

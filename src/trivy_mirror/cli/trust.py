@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from trivy_mirror.cli import options
-from trivy_mirror.cli.parsing import connection_options, run
+from trivy_mirror.cli.parsing import connection_options, parse_prefixes, run
 
 
 def _who(by: str | None) -> str:
@@ -100,4 +100,29 @@ def rollback(asset: str, store: Path | None, destination: str | None, dest_creds
                          destination, by=_who(by), reason=reason, as_json=as_json, lock_timeout=lock_timeout)))
 
 
-COMMANDS = (pin, unpin, rollback)
+@click.command()
+@click.argument("asset")
+@click.argument("digest", required=False)
+@options.destination("Approve on this registry prefix instead of the store.")
+@options.sources
+@options.transport()
+@options.json_output()
+@options.lock_timeout()
+def approve(asset: str, digest: str | None, store: Path | None, destination: str | None, dest_creds: str | None,
+            sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None, as_json: bool,
+            lock_timeout: float) -> None:
+    """Publish ASSET's candidate held by --hold now: record the approval, then sync ASSET (its bytes are
+    fetched now, by digest-checked copy; every other check still applies).
+
+    DIGEST defaults to the held candidate status shows; a digest the sources do not serve stays approved until
+    they do or another version is published. Exit 1 when the sync did not publish it.
+    """
+    from trivy_mirror.commands.trust import run_approve
+
+    sys.exit(run(run_approve(asset, digest, parse_prefixes(sources),
+                             connection_options(src_creds, "src", insecure, ca_file),
+                             connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
+                             as_json=as_json, lock_timeout=lock_timeout)))
+
+
+COMMANDS = (pin, unpin, rollback, approve)

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.orchestrate import StoreSync
 from trivy_mirror.server.audit import StoreAudit
@@ -22,9 +23,9 @@ log = logging.getLogger("trivy_mirror.serve")
 
 
 def serve_sync(store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix], options: ConnectionOptions,
-               lock_timeout: float, vex: Sequence[VexSource] = ()) -> StoreSync:
+               lock_timeout: float, vex: Sequence[VexSource] = (), trust: TrustSettings = DEFAULT_TRUST) -> StoreSync:
     """The sync ``serve`` runs: the store's assets plus the checks tags its clients asked for (the census)."""
-    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags)
+    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags, trust=trust)
 
 
 def unfilled(store: Store, statuses: Callable[[], list[AssetStatus]]) -> Callable[[], list[AssetStatus]]:

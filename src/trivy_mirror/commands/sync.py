@@ -12,6 +12,7 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.orchestrate import sync_destination
@@ -27,7 +28,8 @@ log = logging.getLogger("trivy_mirror.sync")
 async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source_options: ConnectionOptions,
                    dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                    dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = (),
-                   public_url: str | None = None, keep: int | None = None) -> int:
+                   public_url: str | None = None, keep: int | None = None,
+                   trust: TrustSettings = DEFAULT_TRUST) -> int:
     """Sync and report; returns the exit code (1 when any asset failed or was refused).
 
     ``public_url`` applies to a static tree (``--to static:DIR``) only; ``keep`` to the store and a static tree.
@@ -36,7 +38,7 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
     with progress if progress is not None else contextlib.nullcontext():
         result = await sync_destination(specs, sources, source_options, dest_options, store, destination,
                                         dry_run=dry_run, lock_timeout=lock_timeout, vex=vex, public_url=public_url,
-                                        keep=keep, plan=plan_requested_tags, progress=progress)
+                                        keep=keep, plan=plan_requested_tags, progress=progress, trust=trust)
     report(result.results, result.destination, as_json)
     return 0 if result.ok else 1
 

@@ -17,9 +17,11 @@ from trivy_mirror.catalog.state import (
     Candidate,
     Destination,
     TagRecord,
+    approved_of,
     candidate_of,
     pin_of,
     tag_record,
+    with_approved,
     with_attempt,
     with_candidate,
 )
@@ -42,11 +44,13 @@ class AssetSync:
     """Syncs the catalog's assets from source prefixes into one destination."""
 
     def __init__(self, sources: Sequence[Prefix], source_pool: RegistryPool, destination: Destination, *,
-                 dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3) -> None:
+                 dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3,
+                 trust: policy.TrustSettings = policy.DEFAULT_TRUST) -> None:
         self.sources = list(sources)
         self.source_pool = source_pool
         self.destination = destination
         self.dry_run = dry_run
+        self.trust = trust
         self.progress = progress or NoProgress()
         self._limit = asyncio.Semaphore(concurrency)
 
@@ -110,6 +114,8 @@ class AssetSync:
             candidate = Candidate(result.digest, result.source or "", first_seen, result.held or "", result.message)
         if result.outcome in ("updated", "unchanged", "held"):
             state = with_candidate(state, tag, candidate)
+        if result.outcome in ("updated", "unchanged"):
+            state = with_approved(state, tag, None)
         try:
             book.save(spec.mirror_repository, with_attempt(state, tag, result.attempt(), record))
         except OSError as err:
@@ -164,6 +170,9 @@ class AssetSync:
         assert isinstance(parsed, Manifest)
         state = self.destination.state.load(spec.mirror_repository)
         held = policy.pin_hold(spec, pin_of(state, tag), str(manifest.digest))
+        if held is None and current is not None:  # an empty mirror is filled at once: there is nothing to keep
+            held = policy.soak_hold(spec, self.trust, candidate_of(state, tag), str(manifest.digest),
+                                    approved_of(state, tag), datetime.now(UTC))
         if held is not None:
             return TagResult(spec.name, reference, "held", f"{held}; would publish {manifest.digest} from {source_ref}",
                              str(manifest.digest), _artifact_size(manifest), source_ref, held=held.reason)

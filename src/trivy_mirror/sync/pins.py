@@ -5,7 +5,7 @@ must have it, e.g. from an earlier sync) and records who, when and why; from the
 sources and reports what it would publish, but the tag stays (:func:`trivy_mirror.catalog.policy.pin_hold`).
 ``rollback`` pins the previous version: the newest older digest of the tag's history that still resolves (the
 store's index keeps older versions; the state remembers the digests published, for registries). ``unpin``
-lets the next sync publish again.
+lets the next sync publish again. ``approve`` lets a candidate held by ``--hold`` be published at once.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from trivy_mirror.catalog.state import (
     Destination,
     Pin,
     TagRecord,
+    candidate_of,
     pin_of,
     published_versions,
     tag_record,
+    with_approved,
     with_candidate,
     with_pin,
     with_published,
@@ -137,6 +139,27 @@ async def rollback(destination: Destination, asset: AssetTag, by: str, reason: s
             return PinResult(done.reference, done.digest, served, done.pin,
                              f"{asset.reference} rolled back to {candidate} (was {served}) and pinned")
     raise NotFound(f"{asset.reference}: no previous version is kept in {destination.label} to roll back to")
+
+
+def approve(destination: Destination, asset: AssetTag, digest: str | None) -> str:
+    """Record that ``digest`` (default: the held candidate) may be published regardless of the hold; the next
+    sync fetches and publishes it (all other checks still apply). The digest approved. UsageError when there is
+    nothing to approve or the tag is pinned to another digest."""
+    book = destination.state
+    state = book.load(asset.spec.mirror_repository)
+    candidate = candidate_of(state, asset.tag)
+    wanted = digest or (candidate.digest if candidate is not None else None)
+    if wanted is None:
+        raise UsageError(f"{asset.reference}: no held candidate in {destination.label}; name the DIGEST to approve")
+    try:
+        wanted = str(Digest.parse(wanted))
+    except MirrorError as err:
+        raise UsageError(f"{wanted!r} is not a digest (sha256:<64 hex>): {err}") from None
+    pinned = pin_of(state, asset.tag)
+    if pinned is not None and pinned.digest != wanted:
+        raise UsageError(f"{asset.reference} is pinned to {pinned.digest}: unpin it first")
+    book.save(asset.spec.mirror_repository, with_approved(state, asset.tag, wanted))
+    return wanted
 
 
 async def _history(target: WriteTarget, tag: str, remembered: list[str]) -> list[str]:

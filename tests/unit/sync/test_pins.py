@@ -4,6 +4,7 @@ serves the previous kept version and pins it, unpin lets the next sync publish; 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
@@ -12,7 +13,8 @@ import pytest
 
 from support.trivy_assets import Artifact, build_vuln_db
 from trivy_mirror.catalog.assets import CATALOG
-from trivy_mirror.catalog.state import candidate_of, pin_of, published_versions
+from trivy_mirror.catalog.policy import TrustSettings
+from trivy_mirror.catalog.state import candidate_of, pin_of, published_versions, with_candidate
 from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.errors import NotFound, UsageError
 from trivy_mirror.oci import mediatype
@@ -23,7 +25,7 @@ from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.store import Layout, Store
 from trivy_mirror.sync.endpoints import RegistryPool, StoreDestination
 from trivy_mirror.sync.mirror import AssetSync
-from trivy_mirror.sync.pins import AssetTag, pin, rollback, unpin
+from trivy_mirror.sync.pins import AssetTag, approve, pin, rollback, unpin
 
 DB = CATALOG[0]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -131,3 +133,52 @@ def test_asset_tag_parsing() -> None:
         AssetTag.parse("vex")
     with pytest.raises(UsageError, match="has no tag '3'"):
         AssetTag.parse("db:3")
+
+
+async def test_a_hold_delays_a_new_version_until_it_has_been_the_candidate_long_enough(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    trust = TrustSettings(holds={"": timedelta(hours=1)})
+    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                     trust=trust)
+    old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
+    await _upstream(upstream, old)
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))  # an empty mirror is filled at once
+    assert await _served(mirror) == old.digest
+
+    await _upstream(upstream, new)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held, result.failed) == ("held", "hold", False)
+    assert await _served(mirror) == old.digest
+    layout = mirror.layout(DB.mirror_repository)
+    first = candidate_of(layout.read_state(), "2")
+    assert first is not None and first.digest == new.digest
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    again = candidate_of(layout.read_state(), "2")
+    assert again is not None and again.first_seen == first.first_seen  # the clock runs on for the same digest
+
+    state = layout.read_state()  # an hour later
+    layout.write_state(with_candidate(state, "2", replace(first, first_seen=NOW - timedelta(hours=2))))
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "updated" and await _served(mirror) == new.digest
+
+
+async def test_approve_lets_the_held_candidate_through(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                     trust=TrustSettings(holds={"db": timedelta(days=1)}))
+    old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
+    await _upstream(upstream, old)
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    with pytest.raises(UsageError, match="no held candidate"):
+        approve(destination, AssetTag.parse("db"), None)
+    await _upstream(upstream, new)
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    assert approve(destination, AssetTag.parse("db"), None) == new.digest
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert result.outcome == "updated" and await _served(mirror) == new.digest
+    state = mirror.layout(DB.mirror_repository).read_state()
+    assert candidate_of(state, "2") is None and "approved" in state and not state["approved"]
