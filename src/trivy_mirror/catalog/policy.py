@@ -22,7 +22,8 @@ vex       (the archive rules of       --                               index.jso
 
 A candidate that passes every check may still be *held* (not published, the current version kept, the candidate
 recorded in state): :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
-``rollback``); :func:`soak_hold` while a new version has not yet been the candidate for the asset's ``--hold``
+``rollback``); :func:`quorum_hold` while fewer than ``--quorum`` sources serve the same digest;
+:func:`soak_hold` while a new version has not yet been the candidate for the asset's ``--hold``
 (``trivy-mirror approve`` lifts it for one digest). A hold is a decision, not a failure: the sync reports what
 it would publish. The settings are one :class:`TrustSettings`.
 
@@ -251,6 +252,8 @@ class TrustSettings:
 
     holds: Mapping[str, timedelta] = field(default_factory=dict)
     """Soak period per asset name; the key ``""`` applies to every asset without its own."""
+    quorum: int = 1
+    """Sources that must serve the same manifest digest before it is published (:func:`quorum_hold`)."""
 
     def hold_for(self, asset: str) -> timedelta:
         return self.holds.get(asset, self.holds.get("", timedelta(0)))
@@ -273,3 +276,33 @@ def soak_hold(spec: AssetSpec, settings: TrustSettings, candidate: Candidate | N
     release = since + hold
     return Hold(spec.name, "hold", f"{digest} is the candidate since {iso(since)}; hold {hold} ends at "
                                    f"{iso(release)} (trivy-mirror approve {spec.name} publishes it now)")
+
+
+def quorum_hold(spec: AssetSpec, quorum: int, reports: Mapping[str, str | None],
+                served: str | None) -> tuple[str | None, Hold | None]:
+    """Agreement of the sources on a tag: ``reports`` is each source's manifest digest (None: it has none or did
+    not answer). Returns a new digest (not ``served``) that at least ``quorum`` sources serve, and no hold; the
+    served digest (or None when no source answers) and no hold when no source offers anything new; else no
+    digest and the hold, naming each source's digest and telling a source that *lags* (still serves the
+    published digest) from one that *disagrees*."""
+    counts: dict[str, int] = {}
+    for digest in reports.values():
+        if digest is not None:
+            counts[digest] = counts.get(digest, 0) + 1
+    new = {d: n for d, n in counts.items() if d != served}
+    agreed = sorted((d for d, n in new.items() if n >= quorum), key=lambda d: -new[d])
+    if agreed:
+        return agreed[0], None
+    if not new:  # every source serves the published version (or none answers): nothing to decide
+        return served if served in counts else None, None
+    parts = []
+    for source, digest in reports.items():
+        if digest is None:
+            parts.append(f"{source}: nothing")
+        elif digest == served:
+            parts.append(f"{source}: {digest} (lagging: the published version)")
+        else:
+            parts.append(f"{source}: {digest} (disagrees)")
+    best = max(new.values())
+    return None, Hold(spec.name, "quorum", f"{best} of the {quorum} sources needed agree on a new version, "
+                                            f"the published one stays; {'; '.join(parts)}")

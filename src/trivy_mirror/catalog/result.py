@@ -35,6 +35,8 @@ class TagResult:
     """What a dry run could not check without downloading the layer."""
     held: str | None = None
     """With outcome ``held``: the reason (:data:`trivy_mirror.catalog.policy.HoldReason`)."""
+    reports: dict[str, str | None] | None = None
+    """With ``--quorum``: the manifest digest each source reported (None: none)."""
 
     @property
     def failed(self) -> bool:
@@ -55,4 +57,5 @@ class TagResult:
             "updated_at": iso(self.metadata.updated_at) if self.metadata else None,
             "next_update": iso(self.metadata.next_update) if self.metadata else None,
             **self.stats.to_json(), "seconds": round(self.seconds, 3), "unchecked": self.unchecked, "held": self.held,
+            "reports": self.reports,
         }

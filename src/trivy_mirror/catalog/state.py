@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -165,17 +165,22 @@ class Candidate:
     """Why it is not published: one word of :data:`trivy_mirror.catalog.policy.HoldReason`."""
     detail: str = ""
     """The line a person reads."""
+    reports: dict[str, str | None] = field(default_factory=dict)
+    """With ``--quorum``: the manifest digest each source reported (None: none)."""
 
     @classmethod
     def from_json(cls, obj: Any) -> Candidate | None:
         if not isinstance(obj, dict) or not isinstance(obj.get("digest"), str):
             return None
+        found = obj.get("reports")
+        reports = {str(k): v if isinstance(v, str) else None for k, v in found.items()} \
+            if isinstance(found, dict) else {}
         return cls(obj["digest"], str(obj.get("source", "")), parse_time(obj.get("first_seen")),
-                   str(obj.get("held", "")), str(obj.get("detail", "")))
+                   str(obj.get("held", "")), str(obj.get("detail", "")), reports)
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "source": self.source, "first_seen": _iso(self.first_seen),
-                "held": self.held, "detail": self.detail}
+                "held": self.held, "detail": self.detail, "reports": self.reports}
 
 
 def _tag_map(state: dict[str, Any], key: str) -> dict[str, Any]:

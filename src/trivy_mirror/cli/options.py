@@ -139,5 +139,8 @@ trust = stack(
                  help="Soak period: a new version is published only after it has been the candidate, continuously, "
                       "this long (24h, 90m); per asset with db=24h (repeatable). trivy-mirror approve publishes a "
                       "held candidate at once. [default: 0, publish at once]"),
+    click.option("--quorum", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Publish a new version only when at least this many sources (--from) serve the same manifest "
+                      "digest (one manifest HEAD each); below it the current version stays and the asset is held."),
 )
 """The trust controls of a sync (``sync`` and ``serve``)."""

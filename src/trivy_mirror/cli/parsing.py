@@ -152,8 +152,9 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(err)) from None
 
 
-def trust_settings(holds: tuple[str, ...]) -> TrustSettings:
-    """``--hold [ASSET=]DURATION`` values as the policy's settings; UsageError for a bad value."""
+def trust_settings(holds: tuple[str, ...], quorum: int = 1, sources: int = 1) -> TrustSettings:
+    """``--hold [ASSET=]DURATION`` values and ``--quorum`` (of ``sources`` sources) as the policy's settings;
+    UsageError for a bad value."""
     from datetime import timedelta
 
     from trivy_mirror.catalog.assets import OCI_ASSET_NAMES
@@ -169,4 +170,6 @@ def trust_settings(holds: tuple[str, ...]) -> TrustSettings:
             parsed[asset] = timedelta(seconds=parse_go_duration(text))
         except ValueError as err:
             raise UsageError(f"--hold {value}: {err}") from None
-    return TrustSettings(holds=parsed)
+    if quorum > sources:
+        raise UsageError(f"--quorum {quorum} needs at least {quorum} sources (--from), {sources} given")
+    return TrustSettings(holds=parsed, quorum=quorum)

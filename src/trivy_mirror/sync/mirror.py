@@ -111,7 +111,8 @@ class AssetSync:
         if result.outcome == "held" and result.digest:
             previous = candidate_of(state, tag)
             first_seen = previous.first_seen if previous is not None and previous.digest == result.digest else now
-            candidate = Candidate(result.digest, result.source or "", first_seen, result.held or "", result.message)
+            candidate = Candidate(result.digest, result.source or "", first_seen, result.held or "", result.message,
+                                  result.reports or {})
         if result.outcome in ("updated", "unchanged", "held"):
             state = with_candidate(state, tag, candidate)
         if result.outcome in ("updated", "unchanged"):
@@ -128,13 +129,21 @@ class AssetSync:
         tried: list[str] = []
         refused = False
         not_found = 0
-        for prefix in self.sources:
+        sources, wanted, reports = self.sources, tag, None
+        if self.trust.quorum > 1:
+            agreement = await self._agree(spec, tag, reference, target)
+            if isinstance(agreement, TagResult):
+                return agreement
+            sources, wanted, reports = agreement
+        for prefix in sources:
             source_ref = f"{prefix.reference(spec.repository, tag)}"
             try:
                 client = await self.source_pool.client(prefix.registry)
                 source = client.repository(prefix.repository(spec.repository))
-                manifest = await source.get_manifest(tag)
-                return await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+                manifest = await source.get_manifest(wanted)
+                result = await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+                result.reports = reports
+                return result
             except CopyError as err:
                 if err.side == "destination":  # no other source can fix it: say so once, not once per source
                     return TagResult(spec.name, reference, "failed", str(err))
@@ -154,6 +163,36 @@ class AssetSync:
         if refused:
             return TagResult(spec.name, reference, "refused", f"kept the current version: {summary}")
         return TagResult(spec.name, reference, "failed", f"no source could be used: {summary}")
+
+    async def _agree(self, spec: AssetSpec, tag: str, reference: str,
+                     target: WriteTarget) -> TagResult | tuple[list[Prefix], str, dict[str, str | None]]:
+        """``--quorum``: one manifest HEAD per source, no blob traffic. The sources serving the agreed digest and
+        that digest (fetched by digest, so a source moving its tag meanwhile cannot slip another in), or the
+        held result when too few agree (:func:`policy.quorum_hold`)."""
+
+        async def head(prefix: Prefix) -> str | None:
+            try:
+                client = await self.source_pool.client(prefix.registry)
+                found = await client.repository(prefix.repository(spec.repository)).resolve(tag)
+            except MirrorError as err:
+                log.info("%s: %s: %s", spec.name, prefix.reference(spec.repository, tag), err)
+                return None
+            return str(found.digest) if found is not None else None
+
+        digests = await asyncio.gather(*(head(prefix) for prefix in self.sources))
+        reports = {str(prefix.reference(spec.repository, tag)): d
+                   for prefix, d in zip(self.sources, digests, strict=True)}
+        with copier.side("destination", target):
+            current = await target.resolve(tag)
+        agreed, held = policy.quorum_hold(spec, self.trust.quorum, reports, str(current.digest) if current else None)
+        if held is not None:
+            offered = [d for d in digests if d is not None and (current is None or d != str(current.digest))]
+            top = max(offered, key=offered.count) if offered else None
+            return TagResult(spec.name, reference, "held", str(held), top, source=None, held="quorum",
+                             reports=reports)
+        if agreed is None:
+            return list(self.sources), tag, reports  # no source has it: the usual loop reports why
+        return [p for p, d in zip(self.sources, digests, strict=True) if d == agreed], agreed, reports
 
     async def _publish(self, spec: AssetSpec, tag: str, reference: str, source: ReadTarget, source_ref: str,
                        manifest: ManifestBytes, target: WriteTarget) -> TagResult:

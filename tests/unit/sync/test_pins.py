@@ -182,3 +182,47 @@ async def test_approve_lets_the_held_candidate_through(tmp_path: Path) -> None:
     assert result.outcome == "updated" and await _served(mirror) == new.digest
     state = mirror.layout(DB.mirror_repository).read_state()
     assert candidate_of(state, "2") is None and "approved" in state and not state["approved"]
+
+
+class _TwoSources:
+    """Two source registries, each a store of its own."""
+
+    def __init__(self, stores: dict[str, Store]) -> None:
+        self.stores = stores
+
+    async def client(self, registry: str) -> _Sources:
+        return _Sources(self.stores[registry])
+
+
+async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path: Path) -> None:
+    one, two, mirror = Store(tmp_path / "one"), Store(tmp_path / "two"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    prefixes = [Prefix("one.invalid", "aquasec"), Prefix("two.invalid", "aquasec")]
+    sync = AssetSync(prefixes, cast(RegistryPool, _TwoSources({"one.invalid": one, "two.invalid": two})),
+                     destination, trust=TrustSettings(quorum=2))
+    old, new, other = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6, 5))
+    for store in (one, two):
+        await _upstream(store, old)
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    assert await _served(mirror) == old.digest
+
+    await _upstream(one, new)  # two lags
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held, result.failed) == ("held", "quorum", True)
+    assert f"one.invalid/aquasec/trivy-db:2: {new.digest} (disagrees)" in result.message
+    assert f"two.invalid/aquasec/trivy-db:2: {old.digest} (lagging" in result.message
+    [row] = await asset_statuses(destination, [DB])
+    assert row.digest == old.digest and row.held == "quorum"
+    assert row.to_json()["candidate"]["reports"] == {"one.invalid/aquasec/trivy-db:2": new.digest,
+                                                     "two.invalid/aquasec/trivy-db:2": old.digest}
+
+    await _upstream(two, other)  # both move, to different versions
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "held" and result.message.count("(disagrees)") == 2
+    assert await _served(mirror) == old.digest
+
+    await _upstream(two, new)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "updated" and await _served(mirror) == new.digest
+    assert result.reports == {"one.invalid/aquasec/trivy-db:2": new.digest, "two.invalid/aquasec/trivy-db:2": new.digest}
