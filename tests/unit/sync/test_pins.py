@@ -225,4 +225,5 @@ async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path:
     await _upstream(two, new)
     result = await sync.sync_tag(DB, DB.tags[0])
     assert result.outcome == "updated" and await _served(mirror) == new.digest
-    assert result.reports == {"one.invalid/aquasec/trivy-db:2": new.digest, "two.invalid/aquasec/trivy-db:2": new.digest}
+    assert result.reports == {"one.invalid/aquasec/trivy-db:2": new.digest,
+                              "two.invalid/aquasec/trivy-db:2": new.digest}
