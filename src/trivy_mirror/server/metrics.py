@@ -72,6 +72,11 @@ class _StateCollector(Collector):
         failed = GaugeMetricFamily("trivy_mirror_asset_last_attempt_failed",
                                    "1 when the last sync of the asset failed or was refused (it may still be fresh)",
                                    labels=["asset", "reference"])
+        held = GaugeMetricFamily("trivy_mirror_asset_held",
+                                 "1 while a newer version of the asset is held, by reason (pinned, hold, quorum, "
+                                 "sanity); the current version stays served", labels=["asset", "reference", "reason"])
+        pinned = GaugeMetricFamily("trivy_mirror_asset_pinned", "1 while an operator pins the asset's tag",
+                                   labels=["asset", "reference"])
         try:
             statuses = self._statuses()
         except Exception:
@@ -88,7 +93,11 @@ class _StateCollector(Collector):
             if status.last_attempt is not None:
                 attempt.add_metric([status.asset, status.reference], status.last_attempt.timestamp())
                 failed.add_metric([status.asset, status.reference], 1 if status.last_failed else 0)
-        return updated, next_update, size, ready, attempt, failed
+            if status.held is not None:
+                held.add_metric([status.asset, status.reference, status.held], 1)
+            if status.pinned is not None:
+                pinned.add_metric([status.asset, status.reference], 1)
+        return updated, next_update, size, ready, attempt, failed, held, pinned
 
 
 def _sync_metrics(state: SchedulerState) -> Iterable[Metric]:
