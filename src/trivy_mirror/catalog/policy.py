@@ -21,11 +21,14 @@ vex       (the archive rules of       --                               index.jso
 ========  =========================  ===============================  ====================================
 
 A candidate that passes every check may still be *held* (not published, the current version kept, the candidate
-recorded in state): :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
-``rollback``); :func:`quorum_hold` while fewer than ``--quorum`` sources serve the same digest;
+recorded in state), in this order: :func:`quorum_hold` while fewer than ``--quorum`` sources serve the same
+digest; :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
+``rollback``); :func:`shrink_hold` when it is much smaller than the served version (``--max-shrink``);
 :func:`soak_hold` while a new version has not yet been the candidate for the asset's ``--hold``
-(``trivy-mirror approve`` lifts it for one digest). A hold is a decision, not a failure: the sync reports what
-it would publish. The settings are one :class:`TrustSettings`.
+(``trivy-mirror approve`` lifts it for one digest). A pin or a hold is a decision, not a failure: the sync
+reports what it would publish and exits 0; too few agreeing sources or a failed sanity check make it exit 1.
+The settings are one :class:`TrustSettings`. With ``check_archive``, a DB layer must also hold its database
+file with the right magic bytes (:class:`~trivy_mirror.catalog.assets.DbFile`), or it is refused.
 
 What cannot be compared never refuses: a served version with no readable metadata, or a checks bundle without
 a version annotation (a custom build, which Trivy accepts), may be replaced. Equal values are not older: the
@@ -246,6 +249,11 @@ def pin_hold(spec: AssetSpec, pin: Pin | None, candidate: str) -> Hold | None:
     return Hold(spec.name, "pinned", f"pinned to {pin.digest}{by} at {iso(pin.at)}{why}")
 
 
+DEFAULT_MAX_SHRINK = 0.5
+"""Upstream DBs grow slowly and never halve between two builds: a candidate under half the served size is a
+truncated or emptied build, held rather than sent to every scanner."""
+
+
 @dataclass(frozen=True)
 class TrustSettings:
     """The operator's trust controls for a sync (flags ``--hold``, config file, environment)."""
@@ -254,6 +262,10 @@ class TrustSettings:
     """Soak period per asset name; the key ``""`` applies to every asset without its own."""
     quorum: int = 1
     """Sources that must serve the same manifest digest before it is published (:func:`quorum_hold`)."""
+    max_shrink: float = DEFAULT_MAX_SHRINK
+    """A candidate smaller than this fraction of the served version is held (:func:`shrink_hold`); 0: no check."""
+    check_archive: bool = True
+    """A DB layer must hold its database file with the right magic bytes (besides a parsable metadata.json)."""
 
     def hold_for(self, asset: str) -> timedelta:
         return self.holds.get(asset, self.holds.get("", timedelta(0)))
@@ -306,3 +318,12 @@ def quorum_hold(spec: AssetSpec, quorum: int, reports: Mapping[str, str | None],
     best = max(new.values())
     return None, Hold(spec.name, "quorum", f"{best} of the {quorum} sources needed agree on a new version, "
                                             f"the published one stays; {'; '.join(parts)}")
+
+
+def shrink_hold(spec: AssetSpec, settings: TrustSettings, candidate: int, served: int | None) -> Hold | None:
+    """Hold a candidate whose artifact size is below ``max_shrink`` times the served one's (sizes from the
+    manifests: no download)."""
+    if settings.max_shrink <= 0 or not served or candidate >= served * settings.max_shrink:
+        return None
+    return Hold(spec.name, "sanity", f"the candidate is {candidate} bytes, {candidate / served:.0%} of the served "
+                                     f"{served}; below --max-shrink {settings.max_shrink:g}")

@@ -142,5 +142,11 @@ trust = stack(
     click.option("--quorum", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Publish a new version only when at least this many sources (--from) serve the same manifest "
                       "digest (one manifest HEAD each); below it the current version stays and the asset is held."),
+    click.option("--max-shrink", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
+                 metavar="FACTOR", help="Hold a new version smaller than FACTOR times the served one (a truncated "
+                                        "or emptied build); 0 turns the check off."),
+    click.option("--check-archive/--no-check-archive", default=True, show_default=True,
+                 help="Before publishing a DB, check that its layer holds the database file with the right magic "
+                      "bytes (bbolt, SQLite) besides a parsable metadata.json; refused otherwise."),
 )
 """The trust controls of a sync (``sync`` and ``serve``)."""

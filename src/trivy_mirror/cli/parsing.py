@@ -152,7 +152,8 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(err)) from None
 
 
-def trust_settings(holds: tuple[str, ...], quorum: int = 1, sources: int = 1) -> TrustSettings:
+def trust_settings(holds: tuple[str, ...], quorum: int = 1, sources: int = 1, max_shrink: float = 0.5,
+                   check_archive: bool = True) -> TrustSettings:
     """``--hold [ASSET=]DURATION`` values and ``--quorum`` (of ``sources`` sources) as the policy's settings;
     UsageError for a bad value."""
     from datetime import timedelta
@@ -172,4 +173,4 @@ def trust_settings(holds: tuple[str, ...], quorum: int = 1, sources: int = 1) ->
             raise UsageError(f"--hold {value}: {err}") from None
     if quorum > sources:
         raise UsageError(f"--quorum {quorum} needs at least {quorum} sources (--from), {sources} given")
-    return TrustSettings(holds=parsed, quorum=quorum)
+    return TrustSettings(holds=parsed, quorum=quorum, max_shrink=max_shrink, check_archive=check_archive)

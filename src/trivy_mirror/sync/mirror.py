@@ -210,6 +210,9 @@ class AssetSync:
         state = self.destination.state.load(spec.mirror_repository)
         held = policy.pin_hold(spec, pin_of(state, tag), str(manifest.digest))
         if held is None and current is not None:  # an empty mirror is filled at once: there is nothing to keep
+            held = policy.shrink_hold(spec, self.trust, _artifact_size(manifest),
+                                      await self._served_size(spec, tag, current, target))
+        if held is None and current is not None:
             held = policy.soak_hold(spec, self.trust, candidate_of(state, tag), str(manifest.digest),
                                     approved_of(state, tag), datetime.now(UTC))
         if held is not None:
@@ -217,7 +220,8 @@ class AssetSync:
                              str(manifest.digest), _artifact_size(manifest), source_ref, held=held.reason)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
-        reader = LayerInfoReader() if spec.has_metadata else None
+        expect = spec.db_file if self.trust.check_archive else None
+        reader = LayerInfoReader(expect) if spec.has_metadata else None
         seen_layer = False
 
         def is_layer(blob: Descriptor) -> bool:
@@ -241,7 +245,7 @@ class AssetSync:
                     if seen_layer:
                         metadata = await reader.result()
                     else:
-                        metadata = await read_layer_metadata(target, layer)
+                        metadata = await read_layer_metadata(target, layer, expect)
                 except LayerInfoError as err:
                     raise RefusedCandidate(f"{spec.name}: {err}") from None
             policy.check_version(spec, tag, parsed, metadata)
@@ -292,6 +296,18 @@ class AssetSync:
             message += f"; not checked without the download: {', '.join(unchecked)}"
         return TagResult(spec.name, reference, "would-update", message, str(manifest.digest),
                          _artifact_size(manifest), source_ref, unchecked=unchecked)
+
+    async def _served_size(self, spec: AssetSpec, tag: str, current: Descriptor, target: WriteTarget) -> int | None:
+        """The served artifact's size: from the state when it describes that digest, else from its manifest."""
+        record = tag_record(self.destination.state.load(spec.mirror_repository), tag)
+        if record is not None and record.digest == str(current.digest) and record.size:
+            return record.size
+        try:
+            with copier.side("destination", target):
+                return _artifact_size(await target.get_manifest(str(current.digest)))
+        except MirrorError as err:
+            log.warning("%s: cannot read the served version's size: %s", spec.name, err)
+            return None
 
     async def _known_metadata(self, spec: AssetSpec, tag: str, current: Descriptor) -> LayerMetadata | None:
         record = tag_record(self.destination.state.load(spec.mirror_repository), tag)

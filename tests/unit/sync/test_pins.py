@@ -3,6 +3,7 @@ serves the previous kept version and pins it, unpin lets the next sync publish; 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import cast
 
 import pytest
 
-from support.trivy_assets import Artifact, build_vuln_db
+from support.trivy_assets import TRIVY_ARTIFACT_TYPE, Artifact, build_artifact, build_vuln_db, go_time, targz
 from trivy_mirror.catalog.assets import CATALOG
 from trivy_mirror.catalog.policy import TrustSettings
 from trivy_mirror.catalog.state import candidate_of, pin_of, published_versions, with_candidate
@@ -227,3 +228,45 @@ async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path:
     assert result.outcome == "updated" and await _served(mirror) == new.digest
     assert result.reports == {"one.invalid/aquasec/trivy-db:2": new.digest,
                               "two.invalid/aquasec/trivy-db:2": new.digest}
+
+
+async def test_a_db_that_shrinks_to_a_tenth_is_held(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    big, small = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000), \
+        build_vuln_db(updated_at=NOW - timedelta(hours=6))
+    await _upstream(upstream, big)
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    await _upstream(upstream, small)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert (result.outcome, result.held, result.failed) == ("held", "sanity", True)
+    assert "below --max-shrink 0.5" in result.message and await _served(mirror) == big.digest
+    lenient = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                        trust=TrustSettings(max_shrink=0))
+    assert (await lenient.sync_tag(DB, DB.tags[0])).outcome == "updated"
+
+
+async def test_a_db_layer_without_a_bbolt_file_is_refused(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                     trust=TrustSettings(max_shrink=0))
+    await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12)))
+    assert (await sync.sync_tag(DB, DB.tags[0])).outcome == "updated"
+    fake = _fake_db(NOW - timedelta(hours=1))
+    await _upstream(upstream, fake)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "refused" and "trivy.db in the layer is not a bbolt database" in result.message
+    unchecked = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                          trust=TrustSettings(check_archive=False, max_shrink=0))
+    assert (await unchecked.sync_tag(DB, DB.tags[0])).outcome == "updated"
+
+
+def _fake_db(updated: datetime) -> Artifact:
+    """A DB artifact whose trivy.db is not a bbolt file (a planted or truncated build)."""
+    metadata = json.dumps({"Version": 2, "UpdatedAt": go_time(updated),
+                           "NextUpdate": go_time(updated + timedelta(hours=24))}).encode()
+    layer = targz([("trivy.db", b"\0" * 4096), ("metadata.json", metadata)], mtime=updated)
+    return build_artifact([layer], layer_media_type=DB.layer_media_type, artifact_type=TRIVY_ARTIFACT_TYPE,
+                          title="db.tar.gz", created=updated)
