@@ -36,6 +36,8 @@ class AssetStatus:
     """A newer version the sources offer that is held (digest, source, first_seen, reason), or None."""
     held: str | None = None
     """Why the candidate is held (pinned, hold, quorum, sanity); None when nothing is held."""
+    provenance: dict[str, Any] | None = None
+    """Where the served version came from and why it was published, when this mirror published it."""
 
     @property
     def last_failed(self) -> bool:
@@ -79,6 +81,7 @@ class AssetStatus:
             "pinned": self.pinned,
             "candidate": self.candidate,
             "held": self.held,
+            "provenance": self.provenance,
         }
 
 

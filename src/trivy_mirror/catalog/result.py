@@ -37,6 +37,8 @@ class TagResult:
     """With outcome ``held``: the reason (:data:`trivy_mirror.catalog.policy.HoldReason`)."""
     reports: dict[str, str | None] | None = None
     """With ``--quorum``: the manifest digest each source reported (None: none)."""
+    decisions: list[str] = field(default_factory=list)
+    """Why a published version was published: the trust checks it passed, as a person reads them."""
 
     @property
     def failed(self) -> bool:
@@ -57,5 +59,5 @@ class TagResult:
             "updated_at": iso(self.metadata.updated_at) if self.metadata else None,
             "next_update": iso(self.metadata.next_update) if self.metadata else None,
             **self.stats.to_json(), "seconds": round(self.seconds, 3), "unchecked": self.unchecked, "held": self.held,
-            "reports": self.reports,
+            "reports": self.reports, "decisions": self.decisions,
         }

@@ -242,3 +242,20 @@ def approved_of(state: dict[str, Any], tag: str) -> str | None:
 
 def with_approved(state: dict[str, Any], tag: str, digest: str | None) -> dict[str, Any]:
     return _with_tag_value(state, "approved", tag, digest)
+
+
+def provenance_of(state: dict[str, Any], tag: str, digest: str) -> dict[str, Any] | None:
+    """Where the published version ``digest`` of ``tag`` came from and why it was published (see
+    :func:`with_provenance`); None when this state did not publish it."""
+    found = _tag_map(state, "provenance").get(tag)
+    records = found if isinstance(found, list) else []
+    return next((r for r in records if isinstance(r, dict) and r.get("digest") == digest), None)
+
+
+def with_provenance(state: dict[str, Any], tag: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``state`` with the provenance of a published version first (bounded to :data:`VERSIONS`):
+    ``digest``, ``source``, ``reports`` (each source's digest), ``first_seen``, ``published_at``, ``decisions``."""
+    found = _tag_map(state, "provenance").get(tag)
+    older = [r for r in (found if isinstance(found, list) else [])
+             if isinstance(r, dict) and r.get("digest") != record.get("digest")]
+    return _with_tag_value(state, "provenance", tag, [record, *older][:VERSIONS])

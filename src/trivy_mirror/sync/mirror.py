@@ -24,6 +24,7 @@ from trivy_mirror.catalog.state import (
     with_approved,
     with_attempt,
     with_candidate,
+    with_provenance,
 )
 from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import Event, NoProgress, Progress, fan_out, progress_listener
@@ -33,6 +34,7 @@ from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.sync.endpoints import RegistryPool
 from trivy_mirror.target import ReadTarget, WriteTarget
+from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,8 @@ class AssetSync:
             first_seen = previous.first_seen if previous is not None and previous.digest == result.digest else now
             candidate = Candidate(result.digest, result.source or "", first_seen, result.held or "", result.message,
                                   result.reports or {})
+        if result.outcome == "updated" and result.digest:  # before the candidate it was is cleared
+            state = with_provenance(state, tag, self._provenance(state, tag, result, now))
         if result.outcome in ("updated", "unchanged", "held"):
             state = with_candidate(state, tag, candidate)
         if result.outcome in ("updated", "unchanged"):
@@ -143,6 +147,10 @@ class AssetSync:
                 manifest = await source.get_manifest(wanted)
                 result = await self._publish(spec, tag, reference, source, source_ref, manifest, target)
                 result.reports = reports
+                if reports is not None and result.outcome == "updated":
+                    agreeing = sum(1 for d in reports.values() if d == result.digest)
+                    result.decisions.insert(0, f"quorum: {agreeing} of {len(reports)} sources serve it "
+                                               f"(--quorum {self.trust.quorum})")
                 return result
             except CopyError as err:
                 if err.side == "destination":  # no other source can fix it: say so once, not once per source
@@ -163,6 +171,15 @@ class AssetSync:
         if refused:
             return TagResult(spec.name, reference, "refused", f"kept the current version: {summary}")
         return TagResult(spec.name, reference, "failed", f"no source could be used: {summary}")
+
+    @staticmethod
+    def _provenance(state: dict[str, object], tag: str, result: TagResult, now: datetime) -> dict[str, object]:
+        """Where a published version came from: the source, what each source reported, since when it was the
+        candidate (held before: its first sighting), when it was published, and the checks that let it through."""
+        held = candidate_of(state, tag)
+        first_seen = held.first_seen if held is not None and held.digest == result.digest else now
+        return {"digest": result.digest, "source": result.source, "reports": result.reports,
+                "first_seen": iso(first_seen), "published_at": iso(now), "decisions": result.decisions}
 
     async def _agree(self, spec: AssetSpec, tag: str, reference: str,
                      target: WriteTarget) -> TagResult | tuple[list[Prefix], str, dict[str, str | None]]:
@@ -218,6 +235,7 @@ class AssetSync:
         if held is not None:
             return TagResult(spec.name, reference, "held", f"{held}; would publish {manifest.digest} from {source_ref}",
                              str(manifest.digest), _artifact_size(manifest), source_ref, held=held.reason)
+        decisions = self._passed(spec, state, tag, str(manifest.digest), current is not None)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
         expect = spec.db_file if self.trust.check_archive else None
@@ -263,7 +281,23 @@ class AssetSync:
         dated = await self._tag_dated(spec, tag, manifest, metadata, target)
         also = f", also as :{dated}" if dated else ""
         return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}{also}",
-                         str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats)
+                         str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats,
+                         decisions=decisions)
+
+    def _passed(self, spec: AssetSpec, state: dict[str, object], tag: str, digest: str, replaces: bool) -> list[str]:
+        """The trust checks a candidate passed on its way to publication, for its provenance."""
+        passed = []
+        if pin_of(state, tag) is not None:
+            passed.append("pin: it is the pinned digest")
+        hold = self.trust.hold_for(spec.name)
+        if replaces and hold:
+            passed.append("hold: approved by an operator" if approved_of(state, tag) == digest
+                          else f"hold: the candidate for at least {hold}")
+        if replaces and self.trust.max_shrink:
+            passed.append(f"size: at least {self.trust.max_shrink:g} of the served version")
+        if spec.db_file is not None and self.trust.check_archive:
+            passed.append(f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
+        return passed
 
     async def _tag_dated(self, spec: AssetSpec, tag: str, manifest: ManifestBytes, metadata: LayerMetadata | None,
                          target: WriteTarget) -> str | None:

@@ -228,6 +228,12 @@ async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path:
     assert result.outcome == "updated" and await _served(mirror) == new.digest
     assert result.reports == {"one.invalid/aquasec/trivy-db:2": new.digest,
                               "two.invalid/aquasec/trivy-db:2": new.digest}
+    sync._record(DB, "2", result)
+    [row] = await asset_statuses(destination, [DB])
+    assert row.held is None and row.provenance is not None
+    assert row.provenance["reports"] == result.reports and row.provenance["digest"] == new.digest
+    assert row.provenance["decisions"][0] == "quorum: 2 of 2 sources serve it (--quorum 2)"
+    assert row.provenance["first_seen"] < row.provenance["published_at"]  # held since the first sighting
 
 
 async def test_a_db_that_shrinks_to_a_tenth_is_held(tmp_path: Path) -> None:
