@@ -5,6 +5,7 @@ publishes it at once; ``status``, ``/readyz`` and ``/metrics`` say what is held 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -12,12 +13,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from securesystemslib.dsse import Envelope as SslibEnvelope
+from securesystemslib.signer import SSlibKey
 
 from support.cli import MirrorCli
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
 from support.trivy import TrivySandbox, vuln_ids
 from support.trivy_assets import PIP_CVE, AssetSet, build_vuln_db
+from trivy_mirror.signing import PublicKey
 
 pytestmark = pytest.mark.e2e
 
@@ -144,3 +149,36 @@ def test_hold_delays_a_new_version_and_approve_publishes_it(mirror: MirrorCli, r
     time.sleep(3.5)
     assert mirror.json(["sync", *store, *source, "--hold", "3s"])["results"][0]["outcome"] == "updated"
     assert db_row(mirror, store)["digest"] == dbs[2].digest
+
+
+def test_signed_provenance_is_a_referrer_serve_lists(mirror: MirrorCli, registry: RegistryFactory,
+                                                     tmp_path: Path) -> None:
+    """``sync --sign KEY``: the published version gets an in-toto provenance statement in a DSSE envelope as an
+    OCI referrer; serve's referrers API lists it and securesystemslib verifies it with the public key."""
+    upstream = registry()
+    db = build_vuln_db(updated_at=NOW - timedelta(hours=3))
+    push_artifact(upstream.host, DB_REPOSITORY, "2", db)
+    key = tmp_path / "provenance.key"
+    assert mirror.run(["keygen", str(key)]).returncode == 0
+    store = ["--store", str(tmp_path / "store")]
+    synced = mirror.json(["sync", *store, "--from", f"{upstream.host}/aquasec", "--assets", "db", "--sign", str(key)])
+    assert "provenance" in synced["results"][0]["message"]
+    with ServeProcess(mirror, [*store, "--no-sync", "--assets", "db"]) as server:
+        status, body = server.get(f"/v2/{DB_REPOSITORY}/referrers/{db.digest}")
+        assert status == 200, body
+        [referrer] = json.loads(body)["manifests"]
+        assert referrer["artifactType"] == "application/vnd.dsse.envelope.v1+json"
+        status, manifest = server.get(f"/v2/{DB_REPOSITORY}/manifests/{referrer['digest']}")
+        assert status == 200
+        [layer] = json.loads(manifest)["layers"]
+        status, document = server.get(f"/v2/{DB_REPOSITORY}/blobs/{layer['digest']}")
+        assert status == 200
+    envelope = SslibEnvelope.from_dict(json.loads(document))
+    public = load_pem_public_key((tmp_path / "provenance.key.pub").read_bytes())
+    keyid = PublicKey.load(tmp_path / "provenance.key.pub").keyid
+    assert list(envelope.verify([SSlibKey.from_crypto(public, keyid=keyid)], 1)) == [keyid]
+    statement = json.loads(base64.b64decode(json.loads(document)["payload"]))
+    assert statement["subject"] == [{"name": f"{DB_REPOSITORY}:2", "digest": {"sha256": db.digest.split(":")[1]}}]
+    assert statement["predicateType"] == "urn:trivy-mirror:provenance:v1"
+    assert statement["predicate"]["digest"] == db.digest
+    assert statement["predicate"]["source"] == f"{upstream.host}/{DB_REPOSITORY}:2"

@@ -43,6 +43,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
@@ -266,6 +267,10 @@ class TrustSettings:
     """A candidate smaller than this fraction of the served version is held (:func:`shrink_hold`); 0: no check."""
     check_archive: bool = True
     """A DB layer must hold its database file with the right magic bytes (besides a parsable metadata.json)."""
+    provenance: bool = False
+    """Attach an in-toto provenance statement to each published version as an OCI referrer."""
+    sign_key: Path | None = None
+    """Sign that statement (a DSSE envelope) with this Ed25519 key (implies ``provenance``)."""
 
     def hold_for(self, asset: str) -> timedelta:
         return self.holds.get(asset, self.holds.get("", timedelta(0)))

@@ -148,5 +148,11 @@ trust = stack(
     click.option("--check-archive/--no-check-archive", default=True, show_default=True,
                  help="Before publishing a DB, check that its layer holds the database file with the right magic "
                       "bytes (bbolt, SQLite) besides a parsable metadata.json; refused otherwise."),
+    click.option("--provenance", is_flag=True,
+                 help="Attach an in-toto provenance statement (sources, their digests, first seen, published at, "
+                      "decisions) to each published version as an OCI referrer (oras discover lists it)."),
+    click.option("--sign", "sign_key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                 metavar="KEYFILE", help="Sign the provenance statement (DSSE, Ed25519 key from trivy-mirror "
+                                         "keygen); implies --provenance."),
 )
 """The trust controls of a sync (``sync`` and ``serve``)."""

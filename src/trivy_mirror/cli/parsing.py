@@ -153,7 +153,8 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 
 def trust_settings(holds: tuple[str, ...], quorum: int = 1, sources: int = 1, max_shrink: float = 0.5,
-                   check_archive: bool = True) -> TrustSettings:
+                   check_archive: bool = True, provenance: bool = False,
+                   sign_key: Path | None = None) -> TrustSettings:
     """``--hold [ASSET=]DURATION`` values and ``--quorum`` (of ``sources`` sources) as the policy's settings;
     UsageError for a bad value."""
     from datetime import timedelta
@@ -173,4 +174,9 @@ def trust_settings(holds: tuple[str, ...], quorum: int = 1, sources: int = 1, ma
             raise UsageError(f"--hold {value}: {err}") from None
     if quorum > sources:
         raise UsageError(f"--quorum {quorum} needs at least {quorum} sources (--from), {sources} given")
-    return TrustSettings(holds=parsed, quorum=quorum, max_shrink=max_shrink, check_archive=check_archive)
+    if sign_key is not None:  # a key that cannot be used fails now, not after the first download
+        from trivy_mirror.signing import SigningKey
+
+        SigningKey.load(sign_key)
+    return TrustSettings(holds=parsed, quorum=quorum, max_shrink=max_shrink, check_archive=check_archive,
+                         provenance=provenance or sign_key is not None, sign_key=sign_key)

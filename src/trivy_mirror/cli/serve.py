@@ -59,7 +59,7 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
           token_file: Path | None, anonymous_pull: bool, allow_push: bool, allow_delete: bool,
           push_user: tuple[str, ...], keep: int, holds: tuple[str, ...], quorum: int,
-          max_shrink: float, check_archive: bool) -> None:
+          max_shrink: float, check_archive: bool, provenance: bool, sign_key: Path | None) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
 
     Serving starts at once with what the store holds; a sync runs in the background at start and then every
@@ -95,10 +95,11 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)
     prefixes = parse_prefixes(sources)
+    trust = trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive, provenance, sign_key)
     store_sync = serve_sync(the_store, select_assets(asset_names), prefixes,
                             connection_options(src_creds, "src", insecure, ca_file), lock_timeout=600,
                             vex=select_vex(vex_sources, names),
-                            trust=trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive))
+                            trust=trust)
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 

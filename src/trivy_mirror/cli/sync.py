@@ -39,7 +39,7 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
          sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None,
          vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, as_json: bool, lock_timeout: float,
          public_url: str | None, keep: int | None, holds: tuple[str, ...], quorum: int,
-         max_shrink: float, check_archive: bool) -> None:
+         max_shrink: float, check_archive: bool, provenance: bool, sign_key: Path | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -60,12 +60,13 @@ def sync(ctx: click.Context, store: Path | None, destination: str | None, dest_c
 
     names = parse_assets(asset_names)
     prefixes = parse_prefixes(sources)
+    trust = trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive, provenance, sign_key)
     public_url, keep = static_settings(ctx, destination, public_url, keep)
     code = run(run_sync(
         select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file),
         connection_options(dest_creds, "dest", insecure, ca_file), store, destination,
         dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=select_vex(vex_sources, names),
-        public_url=public_url, keep=keep, trust=trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive),
+        public_url=public_url, keep=keep, trust=trust,
     ))
     sys.exit(code)
 

@@ -32,6 +32,7 @@ from trivy_mirror.errors import CopyError, MirrorError, NotFound, RefusedCandida
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.sync import provenance as provenance_referrer
 from trivy_mirror.sync.endpoints import RegistryPool
 from trivy_mirror.target import ReadTarget, WriteTarget
 from trivy_mirror.timefmt import iso
@@ -97,12 +98,30 @@ class AssetSync:
             except MirrorError as err:
                 result = TagResult(spec.name, f"{spec.mirror_repository}:{tag.tag}", "failed", str(err))
             result.seconds = time.monotonic() - started
-            self._record(spec, tag.tag, result)
+            provenance = self._record(spec, tag.tag, result)
+            if provenance is not None and (self.trust.provenance or self.trust.sign_key is not None):
+                await self._attest(spec, result, provenance)
             return result
 
-    def _record(self, spec: AssetSpec, tag: str, result: TagResult) -> None:
+    async def _attest(self, spec: AssetSpec, result: TagResult, provenance: dict[str, object]) -> None:
+        """Attach the provenance referrer; a failure is a warning: the version is published and recorded."""
+        assert result.digest is not None
+        try:
+            target = await self.destination.target(spec.mirror_repository)
+            subject = await target.resolve(result.digest)
+            if subject is None:
+                raise NotFound(f"{result.digest} is not in the destination")
+            digest = await provenance_referrer.attach(target, result.reference, subject, provenance,
+                                                      self.trust.sign_key)
+            result.message += f"; provenance {digest.short} attached"
+        except (MirrorError, OSError) as err:
+            log.warning("%s: cannot attach the provenance of %s: %s", spec.name, result.digest, err)
+
+    def _record(self, spec: AssetSpec, tag: str, result: TagResult) -> dict[str, object] | None:
+        """Write the attempt (and what it published or held) into the state; the provenance of a published
+        version."""
         if self.dry_run or result.outcome == "absent":
-            return
+            return None
         book = self.destination.state
         state = book.load(spec.mirror_repository)
         record = None
@@ -115,8 +134,10 @@ class AssetSync:
             first_seen = previous.first_seen if previous is not None and previous.digest == result.digest else now
             candidate = Candidate(result.digest, result.source or "", first_seen, result.held or "", result.message,
                                   result.reports or {})
+        provenance = None
         if result.outcome == "updated" and result.digest:  # before the candidate it was is cleared
-            state = with_provenance(state, tag, self._provenance(state, tag, result, now))
+            provenance = self._provenance(state, tag, result, now)
+            state = with_provenance(state, tag, provenance)
         if result.outcome in ("updated", "unchanged", "held"):
             state = with_candidate(state, tag, candidate)
         if result.outcome in ("updated", "unchanged"):
@@ -125,6 +146,7 @@ class AssetSync:
             book.save(spec.mirror_repository, with_attempt(state, tag, result.attempt(), record))
         except OSError as err:
             log.warning("cannot record the sync state of %s: %s", spec.mirror_repository, err)
+        return provenance
 
     async def sync_tag(self, spec: AssetSpec, tag_spec: TagSpec) -> TagResult:
         tag = tag_spec.tag
