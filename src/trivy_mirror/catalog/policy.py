@@ -52,6 +52,7 @@ from trivy_mirror.catalog.state import Candidate, Pin, tag_record
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
+from trivy_mirror.store.index import DATED_TAG
 from trivy_mirror.target import ReadTarget
 from trivy_mirror.timefmt import iso
 
@@ -332,3 +333,19 @@ def shrink_hold(spec: AssetSpec, settings: TrustSettings, candidate: int, served
         return None
     return Hold(spec.name, "sanity", f"the candidate is {candidate} bytes, {candidate / served:.0%} of the served "
                                      f"{served}; below --max-shrink {settings.max_shrink:g}")
+
+
+def is_dated_tag(spec: AssetSpec, tag: str) -> bool:
+    """``2-20261130.0600`` for one of the asset's tags (:mod:`trivy_mirror.catalog.dated`)."""
+    match = DATED_TAG.match(tag)
+    return match is not None and match["base"] in {t.tag for t in spec.tags}
+
+
+def check_dated_tag(spec: AssetSpec, tag: str, digest: str, held: bool, existing: str | None) -> None:
+    """A dated tag pushed into a catalog repository (a sync into ``serve``) names a version the repository
+    already holds, and is never moved to another digest."""
+    if not held:
+        raise RefusedCandidate(f"{spec.name}: {tag} must name a version the repository holds; push it under its "
+                               f"tag first")
+    if existing is not None and existing != digest:
+        raise RefusedCandidate(f"{spec.name}: {tag} already names {existing}; dated tags are never moved")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
+from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import CATALOG, LayerMetadata
 from trivy_mirror.catalog.dated import dated_tag
+from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Manifest, parse_manifest
 from trivy_mirror.store.index import DATED_TAG
@@ -36,3 +40,15 @@ def test_checks_use_the_created_annotation_else_the_publish_time() -> None:
     created = {mediatype.ANNOTATION_CREATED: "2026-11-29T23:59:00Z"}
     assert dated_tag(CHECKS, "2", _manifest(created), None, PUBLISHED) == "2-20261129.2359"
     assert dated_tag(CHECKS, "1", _manifest({}), None, PUBLISHED) == "1-20261201.0830"
+
+
+def test_a_dated_tag_push_names_a_held_version_and_never_moves() -> None:
+    digest, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    assert policy.is_dated_tag(DB, "2-20261130.0600") and not policy.is_dated_tag(DB, "3-20261130.0600")
+    assert not policy.is_dated_tag(DB, "2")
+    policy.check_dated_tag(DB, "2-20261130.0600", digest, True, None)
+    policy.check_dated_tag(DB, "2-20261130.0600", digest, True, digest)
+    with pytest.raises(RefusedCandidate, match="must name a version the repository holds"):
+        policy.check_dated_tag(DB, "2-20261130.0600", digest, False, None)
+    with pytest.raises(RefusedCandidate, match="never moved"):
+        policy.check_dated_tag(DB, "2-20261130.0600", digest, True, other)
