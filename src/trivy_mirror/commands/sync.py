@@ -71,3 +71,5 @@ def report(results: Sequence[TagResult], destination: str, as_json: bool) -> Non
         if r.unchecked:
             console.stderr.print(f"{r.reference}: not checked without the download: {', '.join(r.unchecked)}",
                                  markup=False, highlight=False)
+        if r.outcome == "held" and not r.failed:  # a failed hold is an error line already
+            console.stderr.print(f"{r.reference}: {r.message}", markup=False, highlight=False)
