@@ -74,7 +74,8 @@ class _StateCollector(Collector):
                                    labels=["asset", "reference"])
         held = GaugeMetricFamily("trivy_mirror_asset_held",
                                  "1 while a newer version of the asset is held, by reason (pinned, hold, quorum, "
-                                 "sanity); the current version stays served", labels=["asset", "reference", "reason"])
+                                 "sanity; 0 with no reason: nothing held); the current version stays served",
+                                 labels=["asset", "reference", "reason"])
         pinned = GaugeMetricFamily("trivy_mirror_asset_pinned", "1 while an operator pins the asset's tag",
                                    labels=["asset", "reference"])
         try:
@@ -93,8 +94,7 @@ class _StateCollector(Collector):
             if status.last_attempt is not None:
                 attempt.add_metric([status.asset, status.reference], status.last_attempt.timestamp())
                 failed.add_metric([status.asset, status.reference], 1 if status.last_failed else 0)
-            if status.held is not None:
-                held.add_metric([status.asset, status.reference, status.held], 1)
+            held.add_metric([status.asset, status.reference, status.held or ""], 1 if status.held else 0)
             if status.pinned is not None:
                 pinned.add_metric([status.asset, status.reference], 1)
         return updated, next_update, size, ready, attempt, failed, held, pinned
