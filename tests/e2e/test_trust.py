@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 
-from support.cli import MirrorCli
+from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
 from support.trivy import TrivySandbox, vuln_ids
@@ -182,3 +182,29 @@ def test_signed_provenance_is_a_referrer_serve_lists(mirror: MirrorCli, registry
     assert statement["predicateType"] == "urn:trivy-mirror:provenance:v1"
     assert statement["predicate"]["digest"] == db.digest
     assert statement["predicate"]["source"] == f"{upstream.host}/{DB_REPOSITORY}:2"
+
+
+def test_import_does_not_move_a_pinned_tag_and_adds_the_dated_tag(mirror: MirrorCli, registry: RegistryFactory,
+                                                                  tmp_path: Path) -> None:
+    upstream = registry()
+    old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
+    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db"]
+    isolated, connected = ["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")]
+    push_artifact(upstream.host, DB_REPOSITORY, "2", old)
+    assert mirror.run(["sync", *isolated, *source]).returncode == 0
+    push_artifact(upstream.host, DB_REPOSITORY, "2", new)
+    assert mirror.run(["sync", *connected, *source]).returncode == 0
+    bundle = tmp_path / "bundle.tar"
+    assert mirror.run(["export", str(bundle), *connected, "--assets", "db"]).returncode == 0
+
+    assert mirror.run(["pin", "db", old.digest, *isolated, "--reason", "frozen"]).returncode == 0
+    line = assert_one_error_line(mirror.run(["import", str(bundle), *isolated]))
+    assert "held (pinned)" in line and "unpin db" in line, line
+    assert db_row(mirror, isolated)["digest"] == old.digest
+
+    assert mirror.run(["unpin", "db", *isolated]).returncode == 0
+    assert mirror.run(["import", str(bundle), *isolated]).returncode == 0
+    index = json.loads((tmp_path / "isolated" / DB_REPOSITORY / "index.json").read_text())
+    tags = {m["annotations"].get("org.opencontainers.image.ref.name"): m["digest"] for m in index["manifests"]}
+    assert tags["2"] == new.digest
+    assert tags[f"2-{NOW - timedelta(hours=6):%Y%m%d.%H%M}"] == new.digest
