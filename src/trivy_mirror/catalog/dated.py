@@ -33,6 +33,14 @@ def version_time(spec: AssetSpec, manifest: Manifest, metadata: LayerMetadata | 
     return created if created is not None and not spec.has_metadata else published
 
 
+def has_own_time(spec: AssetSpec, manifest: Manifest, metadata: LayerMetadata | None) -> bool:
+    """The version carries the time it is named after (UpdatedAt, or the created annotation): naming it later,
+    for a version published before dated tags, gives the name it would have had."""
+    if spec.has_metadata:
+        return metadata is not None and metadata.updated_at is not None
+    return parse_time(manifest.annotations.get(mediatype.ANNOTATION_CREATED)) is not None
+
+
 def dated_tag(spec: AssetSpec, tag: str, manifest: Manifest, metadata: LayerMetadata | None,
               published: datetime) -> str | None:
     """``2-20261130.0600``; None for a DB whose UpdatedAt is unknown (its name would not be reproducible)."""

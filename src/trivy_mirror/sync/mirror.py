@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
-from trivy_mirror.catalog.dated import dated_tag
+from trivy_mirror.catalog.dated import dated_tag, has_own_time
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.state import (
@@ -239,8 +239,9 @@ class AssetSync:
             current = await target.resolve(tag)
         if current is not None and current.digest == manifest.digest:
             known = await self._known_metadata(spec, tag, current)
-            if not self.dry_run and isinstance(manifest.parsed, Manifest):  # a store synced before dated tags
-                await self._tag_dated(spec, tag, manifest, known, target)
+            parsed_now = manifest.parsed
+            if not self.dry_run and isinstance(parsed_now, Manifest) and has_own_time(spec, parsed_now, known):
+                await self._tag_dated(spec, tag, manifest, known, target)  # a version published before dated tags
             return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
                              _artifact_size(manifest), source_ref, known)
         parsed = manifest.parsed
@@ -324,17 +325,21 @@ class AssetSync:
     async def _tag_dated(self, spec: AssetSpec, tag: str, manifest: ManifestBytes, metadata: LayerMetadata | None,
                          target: WriteTarget) -> str | None:
         """Tag the published version with its dated name too (:mod:`trivy_mirror.catalog.dated`), unless that
-        name is taken: a dated tag is never moved. The name, or None when it was not (or could not be) tagged."""
+        name is taken: a dated tag is never moved. The name, or None when it was not (or could not be) tagged:
+        a destination refusing the second name does not fail the sync."""
         parsed = manifest.parsed
         assert isinstance(parsed, Manifest)
         name = dated_tag(spec, tag, parsed, metadata, datetime.now(UTC))
         if name is None:
             return None
-        with copier.side("destination", target):
+        try:
             existing = await target.resolve(name)
             if existing is None:
                 await target.push_manifest(manifest, name)
                 return name
+        except MirrorError as err:  # the version is published; its second name is a convenience
+            log.warning("%s: cannot tag %s as %s: %s", spec.name, manifest.digest.short, name, err)
+            return None
         if existing.digest != manifest.digest:
             log.warning("%s: %s already names %s; dated tags are never moved", spec.name, name, existing.digest.short)
             return None

@@ -9,7 +9,7 @@ import pytest
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import CATALOG, LayerMetadata
-from trivy_mirror.catalog.dated import dated_tag
+from trivy_mirror.catalog.dated import dated_tag, has_own_time
 from trivy_mirror.errors import RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Manifest, parse_manifest
@@ -52,3 +52,10 @@ def test_a_dated_tag_push_names_a_held_version_and_never_moves() -> None:
         policy.check_dated_tag(DB, "2-20261130.0600", digest, False, None)
     with pytest.raises(RefusedCandidate, match="never moved"):
         policy.check_dated_tag(DB, "2-20261130.0600", digest, True, other)
+
+
+def test_only_a_version_carrying_its_time_is_named_later() -> None:
+    assert has_own_time(CHECKS, _manifest({mediatype.ANNOTATION_CREATED: "2026-11-29T23:59:00Z"}), None)
+    assert not has_own_time(CHECKS, _manifest({}), None)
+    assert not has_own_time(DB, _manifest({}), None)
+    assert has_own_time(DB, _manifest({}), LayerMetadata(2, PUBLISHED, None))
