@@ -18,6 +18,7 @@ from typing import Any
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.status import store_statuses
 from trivy_mirror.engine.events import Progress
@@ -67,7 +68,8 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
                            progress: Progress | None = None, referrers: bool = True,
-                           vex_parent: Parent | None = None, spool: BlobSpool | None = None) -> SyncReport:
+                           vex_parent: Parent | None = None, spool: BlobSpool | None = None,
+                           trust: TrustSettings = DEFAULT_TRUST) -> SyncReport:
     """Sync the catalog's ``specs`` and the ``vex`` repositories into one destination (the store at ``store``
     or its default, a registry prefix or ``static:DIR`` in ``destination``), holding its lock unless ``dry_run``,
     then keep it bounded (``keep`` versions). Raises UsageError for an impossible combination, Unreachable
@@ -109,8 +111,8 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
         try:
             results = await AssetSync(sources, source_pool, target, dry_run=dry_run, progress=progress,
                                       referrers=referrers and static is None,
-                                      wrap_source=spool.wrap if spool is not None else None).run(specs) \
-                if specs else []
+                                      wrap_source=spool.wrap if spool is not None else None,
+                                      trust=trust).run(specs) if specs else []
             results += parent_results
             if vex:
                 assert isinstance(target, StoreDestination | StaticDestination)
@@ -133,7 +135,7 @@ async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSp
                             dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                             public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
                             progress: Progress | None = None, vex_parent: Parent | None = None,
-                            referrers: bool = True) -> list[SyncReport]:
+                            referrers: bool = True, trust: TrustSettings = DEFAULT_TRUST) -> list[SyncReport]:
     """Fan-out: :func:`sync_destination` into every destination at once, each source blob read once (a shared
     :class:`BlobSpool`). One destination failing whole (unreachable, locked, no source answering) is reported
     as its own failed result and does not stop the others; a usage error is raised."""
@@ -145,7 +147,8 @@ async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSp
         outcomes = await asyncio.gather(*(
             sync_destination(specs, sources, source_options, dest_options, None, destination, dry_run=dry_run,
                              lock_timeout=lock_timeout, vex=vex, plan=plan, progress=progress, vex_parent=vex_parent,
-                             spool=spool, referrers=referrers, **_static_only(destination, public_url, keep))
+                             spool=spool, referrers=referrers, trust=trust,
+                             **_static_only(destination, public_url, keep))
             for destination in destinations), return_exceptions=True)
         log.info("fan-out: %d blob(s) read from the sources for %d destinations", spool.downloads,
                  len(destinations))
@@ -223,6 +226,7 @@ class StoreSync:
     plan: Plan = field(default=_every_tag)
     parent: Parent | None = None
     """A parent mirror whose VEX repositories are mirrored too, asked on every sync."""
+    trust: TrustSettings = DEFAULT_TRUST
     _discovered: list[VexSource] = field(default_factory=list, init=False, repr=False)
 
     async def __call__(self) -> SyncOutcome:
@@ -251,7 +255,8 @@ class StoreSync:
                 try:
                     specs = self.plan(self.specs, self.store.root)
                     if specs:
-                        results = await AssetSync(self.sources, pool, StoreDestination(self.store)).run(specs)
+                        results = await AssetSync(self.sources, pool, StoreDestination(self.store),
+                                                  trust=self.trust).run(specs)
                 except MirrorError as err:  # no source answers: recorded per asset; the VEX sources may still
                     failures.append(str(err))
                 results += await run_vex_sync(self.store, vex, self.options, dry_run=False,

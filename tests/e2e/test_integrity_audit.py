@@ -21,7 +21,8 @@ pytestmark = pytest.mark.e2e
 def db_layer(store: Path) -> tuple[str, Path]:
     """The digest of the served DB's layer and its file in the store."""
     index = json.loads((store / DB_REPOSITORY / "index.json").read_text())
-    [tagged] = [m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name")]
+    [tagged] = [m for m in index["manifests"]
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "2"]  # not the dated tag
     manifest_path = store / DB_REPOSITORY / "blobs" / "sha256" / tagged["digest"].split(":")[1]
     [layer] = json.loads(manifest_path.read_text())["layers"]
     return layer["digest"], store / DB_REPOSITORY / "blobs" / "sha256" / layer["digest"].split(":")[1]

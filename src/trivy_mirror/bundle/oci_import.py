@@ -20,8 +20,9 @@ from trivy_mirror.bundle.sections import ImportResult, MemberObserver, PlannedAs
 from trivy_mirror.catalog import assets, policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.attempt import Attempt
+from trivy_mirror.catalog.dated import dated_tag
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
-from trivy_mirror.catalog.state import Destination, TagRecord, with_attempt
+from trivy_mirror.catalog.state import Destination, TagRecord, pin_of, with_attempt
 from trivy_mirror.engine import copier
 from trivy_mirror.errors import BundleError, InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
 from trivy_mirror.oci.content import ManifestBytes
@@ -150,6 +151,11 @@ class OciImport:
         current = await target.resolve(tag)
         planned = OciPlanned(entry, spec, tag, manifest, metadata, staged, target, self.destination,
                              changed=current is None or current.digest != manifest.digest)
+        if planned.changed:
+            held = policy.pin_hold(spec, pin_of(self.destination.state.load(repository), tag), str(manifest.digest))
+            if held is not None:
+                raise RefusedCandidate(f"{held}; the bundle's {manifest.digest} is not imported over a pin "
+                                       f"(trivy-mirror unpin {spec.name})")
         if planned.changed and current is not None:
             planned.downgrade = await self._downgrade(spec, target, tag, current, metadata, parsed)
         return planned
@@ -225,8 +231,17 @@ class OciPlanned:
             return ImportResult(self.entry, "unchanged", updated_at, next_update, unchanged)
         stats = await copier.copy(self.staged, self.manifest, self.target, self.tag,
                                   copier.CopyHooks(referrer_depth=MAX_DEPTH))
+        await self._tag_dated()
         self._record()
         return ImportResult(self.entry, "updated", updated_at, next_update, stats)
+
+    async def _tag_dated(self) -> None:
+        """The imported version's dated tag too (:mod:`trivy_mirror.catalog.dated`), unless that name is taken."""
+        parsed = self.manifest.parsed
+        assert isinstance(parsed, Manifest)
+        name = dated_tag(self.spec, self.tag, parsed, self.metadata, datetime.now(UTC))
+        if name is not None and await self.target.resolve(name) is None:
+            await self.target.push_manifest(self.manifest, name)
 
     def _record(self) -> None:
         source = f"bundle ({self.entry.source})" if self.entry.source else "bundle"

@@ -38,6 +38,16 @@ class TagSpec:
 
 
 @dataclass(frozen=True)
+class DbFile:
+    """The database file a DB layer must hold, and the bytes it starts with (a sanity check before publishing)."""
+
+    name: str
+    magic: bytes
+    offset: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class AssetSpec:
     """Everything the mirror knows about one of Trivy's OCI assets."""
 
@@ -48,6 +58,8 @@ class AssetSpec:
     title: str
     schema_version: int | None
     """Expected ``metadata.json`` Version (DBs); None for the checks bundle, whose tag is its major version."""
+    db_file: DbFile | None = None
+    """The database file in the layer (DBs)."""
 
     @property
     def mirror_repository(self) -> str:
@@ -59,8 +71,10 @@ class AssetSpec:
 
 
 CATALOG: tuple[AssetSpec, ...] = (
-    AssetSpec("db", "trivy-db", (TagSpec("2"),), mediatype.TRIVY_DB_LAYER, "db.tar.gz", 2),
-    AssetSpec("java-db", "trivy-java-db", (TagSpec("1"),), mediatype.TRIVY_JAVA_DB_LAYER, "javadb.tar.gz", 1),
+    AssetSpec("db", "trivy-db", (TagSpec("2"),), mediatype.TRIVY_DB_LAYER, "db.tar.gz", 2,
+              DbFile("trivy.db", b"\xed\xda\x0c\xed", 16, "bbolt")),  # the meta page's magic, after its page header
+    AssetSpec("java-db", "trivy-java-db", (TagSpec("1"),), mediatype.TRIVY_JAVA_DB_LAYER, "javadb.tar.gz", 1,
+              DbFile("trivy-java.db", b"SQLite format 3\x00", 0, "SQLite")),
     AssetSpec("checks", "trivy-checks", (TagSpec("2"), TagSpec("1", required=False)), mediatype.CHECKS_LAYER,
               "bundle.tar.gz", None),
 )

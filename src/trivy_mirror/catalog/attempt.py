@@ -8,6 +8,7 @@ result     meaning
 =========  =====================================================================================
 ok         a sync found the asset up to date or published a new version
 imported   an import wrote the asset from a bundle
+held       a candidate is not published by decision (a pin, a hold); the current version is kept
 refused    every candidate was refused (unsafe or older); the current version is kept
 failed     no source could be used, or the destination could not be written
 =========  =====================================================================================
@@ -22,7 +23,7 @@ from typing import Any, Literal, cast, get_args
 
 from trivy_mirror.timefmt import iso, parse_time
 
-Result = Literal["ok", "imported", "refused", "failed"]
+Result = Literal["ok", "imported", "held", "refused", "failed"]
 RESULTS: tuple[str, ...] = get_args(Result)
 FAILED_RESULTS = frozenset({"refused", "failed"})
 """Results after which ``status`` exits non-zero (:data:`EXIT_LAST_SYNC_FAILED`)."""

@@ -30,6 +30,14 @@ class AssetStatus:
     last_message: str = ""
     error: str | None = None
     """Why the asset cannot be served (a damaged store, a store nothing fills); the state is then missing."""
+    pinned: dict[str, Any] | None = None
+    """The pin an operator set (digest, by, at, reason: :class:`trivy_mirror.catalog.state.Pin`), or None."""
+    candidate: dict[str, Any] | None = None
+    """A newer version the sources offer that is held (digest, source, first_seen, reason), or None."""
+    held: str | None = None
+    """Why the candidate is held (pinned, hold, quorum, sanity); None when nothing is held."""
+    provenance: dict[str, Any] | None = None
+    """Where the served version came from and why it was published, when this mirror published it."""
 
     @property
     def last_failed(self) -> bool:
@@ -70,6 +78,10 @@ class AssetStatus:
             "last_message": self.last_message,
             "state": self.state,
             "error": self.error,
+            "pinned": self.pinned,
+            "candidate": self.candidate,
+            "held": self.held,
+            "provenance": self.provenance,
         }
 
 

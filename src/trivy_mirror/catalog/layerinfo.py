@@ -18,7 +18,7 @@ import threading
 import zlib
 from typing import IO, cast
 
-from trivy_mirror.catalog.assets import LayerMetadata
+from trivy_mirror.catalog.assets import DbFile, LayerMetadata
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.target import ReadTarget
 from trivy_mirror.timefmt import parse_time
@@ -139,7 +139,8 @@ def parse_metadata(data: bytes) -> LayerMetadata:
 class LayerInfoReader:
     """Feed it the layer's chunks as they are copied; ``await result()`` once the copy is done."""
 
-    def __init__(self) -> None:
+    def __init__(self, expect: DbFile | None = None) -> None:
+        self._expect = expect
         self._chunks: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUE_CHUNKS)
         self._found = threading.Event()
         self._result: LayerMetadata | LayerInfoError | None = None
@@ -186,18 +187,42 @@ class LayerInfoReader:
             self._drain()
 
     def _scan(self) -> LayerMetadata:
+        """metadata.json; with ``expect``, the database file must be there too and start with its magic bytes."""
         stream = cast(IO[bytes], _InflatingReader(self._chunks))
+        metadata: LayerMetadata | None = None
+        seen_db = self._expect is None
         with tarfile.open(fileobj=stream, mode="r:") as archive:
             for member in archive:
-                if member.name.removeprefix("./") != METADATA_FILE:
-                    continue
-                if not member.isfile() or member.size > MAX_METADATA_SIZE:
-                    raise LayerInfoError("metadata.json in the layer is not a small regular file")
-                handle = archive.extractfile(member)
-                if handle is None:
-                    raise LayerInfoError("metadata.json in the layer cannot be read")
-                return parse_metadata(handle.read())
-        raise LayerInfoError("layer has no metadata.json at its root")
+                name = member.name.removeprefix("./")
+                if self._expect is not None and name == self._expect.name:
+                    self._check_db(archive, member, self._expect)
+                    seen_db = True
+                elif name == METADATA_FILE:
+                    metadata = self._metadata(archive, member)
+                if metadata is not None and seen_db:
+                    return metadata
+        if metadata is None:
+            raise LayerInfoError("layer has no metadata.json at its root")
+        assert self._expect is not None
+        raise LayerInfoError(f"layer has no {self._expect.name} at its root")
+
+    @staticmethod
+    def _metadata(archive: tarfile.TarFile, member: tarfile.TarInfo) -> LayerMetadata:
+        if not member.isfile() or member.size > MAX_METADATA_SIZE:
+            raise LayerInfoError("metadata.json in the layer is not a small regular file")
+        handle = archive.extractfile(member)
+        if handle is None:
+            raise LayerInfoError("metadata.json in the layer cannot be read")
+        return parse_metadata(handle.read())
+
+    @staticmethod
+    def _check_db(archive: tarfile.TarFile, member: tarfile.TarInfo, expect: DbFile) -> None:
+        handle = archive.extractfile(member) if member.isfile() else None
+        if handle is None:
+            raise LayerInfoError(f"{expect.name} in the layer is not a regular file")
+        head = handle.read(expect.offset + len(expect.magic))
+        if head[expect.offset:] != expect.magic:
+            raise LayerInfoError(f"{expect.name} in the layer is not a {expect.kind} database (wrong magic bytes)")
 
     def _drain(self) -> None:
         """Empty the queue so a producer blocked on put() wakes up."""
@@ -208,9 +233,9 @@ class LayerInfoReader:
                 return
 
 
-async def read_layer_metadata(target: ReadTarget, layer: Descriptor) -> LayerMetadata:
+async def read_layer_metadata(target: ReadTarget, layer: Descriptor, expect: DbFile | None = None) -> LayerMetadata:
     """Stream a stored layer through the metadata reader (when it was not seen during a copy)."""
-    reader = LayerInfoReader()
+    reader = LayerInfoReader(expect)
     try:
         async for chunk in target.fetch_blob(layer):
             await reader.feed(chunk)

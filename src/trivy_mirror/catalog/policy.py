@@ -20,6 +20,16 @@ vex       (the archive rules of       --                               index.jso
           :mod:`trivy_mirror.vex`)                                     the served one (:func:`vex_regression`)
 ========  =========================  ===============================  ====================================
 
+A candidate that passes every check may still be *held* (not published, the current version kept, the candidate
+recorded in state), in this order: :func:`quorum_hold` while fewer than ``--quorum`` sources serve the same
+digest; :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
+``rollback``); :func:`shrink_hold` when it is much smaller than the served version (``--max-shrink``);
+:func:`soak_hold` while a new version has not yet been the candidate for the asset's ``--hold``
+(``trivy-mirror approve`` lifts it for one digest). A pin or a hold is a decision, not a failure: the sync
+reports what it would publish and exits 0; too few agreeing sources or a failed sanity check make it exit 1.
+The settings are one :class:`TrustSettings`. With ``check_archive``, a DB layer must also hold its database
+file with the right magic bytes (:class:`~trivy_mirror.catalog.assets.DbFile`), or it is refused.
+
 What cannot be compared never refuses: a served version with no readable metadata, or a checks bundle without
 a version annotation (a custom build, which Trivy accepts), may be replaced. Equal values are not older: the
 same build under another digest (re-packed) may replace the served one.
@@ -30,16 +40,19 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
-from trivy_mirror.catalog.state import tag_record
+from trivy_mirror.catalog.state import Candidate, Pin, tag_record
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
+from trivy_mirror.store.index import DATED_TAG
 from trivy_mirror.target import ReadTarget
 from trivy_mirror.timefmt import iso
 
@@ -211,3 +224,128 @@ async def served_version(spec: AssetSpec, target: ReadTarget, state: dict[str, A
     except (MirrorError, LayerInfoError) as err:
         log.warning("%s: cannot read the served version to compare: %s", spec.name, err)
     return NOTHING_SERVED
+
+
+HoldReason = Literal["pinned", "hold", "quorum", "sanity"]
+"""Why a candidate is held: a pin, a soak period not over, too few sources agree, a sanity check failed."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a candidate is not published now although it may be later; what is served stays."""
+
+    asset: str
+    reason: HoldReason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.asset}: held ({self.reason}): {self.detail}"
+
+
+def pin_hold(spec: AssetSpec, pin: Pin | None, candidate: str) -> Hold | None:
+    """A pinned tag serves its pinned digest only: any other candidate is held until ``unpin``."""
+    if pin is None or pin.digest == candidate:
+        return None
+    by = f" by {pin.by}" if pin.by else ""
+    why = f" ({pin.reason})" if pin.reason else ""
+    return Hold(spec.name, "pinned", f"pinned to {pin.digest}{by} at {iso(pin.at)}{why}")
+
+
+DEFAULT_MAX_SHRINK = 0.5
+"""Upstream DBs grow slowly and never halve between two builds: a candidate under half the served size is a
+truncated or emptied build, held rather than sent to every scanner."""
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """The operator's trust controls for a sync (flags ``--hold``, config file, environment)."""
+
+    holds: Mapping[str, timedelta] = field(default_factory=dict)
+    """Soak period per asset name; the key ``""`` applies to every asset without its own."""
+    quorum: int = 1
+    """Sources that must serve the same manifest digest before it is published (:func:`quorum_hold`)."""
+    max_shrink: float = DEFAULT_MAX_SHRINK
+    """A candidate smaller than this fraction of the served version is held (:func:`shrink_hold`); 0: no check."""
+    check_archive: bool = True
+    """A DB layer must hold its database file with the right magic bytes (besides a parsable metadata.json)."""
+    provenance: bool = False
+    """Attach an in-toto provenance statement to each published version as an OCI referrer."""
+    sign_key: Path | None = None
+    """Sign that statement (a DSSE envelope) with this Ed25519 key (implies ``provenance``)."""
+
+    def hold_for(self, asset: str) -> timedelta:
+        return self.holds.get(asset, self.holds.get("", timedelta(0)))
+
+
+DEFAULT_TRUST = TrustSettings()
+
+
+def soak_hold(spec: AssetSpec, settings: TrustSettings, candidate: Candidate | None, digest: str,
+              approved: str | None, now: datetime) -> Hold | None:
+    """A new version is published only once it has been the candidate, continuously, for the asset's hold (a
+    different candidate digest restarts the clock), unless ``approved`` names its digest."""
+    hold = settings.hold_for(spec.name)
+    if hold <= timedelta(0) or approved == digest:
+        return None
+    first_seen = candidate.first_seen if candidate is not None and candidate.digest == digest else None
+    since = first_seen or now
+    if now - since >= hold:
+        return None
+    release = since + hold
+    return Hold(spec.name, "hold", f"{digest} is the candidate since {iso(since)}; hold {hold} ends at "
+                                   f"{iso(release)} (trivy-mirror approve {spec.name} publishes it now)")
+
+
+def quorum_hold(spec: AssetSpec, quorum: int, reports: Mapping[str, str | None],
+                served: str | None) -> tuple[str | None, Hold | None]:
+    """Agreement of the sources on a tag: ``reports`` is each source's manifest digest (None: it has none or did
+    not answer). Returns a new digest (not ``served``) that at least ``quorum`` sources serve, and no hold; the
+    served digest (or None when no source answers) and no hold when no source offers anything new; else no
+    digest and the hold, naming each source's digest and telling a source that *lags* (still serves the
+    published digest) from one that *disagrees*."""
+    counts: dict[str, int] = {}
+    for digest in reports.values():
+        if digest is not None:
+            counts[digest] = counts.get(digest, 0) + 1
+    new = {d: n for d, n in counts.items() if d != served}
+    agreed = sorted((d for d, n in new.items() if n >= quorum), key=lambda d: -new[d])
+    if agreed:
+        return agreed[0], None
+    if not new:  # every source serves the published version (or none answers): nothing to decide
+        return served if served in counts else None, None
+    parts = []
+    for source, digest in reports.items():
+        if digest is None:
+            parts.append(f"{source}: nothing")
+        elif digest == served:
+            parts.append(f"{source}: {digest} (lagging: the published version)")
+        else:
+            parts.append(f"{source}: {digest} (disagrees)")
+    best = max(new.values())
+    return None, Hold(spec.name, "quorum", f"{best} of the {quorum} sources needed agree on a new version, "
+                                            f"the published one stays; {'; '.join(parts)}")
+
+
+def shrink_hold(spec: AssetSpec, settings: TrustSettings, candidate: int, served: int | None) -> Hold | None:
+    """Hold a candidate whose artifact size is below ``max_shrink`` times the served one's (sizes from the
+    manifests: no download)."""
+    if settings.max_shrink <= 0 or not served or candidate >= served * settings.max_shrink:
+        return None
+    return Hold(spec.name, "sanity", f"the candidate is {candidate} bytes, {candidate / served:.0%} of the served "
+                                     f"{served}; below --max-shrink {settings.max_shrink:g}")
+
+
+def is_dated_tag(spec: AssetSpec, tag: str) -> bool:
+    """``2-20261130.0600`` for one of the asset's tags (:mod:`trivy_mirror.catalog.dated`)."""
+    match = DATED_TAG.match(tag)
+    return match is not None and match["base"] in {t.tag for t in spec.tags}
+
+
+def check_dated_tag(spec: AssetSpec, tag: str, digest: str, held: bool, existing: str | None) -> None:
+    """A dated tag pushed into a catalog repository (a sync into ``serve``) names a version the repository
+    already holds, and is never moved to another digest."""
+    if not held:
+        raise RefusedCandidate(f"{spec.name}: {tag} must name a version the repository holds; push it under its "
+                               f"tag first")
+    if existing is not None and existing != digest:
+        raise RefusedCandidate(f"{spec.name}: {tag} already names {existing}; dated tags are never moved")

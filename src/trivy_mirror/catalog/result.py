@@ -10,8 +10,11 @@ from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.engine.copier import CopyStats
 from trivy_mirror.timefmt import iso
 
-Outcome = Literal["updated", "unchanged", "would-update", "refused", "failed", "absent"]
+Outcome = Literal["updated", "unchanged", "would-update", "held", "refused", "failed", "absent"]
 FAILED_OUTCOMES = frozenset({"refused", "failed"})
+FAILED_HOLDS = frozenset({"quorum", "sanity"})
+"""Holds a sync reports as a failure (exit 1): the sources disagree or the candidate looks wrong. A pin or a
+soak period is a decision an operator made, not a failure."""
 
 
 @dataclass
@@ -30,15 +33,23 @@ class TagResult:
     seconds: float = 0.0
     unchecked: list[str] = field(default_factory=list)
     """What a dry run could not check without downloading the layer."""
+    held: str | None = None
+    """With outcome ``held``: the reason (:data:`trivy_mirror.catalog.policy.HoldReason`)."""
+    reports: dict[str, str | None] | None = None
+    """With ``--quorum``: the manifest digest each source reported (None: none)."""
+    decisions: list[str] = field(default_factory=list)
+    """Why a published version was published: the trust checks it passed, as a person reads them."""
 
     @property
     def failed(self) -> bool:
-        return self.outcome in FAILED_OUTCOMES
+        return self.outcome in FAILED_OUTCOMES or (self.outcome == "held" and self.held in FAILED_HOLDS)
 
     def attempt(self) -> Attempt:
         """What the state records for this result (a dry run and an absent optional tag record nothing)."""
         if self.outcome in ("refused", "failed"):
             return Attempt.now(self.outcome, self.message)
+        if self.outcome == "held":
+            return Attempt.now("failed" if self.failed else "held", self.message)
         return Attempt.now("ok", self.message)
 
     def to_json(self) -> dict[str, object]:
@@ -47,5 +58,6 @@ class TagResult:
             "digest": self.digest, "size": self.size, "source": self.source,
             "updated_at": iso(self.metadata.updated_at) if self.metadata else None,
             "next_update": iso(self.metadata.next_update) if self.metadata else None,
-            **self.stats.to_json(), "seconds": round(self.seconds, 3), "unchecked": self.unchecked,
+            **self.stats.to_json(), "seconds": round(self.seconds, 3), "unchecked": self.unchecked, "held": self.held,
+            "reports": self.reports, "decisions": self.decisions,
         }

@@ -14,7 +14,15 @@ from typing import Any
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
 from trivy_mirror.catalog.freshness import AssetStatus, state_of
 from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
-from trivy_mirror.catalog.state import Destination, TagRecord, last_attempt, tag_record
+from trivy_mirror.catalog.state import (
+    Destination,
+    TagRecord,
+    candidate_of,
+    last_attempt,
+    pin_of,
+    provenance_of,
+    tag_record,
+)
 from trivy_mirror.errors import MirrorError, StoreError
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.store import Store
@@ -33,9 +41,14 @@ def _row(spec: AssetSpec, tag_spec: TagSpec, state: dict[str, Any], current: Des
                            last_message=attempt.message)
     record = _matching_record(state, tag_spec.tag, current)
     next_update = metadata.next_update if metadata else None
+    pin, candidate = pin_of(state, tag_spec.tag), candidate_of(state, tag_spec.tag)
     return AssetStatus(spec.name, reference, str(current.digest), size, metadata.updated_at if metadata else None,
                        next_update, record.source if record else None, attempt.at, attempt.result,
-                       state_of(True, next_update, now), attempt.message)
+                       state_of(True, next_update, now), attempt.message,
+                       pinned=pin.to_json() if pin is not None else None,
+                       candidate=candidate.to_json() if candidate is not None else None,
+                       held=candidate.held or None if candidate is not None else None,
+                       provenance=provenance_of(state, tag_spec.tag, str(current.digest)))
 
 
 def _matching_record(state: dict[str, Any], tag: str, current: Descriptor) -> TagRecord | None:

@@ -2,9 +2,10 @@
 :mod:`trivy_mirror.commands`; it holds no logic of its own.
 
 One module per group of commands (:mod:`.sync`, :mod:`.serve`, :mod:`.airgap`, :mod:`.client`,
-:mod:`.maintenance`, :mod:`.shell`), the options they share declared once in :mod:`.options`, the config file
-and the environment derived from those options in :mod:`.config`. Building this tree imports click and nothing
-heavy: each command imports what it needs when it runs, so ``--version``, ``--help`` and completion stay quick.
+:mod:`.maintenance`, :mod:`.trust`, :mod:`.shell`), the options they share declared once in :mod:`.options`, the
+config file and the environment derived from those options in :mod:`.config`. Building this tree imports click and
+nothing heavy: each command imports what it needs when it runs, so ``--version``, ``--help`` and completion stay
+quick.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from trivy_mirror.cli import airgap, client, maintenance, serve, shell
+from trivy_mirror.cli import airgap, client, maintenance, serve, shell, trust
 from trivy_mirror.cli import sync as sync_commands
 from trivy_mirror.cli.config import derive_envvars, load_config
 from trivy_mirror.cli.shell import COMPLETE_VAR, PROG_NAME
@@ -67,7 +68,7 @@ def _from_file(ctx: click.Context, name: str, value: object, path: Path | None) 
         raise UsageError(f"config file {path}: {err.format_message()}") from None
 
 
-for _module in (sync_commands, serve, airgap, client, maintenance, shell):
+for _module in (sync_commands, serve, airgap, client, maintenance, trust, shell):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 derive_envvars(cli)

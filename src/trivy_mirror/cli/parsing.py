@@ -18,6 +18,7 @@ from trivy_mirror.errors import UsageError
 
 if TYPE_CHECKING:
     from trivy_mirror.catalog.assets import AssetSpec
+    from trivy_mirror.catalog.policy import TrustSettings
     from trivy_mirror.mirror.endpoints import ConnectionOptions
     from trivy_mirror.mirror.parent import Parent
     from trivy_mirror.oci.reference import Prefix
@@ -200,3 +201,33 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         return parse_go_duration(value)
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
+
+
+def trust_settings(holds: tuple[str, ...], quorum: int = 1, sources: int = 1, max_shrink: float = 0.5,
+                   check_archive: bool = True, provenance: bool = False,
+                   sign_key: Path | None = None) -> TrustSettings:
+    """``--hold [ASSET=]DURATION`` values and ``--quorum`` (of ``sources`` sources) as the policy's settings;
+    UsageError for a bad value."""
+    from datetime import timedelta
+
+    from trivy_mirror.catalog.assets import OCI_ASSET_NAMES
+    from trivy_mirror.catalog.policy import TrustSettings
+    from trivy_mirror.timefmt import parse_go_duration
+
+    parsed: dict[str, timedelta] = {}
+    for value in holds:
+        asset, _, text = value.rpartition("=")
+        if asset and asset not in OCI_ASSET_NAMES:
+            raise UsageError(f"--hold {value}: unknown asset {asset!r}: choose from {', '.join(OCI_ASSET_NAMES)}")
+        try:
+            parsed[asset] = timedelta(seconds=parse_go_duration(text))
+        except ValueError as err:
+            raise UsageError(f"--hold {value}: {err}") from None
+    if quorum > sources:
+        raise UsageError(f"--quorum {quorum} needs at least {quorum} sources (--from), {sources} given")
+    if sign_key is not None:  # a key that cannot be used fails now, not after the first download
+        from trivy_mirror.signing import SigningKey
+
+        SigningKey.load(sign_key)
+    return TrustSettings(holds=parsed, quorum=quorum, max_shrink=max_shrink, check_archive=check_archive,
+                         provenance=provenance or sign_key is not None, sign_key=sign_key)

@@ -15,6 +15,7 @@ from trivy_mirror.cli.parsing import (
     parse_sources,
     run,
     select_assets,
+    trust_settings,
 )
 
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
@@ -55,13 +56,15 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="Serving processes sharing the port (SO_REUSEPORT), for more manifest requests per second on "
                    "several cores; the first one also syncs. Not with --htpasswd or --allow-push.")
+@options.trust
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
           no_sync: bool, sources: tuple[str, ...], src_creds: str | None, parent: str | None,
           vex_sources: tuple[str, ...], insecure: bool, ca_file: Path | None,
           asset_names: str | None, tls_cert: Path | None, tls_key: Path | None, htpasswd: Path | None,
           token_file: Path | None, anonymous_pull: bool, allow_push: bool, allow_delete: bool,
-          push_user: tuple[str, ...], keep: int, workers: int) -> None:
+          push_user: tuple[str, ...], keep: int, workers: int, holds: tuple[str, ...], quorum: int,
+          max_shrink: float, check_archive: bool, provenance: bool, sign_key: Path | None) -> None:
     """Serve the store to Trivy clients over the OCI Distribution API, and keep it fresh.
 
     Serving starts at once with what the store holds; a sync runs in the background at start and then every
@@ -96,9 +99,10 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)
     prefixes, vex_parent = parse_sources(sources, parent, names)
+    trust = trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive, provenance, sign_key)
     store_sync = serve_sync(the_store, select_assets(asset_names), prefixes,
                             connection_options(src_creds, "src", insecure, ca_file, prefixes), lock_timeout=600,
-                            vex=explicit_vex(vex_sources, names, parent), parent=vex_parent)
+                            vex=explicit_vex(vex_sources, names, parent), parent=vex_parent, trust=trust)
     run(run_serve(settings, the_store, store_sync, sync=not no_sync))
 
 

@@ -17,6 +17,7 @@ from trivy_mirror.cli.parsing import (
     run,
     select_assets,
     static_settings,
+    trust_settings,
 )
 
 
@@ -39,11 +40,13 @@ from trivy_mirror.cli.parsing import (
 @options.lock_timeout()
 @options.static_tree("write", "With --to static:DIR: the URL the tree is served at; VEX manifests name their "
                               "archive under it (needed once when VEX is mirrored, then remembered in the tree).")
+@options.trust
 @click.pass_context
 def sync(ctx: click.Context, store: Path | None, destination: tuple[str, ...], dest_creds: str | None,
          sources: tuple[str, ...], src_creds: str | None, parent: str | None, insecure: bool, ca_file: Path | None,
          vex_sources: tuple[str, ...], asset_names: str | None, dry_run: bool, no_referrers: bool, as_json: bool,
-         lock_timeout: float, public_url: str | None, keep: int | None) -> None:
+         lock_timeout: float, public_url: str | None, keep: int | None, holds: tuple[str, ...], quorum: int,
+         max_shrink: float, check_archive: bool, provenance: bool, sign_key: Path | None) -> None:
     """Copy Trivy's assets from the sources into the store or a registry, byte for byte.
 
     Each asset is taken from the first source that has a usable version. A candidate that would break Trivy
@@ -67,12 +70,13 @@ def sync(ctx: click.Context, store: Path | None, destination: tuple[str, ...], d
     statics = [d for d in destination if d.startswith("static:")]
     public_url, keep = static_settings(ctx, statics[0] if statics else (destination or (None,))[0], public_url, keep)
     prefixes, vex_parent = parse_sources(sources, parent, names)
+    trust = trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive, provenance, sign_key)
     code = run(run_sync(
         select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file, prefixes),
         connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination)),
         store, list(destination),
         dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=explicit_vex(vex_sources, names, parent),
-        public_url=public_url, keep=keep, vex_parent=vex_parent, referrers=not no_referrers,
+        public_url=public_url, keep=keep, vex_parent=vex_parent, referrers=not no_referrers, trust=trust,
     ))
     sys.exit(code)
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.mirror.parent import Parent
 from trivy_mirror.oci.reference import Prefix
@@ -28,10 +29,12 @@ log = logging.getLogger("trivy_mirror.serve")
 
 
 def serve_sync(store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix], options: ConnectionOptions,
-               lock_timeout: float, vex: Sequence[VexSource] = (), parent: Parent | None = None) -> StoreSync:
+               lock_timeout: float, vex: Sequence[VexSource] = (), parent: Parent | None = None,
+               trust: TrustSettings = DEFAULT_TRUST) -> StoreSync:
     """The sync ``serve`` runs: the store's assets plus the checks tags its clients asked for (the census), and
-    the VEX repositories of a ``parent`` mirror."""
-    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags, parent=parent)
+    the VEX repositories of a ``parent`` mirror, under the trust settings (holds, quorum, sanity checks)."""
+    return StoreSync(store, specs, sources, options, lock_timeout, vex, plan=plan_requested_tags, parent=parent,
+                     trust=trust)
 
 
 def unfilled(store: Store, statuses: Callable[[], list[AssetStatus]]) -> Callable[[], list[AssetStatus]]:

@@ -83,6 +83,21 @@ def print_table(rows: Sequence[AssetStatus], out: Console | None = None) -> None
             out.print(row.reason, markup=False, highlight=False)
         if row.last_failed:
             out.print(row.failure, markup=False, highlight=False)
+        for line in trust_lines(row):
+            out.print(line, markup=False, highlight=False)
+
+
+def trust_lines(row: AssetStatus) -> list[str]:
+    """What an operator decided for this asset (a pin) and what is held, one line each."""
+    lines = []
+    if row.pinned:
+        why = f" ({row.pinned['reason']})" if row.pinned.get("reason") else ""
+        lines.append(f"{display_name(row)}: pinned to {row.pinned['digest']} by {row.pinned.get('by') or '?'} at "
+                     f"{row.pinned.get('at')}{why}")
+    if row.candidate:
+        lines.append(f"{display_name(row)}: held ({row.held}) candidate {row.candidate['digest']} from "
+                     f"{row.candidate.get('source') or '?'}, first seen {row.candidate.get('first_seen')}")
+    return lines
 
 
 def _table(rows: Sequence[AssetStatus], *, digest: bool, last_time: bool) -> Table:
@@ -95,7 +110,9 @@ def _table(rows: Sequence[AssetStatus], *, digest: bool, last_time: bool) -> Tab
         last = row.last_result or "-"
         if last_time and row.last_attempt:
             last = f"{short_time(row.last_attempt)} {last}"
-        state = "damaged" if row.error else row.state
+        state: str = "damaged" if row.error else row.state
+        if row.held or row.pinned:
+            state += f" ({row.held or 'pinned'})"
         cells = [display_name(row), f"[{STATE_STYLE[row.state]}]{state}[/]"]
         if digest:
             cells.append(row.digest.partition(":")[2][:12] if row.digest else "-")

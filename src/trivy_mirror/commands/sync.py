@@ -12,6 +12,7 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from trivy_mirror.catalog.assets import AssetSpec
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.errors import UsageError
 from trivy_mirror.mirror.endpoints import ConnectionOptions
@@ -30,7 +31,7 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
                    dest_options: ConnectionOptions, store: Path | None, destinations: Sequence[str], *,
                    dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = (),
                    public_url: str | None = None, keep: int | None = None, referrers: bool = True,
-                   vex_parent: Parent | None = None) -> int:
+                   vex_parent: Parent | None = None, trust: TrustSettings = DEFAULT_TRUST) -> int:
     """Sync and report; returns the exit code (1 when any asset failed or was refused).
 
     ``public_url`` applies to a static tree (``--to static:DIR``) only; ``keep`` to the store and a static tree.
@@ -44,13 +45,14 @@ async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source
             reports = await sync_destinations(destinations, specs, sources, source_options, dest_options,
                                               dry_run=dry_run, lock_timeout=lock_timeout, vex=vex,
                                               public_url=public_url, keep=keep, plan=plan_requested_tags,
-                                              progress=progress, vex_parent=vex_parent, referrers=referrers)
+                                              progress=progress, vex_parent=vex_parent, referrers=referrers,
+                                              trust=trust)
         else:
             reports = [await sync_destination(specs, sources, source_options, dest_options, store,
                                               destinations[0] if destinations else None, dry_run=dry_run,
                                               lock_timeout=lock_timeout, vex=vex, public_url=public_url, keep=keep,
                                               plan=plan_requested_tags, progress=progress, vex_parent=vex_parent,
-                                              referrers=referrers)]
+                                              referrers=referrers, trust=trust)]
     if len(reports) == 1:
         report(reports[0].results, reports[0].destination, as_json)
     else:
@@ -95,3 +97,5 @@ def report(results: Sequence[TagResult], destination: str, as_json: bool, *, fan
         if r.unchecked:
             console.stderr.print(f"{r.reference}: not checked without the download: {', '.join(r.unchecked)}",
                                  markup=False, highlight=False)
+        if r.outcome == "held" and not r.failed:  # a failed hold is an error line already
+            console.stderr.print(f"{r.reference}: {r.message}", markup=False, highlight=False)

@@ -10,17 +10,32 @@ from datetime import UTC, datetime
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata, TagSpec
+from trivy_mirror.catalog.dated import dated_tag, has_own_time
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.result import TagResult
-from trivy_mirror.catalog.state import Destination, TagRecord, tag_record, with_attempt
+from trivy_mirror.catalog.state import (
+    Candidate,
+    Destination,
+    TagRecord,
+    approved_of,
+    candidate_of,
+    pin_of,
+    tag_record,
+    with_approved,
+    with_attempt,
+    with_candidate,
+    with_provenance,
+)
 from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import Event, NoProgress, Progress, fan_out, progress_listener
 from trivy_mirror.errors import CopyError, MirrorError, NotFound, RefusedCandidate, Unreachable
+from trivy_mirror.mirror import provenance as provenance_referrer
 from trivy_mirror.mirror.endpoints import RegistryPool
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.target import ReadTarget, WriteTarget
+from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +49,8 @@ class AssetSync:
     def __init__(self, sources: Sequence[Prefix], source_pool: RegistryPool, destination: Destination, *,
                  dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3,
                  referrers: bool = True,
-                 wrap_source: Callable[[ReadTarget], ReadTarget] | None = None) -> None:
+                 wrap_source: Callable[[ReadTarget], ReadTarget] | None = None,
+                 trust: policy.TrustSettings = policy.DEFAULT_TRUST) -> None:
         self.sources = list(sources)
         self.referrers = referrers
         """Copy each asset's referrers too (signatures, attestations), whether the asset changed or not."""
@@ -43,6 +59,7 @@ class AssetSync:
         self.source_pool = source_pool
         self.destination = destination
         self.dry_run = dry_run
+        self.trust = trust
         self.progress = progress or NoProgress()
         self._limit = asyncio.Semaphore(concurrency)
 
@@ -87,22 +104,55 @@ class AssetSync:
             except MirrorError as err:
                 result = TagResult(spec.name, f"{spec.mirror_repository}:{tag.tag}", "failed", str(err))
             result.seconds = time.monotonic() - started
-            self._record(spec, tag.tag, result)
+            provenance = self._record(spec, tag.tag, result)
+            if provenance is not None and (self.trust.provenance or self.trust.sign_key is not None):
+                await self._attest(spec, result, provenance)
             return result
 
-    def _record(self, spec: AssetSpec, tag: str, result: TagResult) -> None:
+    async def _attest(self, spec: AssetSpec, result: TagResult, provenance: dict[str, object]) -> None:
+        """Attach the provenance referrer; a failure is a warning: the version is published and recorded."""
+        assert result.digest is not None
+        try:
+            target = await self.destination.target(spec.mirror_repository)
+            subject = await target.resolve(result.digest)
+            if subject is None:
+                raise NotFound(f"{result.digest} is not in the destination")
+            digest = await provenance_referrer.attach(target, result.reference, subject, provenance,
+                                                      self.trust.sign_key)
+            result.message += f"; provenance {digest.short} attached"
+        except (MirrorError, OSError) as err:
+            log.warning("%s: cannot attach the provenance of %s: %s", spec.name, result.digest, err)
+
+    def _record(self, spec: AssetSpec, tag: str, result: TagResult) -> dict[str, object] | None:
+        """Write the attempt (and what it published or held) into the state; the provenance of a published
+        version."""
         if self.dry_run or result.outcome == "absent":
-            return
+            return None
         book = self.destination.state
         state = book.load(spec.mirror_repository)
         record = None
+        now = datetime.now(UTC)
         if result.outcome == "updated" and result.digest and result.source:
-            record = TagRecord(result.digest, result.size or 0, result.source, datetime.now(UTC),
-                               result.metadata)
+            record = TagRecord(result.digest, result.size or 0, result.source, now, result.metadata)
+        candidate = None
+        if result.outcome == "held" and result.digest:
+            previous = candidate_of(state, tag)
+            first_seen = previous.first_seen if previous is not None and previous.digest == result.digest else now
+            candidate = Candidate(result.digest, result.source or "", first_seen, result.held or "", result.message,
+                                  result.reports or {})
+        provenance = None
+        if result.outcome == "updated" and result.digest:  # before the candidate it was is cleared
+            provenance = self._provenance(state, tag, result, now)
+            state = with_provenance(state, tag, provenance)
+        if result.outcome in ("updated", "unchanged", "held"):
+            state = with_candidate(state, tag, candidate)
+        if result.outcome in ("updated", "unchanged"):
+            state = with_approved(state, tag, None)
         try:
             book.save(spec.mirror_repository, with_attempt(state, tag, result.attempt(), record))
         except OSError as err:
             log.warning("cannot record the sync state of %s: %s", spec.mirror_repository, err)
+        return provenance
 
     async def sync_tag(self, spec: AssetSpec, tag_spec: TagSpec) -> TagResult:
         tag = tag_spec.tag
@@ -111,15 +161,26 @@ class AssetSync:
         tried: list[str] = []
         refused = False
         not_found = 0
-        for prefix in self.sources:
+        sources, wanted, reports = self.sources, tag, None
+        if self.trust.quorum > 1:
+            agreement = await self._agree(spec, tag, reference, target)
+            if isinstance(agreement, TagResult):
+                return agreement
+            sources, wanted, reports = agreement
+        for prefix in sources:
             source_ref = f"{prefix.reference(spec.repository, tag)}"
             try:
                 client = await self.source_pool.client(prefix.registry)
                 source: ReadTarget = client.repository(prefix.repository(spec.repository))
                 if self.wrap_source is not None:
                     source = self.wrap_source(source)
-                manifest = await source.get_manifest(tag)
+                manifest = await source.get_manifest(wanted)
                 result = await self._publish(spec, tag, reference, source, source_ref, manifest, target)
+                result.reports = reports
+                if reports is not None and result.outcome == "updated":
+                    agreeing = sum(1 for d in reports.values() if d == result.digest)
+                    result.decisions.insert(0, f"quorum: {agreeing} of {len(reports)} sources serve it "
+                                               f"(--quorum {self.trust.quorum})")
                 if self.referrers and not self.dry_run:
                     await _copy_referrers(source, target, manifest, result)
                 return result
@@ -143,19 +204,75 @@ class AssetSync:
             return TagResult(spec.name, reference, "refused", f"kept the current version: {summary}")
         return TagResult(spec.name, reference, "failed", f"no source could be used: {summary}")
 
+    @staticmethod
+    def _provenance(state: dict[str, object], tag: str, result: TagResult, now: datetime) -> dict[str, object]:
+        """Where a published version came from: the source, what each source reported, since when it was the
+        candidate (held before: its first sighting), when it was published, and the checks that let it through."""
+        held = candidate_of(state, tag)
+        first_seen = held.first_seen if held is not None and held.digest == result.digest else now
+        return {"digest": result.digest, "source": result.source, "reports": result.reports,
+                "first_seen": iso(first_seen), "published_at": iso(now), "decisions": result.decisions}
+
+    async def _agree(self, spec: AssetSpec, tag: str, reference: str,
+                     target: WriteTarget) -> TagResult | tuple[list[Prefix], str, dict[str, str | None]]:
+        """``--quorum``: one manifest HEAD per source, no blob traffic. The sources serving the agreed digest and
+        that digest (fetched by digest, so a source moving its tag meanwhile cannot slip another in), or the
+        held result when too few agree (:func:`policy.quorum_hold`)."""
+
+        async def head(prefix: Prefix) -> str | None:
+            try:
+                client = await self.source_pool.client(prefix.registry)
+                found = await client.repository(prefix.repository(spec.repository)).resolve(tag)
+            except MirrorError as err:
+                log.info("%s: %s: %s", spec.name, prefix.reference(spec.repository, tag), err)
+                return None
+            return str(found.digest) if found is not None else None
+
+        digests = await asyncio.gather(*(head(prefix) for prefix in self.sources))
+        reports = {str(prefix.reference(spec.repository, tag)): d
+                   for prefix, d in zip(self.sources, digests, strict=True)}
+        with copier.side("destination", target):
+            current = await target.resolve(tag)
+        agreed, held = policy.quorum_hold(spec, self.trust.quorum, reports, str(current.digest) if current else None)
+        if held is not None:
+            offered = [d for d in digests if d is not None and (current is None or d != str(current.digest))]
+            top = max(offered, key=offered.count) if offered else None
+            return TagResult(spec.name, reference, "held", str(held), top, source=None, held="quorum",
+                             reports=reports)
+        if agreed is None:
+            return list(self.sources), tag, reports  # no source has it: the usual loop reports why
+        return [p for p, d in zip(self.sources, digests, strict=True) if d == agreed], agreed, reports
+
     async def _publish(self, spec: AssetSpec, tag: str, reference: str, source: ReadTarget, source_ref: str,
                        manifest: ManifestBytes, target: WriteTarget) -> TagResult:
         with copier.side("destination", target):
             current = await target.resolve(tag)
         if current is not None and current.digest == manifest.digest:
+            known = await self._known_metadata(spec, tag, current)
+            parsed_now = manifest.parsed
+            if not self.dry_run and isinstance(parsed_now, Manifest) and has_own_time(spec, parsed_now, known):
+                await self._tag_dated(spec, tag, manifest, known, target)  # a version published before dated tags
             return TagResult(spec.name, reference, "unchanged", "already up to date", str(manifest.digest),
-                             _artifact_size(manifest), source_ref, await self._known_metadata(spec, tag, current))
+                             _artifact_size(manifest), source_ref, known)
         parsed = manifest.parsed
         layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
+        state = self.destination.state.load(spec.mirror_repository)
+        held = policy.pin_hold(spec, pin_of(state, tag), str(manifest.digest))
+        if held is None and current is not None:  # an empty mirror is filled at once: there is nothing to keep
+            held = policy.shrink_hold(spec, self.trust, _artifact_size(manifest),
+                                      await self._served_size(spec, tag, current, target))
+        if held is None and current is not None:
+            held = policy.soak_hold(spec, self.trust, candidate_of(state, tag), str(manifest.digest),
+                                    approved_of(state, tag), datetime.now(UTC))
+        if held is not None:
+            return TagResult(spec.name, reference, "held", f"{held}; would publish {manifest.digest} from {source_ref}",
+                             str(manifest.digest), _artifact_size(manifest), source_ref, held=held.reason)
+        decisions = self._passed(spec, state, tag, str(manifest.digest), current is not None)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
-        reader = LayerInfoReader() if spec.has_metadata else None
+        expect = spec.db_file if self.trust.check_archive else None
+        reader = LayerInfoReader(expect) if spec.has_metadata else None
         seen_layer = False
 
         def is_layer(blob: Descriptor) -> bool:
@@ -179,7 +296,7 @@ class AssetSync:
                     if seen_layer:
                         metadata = await reader.result()
                     else:
-                        metadata = await read_layer_metadata(target, layer)
+                        metadata = await read_layer_metadata(target, layer, expect)
                 except LayerInfoError as err:
                     raise RefusedCandidate(f"{spec.name}: {err}") from None
             policy.check_version(spec, tag, parsed, metadata)
@@ -194,8 +311,49 @@ class AssetSync:
         finally:
             if reader is not None:
                 reader.close()
-        return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}",
-                         str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats)
+        dated = await self._tag_dated(spec, tag, manifest, metadata, target)
+        also = f", also as :{dated}" if dated else ""
+        return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}{also}",
+                         str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats,
+                         decisions=decisions)
+
+    def _passed(self, spec: AssetSpec, state: dict[str, object], tag: str, digest: str, replaces: bool) -> list[str]:
+        """The trust checks a candidate passed on its way to publication, for its provenance."""
+        passed = []
+        if pin_of(state, tag) is not None:
+            passed.append("pin: it is the pinned digest")
+        hold = self.trust.hold_for(spec.name)
+        if replaces and hold:
+            passed.append("hold: approved by an operator" if approved_of(state, tag) == digest
+                          else f"hold: the candidate for at least {hold}")
+        if replaces and self.trust.max_shrink:
+            passed.append(f"size: at least {self.trust.max_shrink:g} of the served version")
+        if spec.db_file is not None and self.trust.check_archive:
+            passed.append(f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
+        return passed
+
+    async def _tag_dated(self, spec: AssetSpec, tag: str, manifest: ManifestBytes, metadata: LayerMetadata | None,
+                         target: WriteTarget) -> str | None:
+        """Tag the published version with its dated name too (:mod:`trivy_mirror.catalog.dated`), unless that
+        name is taken: a dated tag is never moved. The name, or None when it was not (or could not be) tagged:
+        a destination refusing the second name does not fail the sync."""
+        parsed = manifest.parsed
+        assert isinstance(parsed, Manifest)
+        name = dated_tag(spec, tag, parsed, metadata, datetime.now(UTC))
+        if name is None:
+            return None
+        try:
+            existing = await target.resolve(name)
+            if existing is None:
+                await target.push_manifest(manifest, name)
+                return name
+        except MirrorError as err:  # the version is published; its second name is a convenience
+            log.warning("%s: cannot tag %s as %s: %s", spec.name, manifest.digest.short, name, err)
+            return None
+        if existing.digest != manifest.digest:
+            log.warning("%s: %s already names %s; dated tags are never moved", spec.name, name, existing.digest.short)
+            return None
+        return name
 
     def _dry_run(self, spec: AssetSpec, tag: str, reference: str, source_ref: str, manifest: ManifestBytes,
                  parsed: Manifest) -> TagResult:
@@ -209,6 +367,18 @@ class AssetSync:
             message += f"; not checked without the download: {', '.join(unchecked)}"
         return TagResult(spec.name, reference, "would-update", message, str(manifest.digest),
                          _artifact_size(manifest), source_ref, unchecked=unchecked)
+
+    async def _served_size(self, spec: AssetSpec, tag: str, current: Descriptor, target: WriteTarget) -> int | None:
+        """The served artifact's size: from the state when it describes that digest, else from its manifest."""
+        record = tag_record(self.destination.state.load(spec.mirror_repository), tag)
+        if record is not None and record.digest == str(current.digest) and record.size:
+            return record.size
+        try:
+            with copier.side("destination", target):
+                return _artifact_size(await target.get_manifest(str(current.digest)))
+        except MirrorError as err:
+            log.warning("%s: cannot read the served version's size: %s", spec.name, err)
+            return None
 
     async def _known_metadata(self, spec: AssetSpec, tag: str, current: Descriptor) -> LayerMetadata | None:
         record = tag_record(self.destination.state.load(spec.mirror_repository), tag)

@@ -38,6 +38,11 @@ async def check_catalog_push(repository: str, target: WriteTarget, manifest: Man
         return  # a referrer (a signature, an attestation): Trivy never reads it in place of the asset
     if tag is None:
         raise RefusedCandidate(f"{spec.name}: push Trivy's {spec.name} by tag ({', '.join(tags)}), not by digest")
+    if policy.is_dated_tag(spec, tag):
+        existing = await target.resolve(tag)
+        policy.check_dated_tag(spec, tag, str(manifest.digest), await target.resolve(str(manifest.digest)) is not None,
+                               str(existing.digest) if existing is not None else None)
+        return
     if tag not in tags:
         raise RefusedCandidate(f"{spec.name}: Trivy reads only the tag(s) {', '.join(tags)} of {repository}, "
                                f"not {tag!r}")

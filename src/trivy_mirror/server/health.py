@@ -60,6 +60,9 @@ class Readiness:
             "reasons": [row.reason for row in statuses if not row.ready],
             # A failed last attempt does not make the mirror unready (what it serves is still good), but says so.
             "failures": [row.failure for row in statuses if row.last_failed],
+            # A held candidate (pin, hold, quorum, sanity) leaves what is served as it is: ready stays as it was.
+            "held": [{"asset": row.asset, "reference": row.reference, "reason": row.held, "served": row.digest,
+                      "candidate": row.candidate} for row in statuses if row.held is not None],
             "integrity": integrity,
             "assets": [row.to_json() for row in statuses],
         }

@@ -75,6 +75,12 @@ class _StateCollector(Collector):
         refused = GaugeMetricFamily("trivy_mirror_asset_last_attempt_refused",
                                     "1 when every candidate of the last sync was refused (the current version is kept)",
                                     labels=["asset", "reference"])
+        held = GaugeMetricFamily("trivy_mirror_asset_held",
+                                 "1 while a newer version of the asset is held, by reason (pinned, hold, quorum, "
+                                 "sanity; 0 with no reason: nothing held); the current version stays served",
+                                 labels=["asset", "reference", "reason"])
+        pinned = GaugeMetricFamily("trivy_mirror_asset_pinned", "1 while an operator pins the asset's tag",
+                                   labels=["asset", "reference"])
         try:
             statuses = self._statuses()
         except Exception:
@@ -92,7 +98,10 @@ class _StateCollector(Collector):
                 attempt.add_metric([status.asset, status.reference], status.last_attempt.timestamp())
                 failed.add_metric([status.asset, status.reference], 1 if status.last_failed else 0)
                 refused.add_metric([status.asset, status.reference], 1 if status.last_result == "refused" else 0)
-        return updated, next_update, size, ready, attempt, failed, refused
+            held.add_metric([status.asset, status.reference, status.held or ""], 1 if status.held else 0)
+            if status.pinned is not None:
+                pinned.add_metric([status.asset, status.reference], 1)
+        return updated, next_update, size, ready, attempt, failed, refused, held, pinned
 
 
 def _sync_metrics(state: SchedulerState) -> Iterable[Metric]:

@@ -65,7 +65,7 @@ table{border-collapse:collapse;width:100%;margin:.3rem 0}th,td{text-align:left;p
 border-bottom:1px solid #e5e8eb;vertical-align:top}th{background:#f3f5f7;font-weight:600}
 code,pre{font:12.5px/1.4 ui-monospace,monospace}pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.6rem;
 overflow-x:auto}.state{display:inline-block;padding:0 .5rem;border-radius:.7rem;font-weight:600;color:#fff}
-.fresh,.ok,.imported{background:#1a7f37}.stale,.refused{background:#9a6700}.missing,.failed{background:#cf222e}
+.fresh,.ok,.imported{background:#1a7f37}.stale,.refused,.held{background:#9a6700}.missing,.failed{background:#cf222e}
 .none{background:#6e7781}.muted{color:#57606a}.banner{padding:.6rem .8rem;border-radius:.4rem;margin:.6rem 0;
 font-weight:600}.banner.ready{background:#dafbe1}.banner.unready{background:#ffebe9}
 details summary{cursor:pointer;color:#0969da}time,.size{white-space:nowrap}.msg{max-width:34rem;overflow-wrap:anywhere}

@@ -1,4 +1,5 @@
-"""Pruning a static tree: keep each tag's newest ``keep`` versions (manifests and their blobs), delete the rest.
+"""Pruning a static tree: keep each tag's newest ``keep`` versions (manifests and their blobs), delete the rest;
+a dated tag (``2-20261130.0600``) goes with its version.
 
 Runs after a sync or import has written everything, holding the writer lock. The version before the current one
 stays by default (``keep=2``), so a client that read the previous manifest a moment before a tag moved still
@@ -16,6 +17,7 @@ from trivy_mirror.oci.manifest import Index
 from trivy_mirror.static.paths import BLOBS_DIR, MANIFESTS_DIR, is_digest_name
 from trivy_mirror.static.repository import StaticRepository
 from trivy_mirror.static.tree import StaticTree
+from trivy_mirror.store.index import DATED_TAG
 
 
 def prune_repository(tree: StaticTree, repository: str, keep: int) -> int:
@@ -25,13 +27,20 @@ def prune_repository(tree: StaticTree, repository: str, keep: int) -> int:
     history = tree.history(repository)
     wanted: list[str] = []
     tags = _names(target, MANIFESTS_DIR, digests=False)
-    for tag in tags:
+    dated = {tag for tag in tags if (match := DATED_TAG.match(tag)) and match["base"] in tags}
+    for tag in (tag for tag in tags if tag not in dated):
         current = target.read_manifest(tag)
         if current is not None:
             wanted.append(str(current.digest))
         wanted.extend(history.get(tag, [])[-keep:])
-    manifests, blobs = _reachable(target, wanted)
     deleted = 0
+    for tag in sorted(dated):  # a dated tag goes with its version
+        version = target.read_manifest(tag)
+        if version is not None and str(version.digest) not in wanted:
+            deleted += _unlink(target.path / MANIFESTS_DIR / tag)
+        elif version is not None:
+            wanted.append(str(version.digest))
+    manifests, blobs = _reachable(target, wanted)
     for name in _names(target, MANIFESTS_DIR, digests=True):
         if name not in manifests:
             deleted += _unlink(target.path / MANIFESTS_DIR / name)

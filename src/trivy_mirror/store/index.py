@@ -4,6 +4,9 @@ Entry order is push order. Tagging appends the new entry; the tag's previous ent
 ``org.opencontainers.image.ref.name`` but gains :data:`ANNOTATION_PREVIOUS_TAG`, so it stays readable by digest
 as an older version and :func:`prune_entries` knows which tag's history it belongs to.
 
+A dated tag (:data:`DATED_TAG`, ``2-20261130.0600``) names one version of its base tag and is never moved; it is
+pruned together with that version.
+
 Retention policy: an entry with neither annotation is an untagged manifest somebody pushed by digest (a
 referrer, an index's child, an image whose tag was deleted); it stays until it is deleted by digest, except a
 referrer whose subject a prune removes, which goes with it (signatures of a pruned DB version are of no use, and
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -23,6 +27,9 @@ from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest, parse_manifest
 
 ANNOTATION_PREVIOUS_TAG = "io.github.trivy-mirror.previous-tag"
+DATED_TAG = re.compile(r"^(?P<base>[A-Za-z0-9_][A-Za-z0-9._-]*)-(?P<stamp>[0-9]{8}\.[0-9]{4})$")
+"""A dated version tag, ``<tag>-YYYYMMDD.HHMM`` (``2-20261130.0600``): immutable, it names one version of
+``<tag>`` and is pruned with that version."""
 REF_NAME = mediatype.ANNOTATION_REF_NAME
 
 
@@ -125,6 +132,7 @@ def prune_entries(entries: list[Descriptor], keep: int,
         if tag_of(entry) is None and previous is not None:
             histories.setdefault(previous, []).append(i)
     dropped = {i for older in histories.values() for i in older[: max(0, len(older) - (keep - 1))]}
+    dropped |= _dated_dropped(entries, dropped)
     if dropped:
         subjects = {i: subject_of(e) for i, e in enumerate(entries) if tag_of(e) is None and i not in dropped}
         while True:  # a referrer of a referrer (the signature of an SBOM) goes too
@@ -138,6 +146,22 @@ def prune_entries(entries: list[Descriptor], keep: int,
     kept = [e for i, e in enumerate(entries) if i not in dropped]
     removed = [e for i, e in enumerate(entries) if i in dropped]
     return kept, removed
+
+
+def _dated_dropped(entries: list[Descriptor], dropped: set[int]) -> set[int]:
+    """Dated tags (:data:`DATED_TAG`) of a tag the layout holds whose version is no longer kept: not the tag's
+    current digest nor a kept older version of it. A dated tag without its base tag is an ordinary tag."""
+    kept_versions: dict[str, set[Digest]] = {}
+    for i, entry in enumerate(entries):
+        base = tag_of(entry) or (entry.annotations.get(ANNOTATION_PREVIOUS_TAG) if i not in dropped else None)
+        if base is not None:
+            kept_versions.setdefault(base, set()).add(entry.digest)
+    gone = set()
+    for i, entry in enumerate(entries):
+        match = DATED_TAG.match(tag_of(entry) or "")
+        if match and match["base"] in kept_versions and entry.digest not in kept_versions[match["base"]]:
+            gone.add(i)
+    return gone
 
 
 def walk(entries: Iterable[Descriptor],

@@ -35,3 +35,17 @@ def test_the_table_fits_and_hides_nothing_that_matters(width: int) -> None:
     assert "…" not in text
     assert ("abababababab" in text) == (width >= 120)
     assert "java-db: last sync of aquasec/trivy-java-db:1 failed at " in text
+
+
+def test_pinned_and_held_assets_say_so_in_the_table() -> None:
+    pin = {"digest": DIGEST, "by": "alice", "at": "2026-11-30T07:00:00Z", "reason": "INC-1"}
+    candidate = {"digest": "sha256:" + "cd" * 32, "source": "ghcr.io/aquasecurity/trivy-db:2",
+                 "first_seen": "2026-11-30T07:30:00Z", "held": "pinned"}
+    row = AssetStatus("db", "aquasec/trivy-db:2", DIGEST, 712_300_000, NOW, NOW, None, NOW, "held", "fresh",
+                      pinned=pin, candidate=candidate, held="pinned")
+    out = Console(width=80, record=True, color_system=None)
+    print_table([row], out)
+    text = out.export_text()
+    assert "fresh (pinned)" in text, text
+    assert f"trivy-db:2: pinned to {DIGEST} by alice at 2026-11-30T07:00:00Z (INC-1)" in " ".join(text.split())
+    assert f"held (pinned) candidate sha256:{'cd' * 32} from ghcr.io" in " ".join(text.split())

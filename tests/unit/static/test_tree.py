@@ -196,3 +196,16 @@ def test_vex_is_published_archive_first_under_the_public_url_and_an_unchanged_ar
     publish_vex(tree, "http://mirror.internal:8080")
     after = (served / "archive.tar.gz").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+async def test_prune_takes_a_dated_tag_with_its_version(tree: StaticTree) -> None:
+    repository = tree.repository("aquasec/trivy-db")
+    versions = []
+    for n in range(3):
+        versions.append(await publish(repository, f"layer {n}".encode()))
+        await repository.push_manifest(versions[-1], f"2-2026113{n}.0600")
+    prune(tree, 2)
+    assert await repository.resolve("2-20261130.0600") is None
+    assert await repository.resolve(str(versions[0].digest)) is None
+    for n in (1, 2):
+        assert await repository.resolve(f"2-2026113{n}.0600") == versions[n].descriptor

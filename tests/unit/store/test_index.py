@@ -91,3 +91,19 @@ def test_untagged_entries_tags_and_digests() -> None:
     assert [tagged(e) for e in [untag(twice, "2") or []]] == [{"3": twice[1]}]
     assert without_digest([first, loose, twice[1]], first.digest) == [loose]
     assert without_digest([loose], first.digest) is None
+
+
+def test_prune_takes_the_dated_tag_of_a_pruned_version_only() -> None:
+    entries = [describe(b"v1", mediatype.OCI_MANIFEST, **{ANNOTATION_PREVIOUS_TAG: "2"}),
+               describe(b"v1", mediatype.OCI_MANIFEST, **{REF_NAME: "2-20261128.0600"}),
+               describe(b"v2", mediatype.OCI_MANIFEST, **{ANNOTATION_PREVIOUS_TAG: "2"}),
+               describe(b"v2", mediatype.OCI_MANIFEST, **{REF_NAME: "2-20261129.0600"}),
+               describe(b"v3", mediatype.OCI_MANIFEST, **{REF_NAME: "2"}),
+               describe(b"v3", mediatype.OCI_MANIFEST, **{REF_NAME: "2-20261130.0600"}),
+               describe(b"x", mediatype.OCI_MANIFEST, **{REF_NAME: "7-20200101.0000"})]  # no tag 7: ordinary
+    kept, removed = prune_entries(entries, keep=2)
+    assert set(tagged(kept)) == {"2", "2-20261130.0600", "2-20261129.0600", "7-20200101.0000"}
+    assert removed == entries[:2]
+    kept, removed = prune_entries(entries, keep=1)
+    assert set(tagged(kept)) == {"2", "2-20261130.0600", "7-20200101.0000"}
+    assert removed == entries[:4]
