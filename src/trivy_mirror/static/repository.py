@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.static.paths import BLOBS_DIR, MANIFESTS_DIR, manifest_name
-from trivy_mirror.store.fsutil import commit_file, open_temp, os_errors, write_atomic
+from trivy_mirror.store.fsutil import commit_file, open_temp, os_errors, read_chunks, write_atomic
 from trivy_mirror.store.stream import drain, run_to_completion, write_stream
 from trivy_mirror.target import ReadTarget
 
@@ -76,19 +75,9 @@ class StaticRepository:
         return manifest
 
     async def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
-        path = self.blob_path(descriptor.digest)
-        with os_errors(f"read {path}"):
-            try:
-                file = await asyncio.to_thread(path.open, "rb")
-            except FileNotFoundError:
-                raise NotFound(f"blob {descriptor.digest.short} is not in {self.location}") from None
-        with file:
-            while True:
-                with os_errors(f"read {path}"):
-                    chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
-                if not chunk:
-                    return
-                yield chunk
+        async for chunk in read_chunks(self.blob_path(descriptor.digest),
+                                       f"blob {descriptor.digest.short} is not in {self.location}"):
+            yield chunk
 
     async def blob_exists(self, descriptor: Descriptor) -> bool:
         return self._has(self.blob_path(descriptor.digest), descriptor.size)

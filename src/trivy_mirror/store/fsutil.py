@@ -5,14 +5,16 @@ A kill -9 or power loss at any instant therefore leaves either the old file or t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from trivy_mirror.errors import StoreError
+from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.errors import NotFound, StoreError
 
 
 def _read_umask() -> int:
@@ -116,3 +118,20 @@ def clean_dir(path: Path) -> None:
                     os.unlink(entry.name, dir_fd=fd)
         finally:
             os.close(fd)
+
+
+async def read_chunks(path: Path, missing: str) -> AsyncIterator[bytes]:
+    """A stored file's bytes, read off the event loop in :data:`CHUNK_SIZE` pieces; ``NotFound(missing)`` when
+    the file does not exist, :class:`StoreError` when it cannot be read."""
+    with os_errors(f"read {path}"):
+        try:
+            file = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            raise NotFound(missing) from None
+    with file:
+        while True:
+            with os_errors(f"read {path}"):
+                chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk

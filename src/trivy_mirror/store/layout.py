@@ -21,7 +21,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
@@ -30,7 +29,16 @@ from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Mani
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.oci.referrers import MAX_REFERRERS, referrer_descriptor
 from trivy_mirror.store import index
-from trivy_mirror.store.fsutil import commit, commit_file, ensure_dir, open_temp, os_errors, touch, write_atomic
+from trivy_mirror.store.fsutil import (
+    commit,
+    commit_file,
+    ensure_dir,
+    open_temp,
+    os_errors,
+    read_chunks,
+    touch,
+    write_atomic,
+)
 from trivy_mirror.store.gc import Unreferenced, sweep
 from trivy_mirror.store.paths import (
     BLOBS_DIR,
@@ -294,19 +302,9 @@ class Layout:
         return manifest
 
     async def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
-        path = self.blob_path(descriptor.digest)
-        with os_errors(f"read {path}"):
-            try:
-                file = await asyncio.to_thread(path.open, "rb")
-            except FileNotFoundError:
-                raise NotFound(f"blob {descriptor.digest.short} is not in {self.location}") from None
-        with file:
-            while True:
-                with os_errors(f"read {path}"):
-                    chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
-                if not chunk:
-                    return
-                yield chunk
+        async for chunk in read_chunks(self.blob_path(descriptor.digest),
+                                       f"blob {descriptor.digest.short} is not in {self.location}"):
+            yield chunk
 
     async def blob_exists(self, descriptor: Descriptor) -> bool:
         return self._has_blob(descriptor)
