@@ -63,7 +63,8 @@ def _header(title: str, summary: str) -> list[str]:
 def _options(command: click.Command, context: click.Context) -> list[str]:
     lines: list[str] = []
     for param in command.params:  # not --help: every command has it, and click caches it per context settings
-        record = param.get_help_record(context)
+        # Options only: the synopsis names the arguments, and click 8.5 gives arguments help records too.
+        record = param.get_help_record(context) if isinstance(param, click.Option) else None
         if record is None:
             continue
         flags, help_text = record
