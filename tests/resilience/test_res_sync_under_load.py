@@ -39,7 +39,7 @@ def test_syncs_under_load_serve_every_request_and_keep_resolved_blobs(tmp_path: 
 
     serve = ServeProcess(cli, ["--store", str(store), "--from", f"{upstream.host}/aquasec", "--assets", "db",
                                "--sync-every", "1s", "--keep", "2"])
-    with serve.start():
+    with serve:
         load = SyncLoad(serve.host, upstream, manifest_clients=3, blob_clients=2, publish_every=2.5).start()
         deadline = time.monotonic() + 90
         while load.figures.published < VERSIONS and time.monotonic() < deadline:

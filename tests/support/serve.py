@@ -84,7 +84,8 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def __enter__(self) -> ServeProcess:
-        return self.start()
+        """Starts the process unless :meth:`start` already did (a second start would leak the first one)."""
+        return self if self._process is not None else self.start()
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
