@@ -45,9 +45,10 @@ from run import (  # noqa: E402
     wait_http,
     wrk,
 )
+from sections import marks, write_section  # noqa: E402
 from tests.support.nginx import Nginx  # noqa: E402
 
-START, END = "<!-- herd:start -->", "<!-- herd:end -->"
+START, END = marks("herd")
 MANIFEST_PATH = "/v2/aquasec/trivy-db/manifests/2"
 
 
@@ -156,11 +157,6 @@ def render(figures: dict[str, dict[str, list[float]]], args: argparse.Namespace,
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, out: Path) -> None:
-    current = out.read_text() if out.exists() else ""
-    before, found, rest = current.partition(START)
-    after = rest.partition(END)[2] if found else ""
-    out.write_text(before.rstrip("\n") + "\n\n" + text + after.lstrip("\n") if before else text + after)
 
 
 def main() -> None:
@@ -198,7 +194,7 @@ def main() -> None:
             pairs.append((serve.name, static.name))
         figures = measure(contenders, blob_path, args, script)
     text = render(figures, args, pairs)
-    write_section(text, args.out)
+    write_section(args.out, "herd", text)
     print(text)
 
 

@@ -653,9 +653,10 @@ def main() -> None:
     (args.workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     out = args.out or (BENCH_DIR / "RESULTS.md" if args.size == GIB else args.workdir / "RESULTS.md")
     import report
+    from sections import marked_sections
 
-    soak = out.read_text().partition("<!-- soak:start -->") if out.exists() else ("", "", "")
-    out.write_text(report.render(results, TARGETS) + (f"\n{soak[1]}{soak[2]}" if soak[1] else ""))
+    kept = marked_sections(out.read_text()) if out.exists() else ""  # soak, startup, herd: their own scripts'
+    out.write_text(report.render(results, TARGETS) + (f"\n{kept}" if kept else ""))
     log(f"results: {out} (raw: {args.workdir / 'results.json'}), {results['seconds']} s")
 
 

@@ -28,12 +28,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from sections import marks, write_section  # noqa: E402
+
 from support.registry import RegistryProcess, free_port, push_artifact  # noqa: E402
 from support.sync_load import LoadFigures, SyncLoad, age_store  # noqa: E402
 from support.trivy_assets import DB_REPOSITORY, build_vuln_db  # noqa: E402
 
-START_MARK = "<!-- soak:start -->"
-END_MARK = "<!-- soak:end -->"
+START_MARK, END_MARK = marks("soak")
 MIB = 1 << 20
 
 
@@ -102,16 +103,6 @@ def section(args: argparse.Namespace, figures: LoadFigures, start: tuple[float, 
             + f"{END_MARK}\n")
 
 
-def write_section(out: Path, text: str) -> None:
-    """Replace the soak section of ``out`` (or append it), leaving the rest of the report alone."""
-    current = out.read_text() if out.exists() else ""
-    if START_MARK in current and END_MARK in current:
-        before, rest = current.split(START_MARK, 1)
-        after = rest.split(END_MARK, 1)[1].lstrip("\n")
-        current = before + text + ("\n" + after if after else "")
-    else:
-        current = (current.rstrip("\n") + "\n\n" if current else "") + text
-    out.write_text(current)
 
 
 def main() -> None:
@@ -165,7 +156,7 @@ def main() -> None:
             serve.wait(timeout=60)
     text = section(args, figures, start, end, peak, late, log_path.read_text(errors="replace"),
                    time.monotonic() - began)
-    write_section(args.out, text)
+    write_section(args.out, "soak", text)
     print(text)
 
 

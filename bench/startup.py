@@ -21,10 +21,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sections import marks, write_section
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-START_MARK = "<!-- startup:start -->"
-END_MARK = "<!-- startup:end -->"
+START_MARK, END_MARK = marks("startup")
 
 CASES: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("--version", ("--version",), 6),
@@ -80,16 +81,6 @@ def section(times: dict[str, list[float]], rounds: int) -> str:
             f"{END_MARK}\n")
 
 
-def write_section(out: Path, text: str) -> None:
-    """Replace this section of ``out`` (or append it), leaving the rest of the report alone."""
-    current = out.read_text() if out.exists() else ""
-    if START_MARK in current and END_MARK in current:
-        before, rest = current.split(START_MARK, 1)
-        after = rest.split(END_MARK, 1)[1].lstrip("\n")
-        current = before + text + ("\n" + after if after else "")
-    else:
-        current = (current.rstrip("\n") + "\n\n" if current else "") + text
-    out.write_text(current)
 
 
 def main() -> None:
@@ -99,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     times = measure(args.rounds)
     text = section(times, args.rounds)
-    write_section(args.out, text)
+    write_section(args.out, "startup", text)
     print(text)
 
 
