@@ -32,15 +32,15 @@ if TYPE_CHECKING:
     from trivy_mirror.catalog.freshness import AssetStatus
     from trivy_mirror.catalog.result import TagResult
     from trivy_mirror.facade import ClientOptions, async_status, async_sync, status, sync
+    from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.orchestrate import SyncReport
-    from trivy_mirror.registry.transport import RetryPolicy, Timeouts
 
 _LAZY = {
     "sync": "trivy_mirror.facade", "async_sync": "trivy_mirror.facade", "status": "trivy_mirror.facade",
     "async_status": "trivy_mirror.facade", "ClientOptions": "trivy_mirror.facade",
     "SyncReport": "trivy_mirror.orchestrate", "TagResult": "trivy_mirror.catalog.result",
-    "AssetStatus": "trivy_mirror.catalog.freshness", "RetryPolicy": "trivy_mirror.registry.transport",
-    "Timeouts": "trivy_mirror.registry.transport",
+    "AssetStatus": "trivy_mirror.catalog.freshness", "RetryPolicy": "trivy_mirror.http.transport",
+    "Timeouts": "trivy_mirror.http.transport",
 }
 
 

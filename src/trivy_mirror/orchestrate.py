@@ -23,12 +23,12 @@ from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.status import store_statuses
 from trivy_mirror.engine.events import Progress
 from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.http.transport import Transport
 from trivy_mirror.mirror.assetsync import AssetSync
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.mirror.fanout import BlobSpool
 from trivy_mirror.mirror.parent import Parent, discover_vex, merge_vex
 from trivy_mirror.oci.reference import Prefix
-from trivy_mirror.registry.transport import Transport
 from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain

@@ -32,11 +32,11 @@ from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.catalog.layerinfo import MAX_METADATA_SIZE, METADATA_FILE, LayerInfoError, parse_metadata
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import RefusedCandidate, StoreError, UnsafeMember, VerificationError
+from trivy_mirror.fsutil import os_errors
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.digest import Digest, DigestVerifier
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.store import Store
-from trivy_mirror.store.fsutil import os_errors
 from trivy_mirror.timefmt import go_time, iso
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.serve import archive_url, repository_url

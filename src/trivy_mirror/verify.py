@@ -30,10 +30,10 @@ from typing import Any
 
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidDigest, InvalidManifest, MirrorError, StoreError
+from trivy_mirror.fsutil import os_errors, write_atomic
 from trivy_mirror.oci.digest import HEX_LENGTH, Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, parse_manifest
 from trivy_mirror.store import Store
-from trivy_mirror.store.fsutil import os_errors, write_atomic
 from trivy_mirror.store.index import parse_index, references, serialize_index, tag_of
 from trivy_mirror.store.links import store_links
 from trivy_mirror.store.paths import BLOBS_DIR, TMP_DIR

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from trivy_mirror.bundle.format import BundleFile
 from trivy_mirror.errors import StoreError
+from trivy_mirror.fsutil import commit_file, open_temp, os_errors
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.store.fsutil import commit_file, open_temp, os_errors
 from trivy_mirror.store.paths import TMP_DIR
 from trivy_mirror.store.stream import run_to_completion, write_stream
 

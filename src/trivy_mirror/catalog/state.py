@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from trivy_mirror.catalog.assets import LayerMetadata
 from trivy_mirror.catalog.attempt import Attempt, history_from_json, history_to_json, push_history
-from trivy_mirror.store.fsutil import write_atomic
+from trivy_mirror.fsutil import write_atomic
 from trivy_mirror.target import WriteTarget
 from trivy_mirror.timefmt import iso as _iso
 from trivy_mirror.timefmt import parse_time

@@ -3,7 +3,7 @@
 ``TRIVY_MIRROR_RETRY_BASE`` (seconds) replaces the retry backoff base and the ``Retry-After`` floor, and
 ``TRIVY_MIRROR_READ_TIMEOUT`` (seconds) the read timeout, so fault-injection suites that drive the CLI as a
 subprocess need not sleep for real. The library itself reads no environment: a program passes a
-:class:`~trivy_mirror.registry.transport.RetryPolicy` and :class:`~trivy_mirror.registry.transport.Timeouts`.
+:class:`~trivy_mirror.http.transport.RetryPolicy` and :class:`~trivy_mirror.http.transport.Timeouts`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 
-from trivy_mirror.registry.transport import RetryPolicy, Timeouts
+from trivy_mirror.http.transport import RetryPolicy, Timeouts
 
 
 def _seconds(name: str) -> float | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trivy_mirror.errors import AuthError, MirrorError, StoreError, Unreachable, UsageError
-from trivy_mirror.store.fsutil import FILE_MODE, os_errors, write_atomic
+from trivy_mirror.fsutil import FILE_MODE, os_errors, write_atomic
 from trivy_mirror.trivyconf import (
     CHECKS_NOTE,
     VEX_NOTE,

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trivy_mirror.catalog.state import Destination, DirectoryStateBook, StateBook
+from trivy_mirror.http.transport import RetryPolicy, Timeouts
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.client import RegistryClient
 from trivy_mirror.registry.credentials import Credentials
-from trivy_mirror.registry.transport import RetryPolicy, Timeouts
 from trivy_mirror.store import Store
 from trivy_mirror.target import WriteTarget
 

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 from yarl import URL
 
 from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.http.transport import Transport, host_label
 from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.oci.reference import Prefix
 from trivy_mirror.registry.credentials import Credentials
-from trivy_mirror.registry.transport import Transport, host_label
 from trivy_mirror.vex.fetch import Fetcher
 from trivy_mirror.vex.serve import LISTING_PATH
 from trivy_mirror.vex.source import VexSource, check_name

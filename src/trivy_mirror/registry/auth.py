@@ -22,9 +22,9 @@ import aiohttp
 from yarl import URL
 
 from trivy_mirror.errors import AuthError, RegistryError
+from trivy_mirror.http.failures import error_from_response, read_error_body
+from trivy_mirror.http.transport import Transport, wire_errors
 from trivy_mirror.registry.credentials import Credentials
-from trivy_mirror.registry.failures import error_from_response, read_error_body
-from trivy_mirror.registry.transport import Transport, wire_errors
 
 log = logging.getLogger(__name__)
 

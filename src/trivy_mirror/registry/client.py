@@ -15,12 +15,12 @@ import aiohttp
 from yarl import URL
 
 from trivy_mirror.errors import RegistryError
+from trivy_mirror.http.failures import error_for_status, error_from_response, read_error_body
+from trivy_mirror.http.transport import Body, RetryPolicy, Timeouts, Transport
 from trivy_mirror.oci.reference import api_host, validate_registry, validate_repository
 from trivy_mirror.registry.auth import Authorizer
 from trivy_mirror.registry.credentials import Credentials, Keychain
-from trivy_mirror.registry.failures import error_for_status, error_from_response, read_error_body
 from trivy_mirror.registry.repository import RemoteRepository
-from trivy_mirror.registry.transport import Body, RetryPolicy, Timeouts, Transport
 from trivy_mirror.version import __version__
 
 USER_AGENT = f"trivy-mirror/{__version__}"

@@ -15,9 +15,9 @@ import aiohttp
 
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import RegistryError, Unreachable, VerificationError
+from trivy_mirror.http.failures import describe_connection_error, error_from_response
+from trivy_mirror.http.transport import host_label
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.registry.failures import describe_connection_error, error_from_response
-from trivy_mirror.registry.transport import host_label
 
 if TYPE_CHECKING:
     from trivy_mirror.registry.repository import RemoteRepository

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from trivy_mirror.errors import InvalidManifest, NotFound, RegistryError
+from trivy_mirror.http.failures import error_from_response
+from trivy_mirror.http.transport import host_label, read_limited, wire_errors
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.oci.referrers import MAX_REFERRERS, fallback_tag, listed, referrer_descriptor, referrers_index
-from trivy_mirror.registry.failures import error_from_response
-from trivy_mirror.registry.transport import host_label, read_limited, wire_errors
 
 if TYPE_CHECKING:
     from trivy_mirror.registry.repository import RemoteRepository

@@ -17,6 +17,8 @@ from trivy_mirror.errors import (
     RegistryError,
     VerificationError,
 )
+from trivy_mirror.http.failures import error_from_response
+from trivy_mirror.http.transport import host_label, read_limited, wire_errors
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -24,9 +26,7 @@ from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.registry.auth import repository_scope
 from trivy_mirror.registry.download import download_blob
-from trivy_mirror.registry.failures import error_from_response
 from trivy_mirror.registry.referrers import SUBJECT_HEADER, list_in_fallback_tag, list_referrers
-from trivy_mirror.registry.transport import host_label, read_limited, wire_errors
 from trivy_mirror.registry.upload import cancel_upload, upload_blob, upload_location
 from trivy_mirror.target import ReadTarget
 

@@ -17,8 +17,8 @@ import aiohttp
 from yarl import URL
 
 from trivy_mirror.errors import MirrorError, RegistryError
+from trivy_mirror.http.failures import error_for_status, read_error_body
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.registry.failures import error_for_status, read_error_body
 
 if TYPE_CHECKING:
     from trivy_mirror.registry.repository import RemoteRepository

@@ -33,8 +33,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from trivy_mirror.errors import MirrorError
+from trivy_mirror.fsutil import os_errors, write_atomic
 from trivy_mirror.store import Store
-from trivy_mirror.store.fsutil import os_errors, write_atomic
 from trivy_mirror.store.paths import TMP_DIR
 from trivy_mirror.timefmt import iso
 from trivy_mirror.verify import Problem, Report, Verifier, verify_store

@@ -32,9 +32,9 @@ from prometheus_client.registry import Collector
 
 from trivy_mirror.catalog.assets import AssetSpec, TagSpec
 from trivy_mirror.errors import MirrorError
+from trivy_mirror.fsutil import os_errors, write_atomic
 from trivy_mirror.server.accesslog import ROUTE_KEY
 from trivy_mirror.server.routes import match_v2
-from trivy_mirror.store.fsutil import os_errors, write_atomic
 from trivy_mirror.store.paths import TMP_DIR
 from trivy_mirror.timefmt import iso, parse_time
 from trivy_mirror.trivyagent import trivy_version, version_label

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
+from trivy_mirror.fsutil import commit_file, open_temp, os_errors, read_chunks, write_atomic
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.static.paths import BLOBS_DIR, MANIFESTS_DIR, manifest_name
-from trivy_mirror.store.fsutil import commit_file, open_temp, os_errors, read_chunks, write_atomic
 from trivy_mirror.store.stream import drain, run_to_completion, write_stream
 from trivy_mirror.target import ReadTarget
 

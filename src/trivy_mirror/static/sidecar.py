@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trivy_mirror.errors import InvalidDigest, MirrorError
+from trivy_mirror.fsutil import os_errors, write_atomic
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.static.paths import (
     BLOBS_DIR,
@@ -31,7 +32,6 @@ from trivy_mirror.static.paths import (
     is_digest_name,
 )
 from trivy_mirror.static.tree import StaticTree
-from trivy_mirror.store.fsutil import os_errors, write_atomic
 
 log = logging.getLogger(__name__)
 

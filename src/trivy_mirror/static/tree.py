@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trivy_mirror.errors import UsageError
+from trivy_mirror.fsutil import ensure_dir, os_errors, write_atomic
 from trivy_mirror.static.paths import (
     ALIASES,
     BLOBS_DIR,
@@ -28,7 +29,6 @@ from trivy_mirror.static.paths import (
     check_repository,
 )
 from trivy_mirror.store import Store
-from trivy_mirror.store.fsutil import ensure_dir, os_errors, write_atomic
 from trivy_mirror.store.paths import TMP_DIR
 
 if TYPE_CHECKING:

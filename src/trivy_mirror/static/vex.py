@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 
 from trivy_mirror.errors import MirrorError
+from trivy_mirror.fsutil import commit, ensure_dir, os_errors, write_atomic
 from trivy_mirror.static.sidecar import VEX_ARCHIVE, VEX_MANIFEST
 from trivy_mirror.static.tree import StaticTree
-from trivy_mirror.store.fsutil import commit, ensure_dir, os_errors, write_atomic
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.serve import archive_url
 from trivy_mirror.vex.storage import VexRepository, stored_names

@@ -22,14 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
-from trivy_mirror.oci import mediatype
-from trivy_mirror.oci.content import ManifestBytes
-from trivy_mirror.oci.digest import Digest
-from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Manifest, parse_manifest
-from trivy_mirror.oci.reference import validate_tag
-from trivy_mirror.oci.referrers import MAX_REFERRERS, referrer_descriptor
-from trivy_mirror.store import index
-from trivy_mirror.store.fsutil import (
+from trivy_mirror.fsutil import (
     commit,
     commit_file,
     ensure_dir,
@@ -39,6 +32,13 @@ from trivy_mirror.store.fsutil import (
     touch,
     write_atomic,
 )
+from trivy_mirror.oci import mediatype
+from trivy_mirror.oci.content import ManifestBytes
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, Manifest, parse_manifest
+from trivy_mirror.oci.reference import validate_tag
+from trivy_mirror.oci.referrers import MAX_REFERRERS, referrer_descriptor
+from trivy_mirror.store import index
 from trivy_mirror.store.gc import Unreferenced, sweep
 from trivy_mirror.store.paths import (
     BLOBS_DIR,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trivy_mirror.errors import StoreError
-from trivy_mirror.store.fsutil import ensure_dir, os_errors
+from trivy_mirror.fsutil import ensure_dir, os_errors
 from trivy_mirror.store.paths import LOCK_FILE
 
 POLL_INTERVAL = 0.25

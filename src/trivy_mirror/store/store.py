@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trivy_mirror.errors import InvalidReference
-from trivy_mirror.store.fsutil import clean_dir
+from trivy_mirror.fsutil import clean_dir
 from trivy_mirror.store.layout import Layout
 from trivy_mirror.store.links import refuse_links
 from trivy_mirror.store.lock import StoreLock, exclusive_holder

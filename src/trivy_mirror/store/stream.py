@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import BinaryIO, TypeVar
 
 from trivy_mirror.errors import VerificationError
+from trivy_mirror.fsutil import os_errors
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.store.fsutil import os_errors
 
 BATCH_SIZE = 8 * 1024 * 1024
 FLUSH_SIZE = 64 * 1024 * 1024

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import RefusedCandidate
-from trivy_mirror.store.fsutil import os_errors
+from trivy_mirror.fsutil import os_errors
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12

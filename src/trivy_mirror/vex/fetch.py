@@ -18,9 +18,9 @@ from yarl import URL
 
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import MirrorError, RefusedCandidate, UsageError
+from trivy_mirror.http.failures import error_from_response
+from trivy_mirror.http.transport import Transport, host_label, wire_errors
 from trivy_mirror.oci.reference import is_plain_http_allowed
-from trivy_mirror.registry.failures import error_from_response
-from trivy_mirror.registry.transport import Transport, host_label, wire_errors
 
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

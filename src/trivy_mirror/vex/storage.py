@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 from trivy_mirror.catalog.attempt import NO_ATTEMPT, Attempt, history_from_json, history_to_json, push_history
 from trivy_mirror.errors import MirrorError, StoreError
+from trivy_mirror.fsutil import commit, os_errors, write_atomic
 from trivy_mirror.oci.digest import Digest
-from trivy_mirror.store.fsutil import commit, os_errors, write_atomic
 from trivy_mirror.store.paths import TMP_DIR
 from trivy_mirror.timefmt import iso, parse_time
 from trivy_mirror.vex.manifest import RepositoryManifest, RepositoryVersion

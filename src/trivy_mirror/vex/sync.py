@@ -29,8 +29,8 @@ from trivy_mirror.catalog.result import Outcome, TagResult
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.engine.copier import CopyStats
 from trivy_mirror.errors import MirrorError, RefusedCandidate
-from trivy_mirror.registry.transport import Transport
-from trivy_mirror.store.fsutil import ensure_dir, os_errors
+from trivy_mirror.fsutil import ensure_dir, os_errors
+from trivy_mirror.http.transport import Transport
 from trivy_mirror.timefmt import iso
 from trivy_mirror.vex.extract import Limits, extract_archive
 from trivy_mirror.vex.fetch import Download, Fetcher

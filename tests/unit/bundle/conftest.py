@@ -9,10 +9,10 @@ import pytest
 
 from support.trivy_assets import Artifact, AssetSet
 from support.vex_repo import UpstreamVex, github_tarball, manifest, repository_files
+from trivy_mirror.http.transport import RetryPolicy, Transport
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.registry.transport import RetryPolicy, Transport
 from trivy_mirror.store import Store
 from trivy_mirror.vex import VexSource, sync_vex
 

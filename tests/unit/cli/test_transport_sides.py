@@ -11,8 +11,8 @@ import pytest
 from trivy_mirror.cli import cli
 from trivy_mirror.cli.parsing import connection_options, destination_prefixes, endpoint_schemes
 from trivy_mirror.errors import UsageError
+from trivy_mirror.http.transport import Transport
 from trivy_mirror.oci.reference import Prefix
-from trivy_mirror.registry.transport import Transport
 
 
 def _options(command: str, args: list[str]) -> click.Context:

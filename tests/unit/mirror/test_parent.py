@@ -7,9 +7,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.http.transport import Transport
 from trivy_mirror.mirror.parent import Parent, merge_vex
 from trivy_mirror.registry.credentials import Credentials
-from trivy_mirror.registry.transport import Transport
 from trivy_mirror.vex import VexSource
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from support.vex_repo import UpstreamVex, github_tarball, manifest, repository_files
 from trivy_mirror.catalog.result import TagResult
-from trivy_mirror.registry.transport import RetryPolicy, Transport
+from trivy_mirror.http.transport import RetryPolicy, Transport
 from trivy_mirror.store import Store
 from trivy_mirror.vex import VexSource, sync_vex
 from trivy_mirror.vex.extract import Limits

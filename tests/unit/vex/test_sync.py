@@ -10,7 +10,7 @@ import pytest
 
 from support.vex_repo import UpstreamVex, flat_tarball, github_tarball, manifest, repository_files, zip_archive
 from trivy_mirror.errors import UsageError
-from trivy_mirror.registry.transport import RetryPolicy, Transport
+from trivy_mirror.http.transport import RetryPolicy, Transport
 from trivy_mirror.store import Store
 from trivy_mirror.vex import VexSource, sync_vex, vex_statuses
 from trivy_mirror.vex.extract import Limits

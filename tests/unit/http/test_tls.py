@@ -7,13 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.unit.registry.conftest import MakeClient, Serve
+from tests.unit.registry.fake_registry import FakeRegistry
 from yarl import URL
 
 from trivy_mirror.errors import Unreachable, UsageError
-from trivy_mirror.registry.transport import Transport
-
-from .conftest import MakeClient, Serve
-from .fake_registry import FakeRegistry
+from trivy_mirror.http.transport import Transport
 
 
 def _openssl(*args: str | Path) -> None:

@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
+from tests.unit.registry.conftest import MakeClient, Serve
+from tests.unit.registry.fake_registry import FakeRegistry, manifest_for, oci_error
 
 from trivy_mirror import __version__
 from trivy_mirror.errors import NotFound, RegistryError, Unreachable
+from trivy_mirror.http.transport import parse_retry_after
 from trivy_mirror.registry import RetryPolicy, Timeouts
-from trivy_mirror.registry.transport import parse_retry_after
-
-from .conftest import MakeClient, Serve
-from .fake_registry import FakeRegistry, manifest_for, oci_error
 
 
 def test_parse_retry_after() -> None:

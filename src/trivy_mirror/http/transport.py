@@ -25,8 +25,8 @@ from yarl import URL
 
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import Unreachable, UsageError
+from trivy_mirror.http.failures import describe_connection_error, error_from_response
 from trivy_mirror.oci.reference import is_plain_http_allowed
-from trivy_mirror.registry.failures import describe_connection_error, error_from_response
 
 log = logging.getLogger(__name__)
 
