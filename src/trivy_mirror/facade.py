@@ -16,7 +16,7 @@ from trivy_mirror.catalog import assets as catalog
 from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import SyncReport, select_vex_sources, sync_destination
 from trivy_mirror.vex import vex_statuses
 
@@ -30,7 +30,7 @@ async def async_sync(*, store: str | Path | None = None, to: str | None = None, 
                      lock_timeout: float = 600.0, keep: int | None = None) -> SyncReport:
     """:func:`sync` in the running event loop."""
     specs = _select(assets)
-    prefixes = [Prefix.parse(source) for source in sources] or list(catalog.DEFAULT_SOURCES)
+    prefixes = [Place.parse_registry(source) for source in sources] or list(catalog.DEFAULT_SOURCES)
     return await sync_destination(specs, prefixes, source_options or ClientOptions(), dest_options or ClientOptions(),
                                   Path(store) if store is not None else None, to, dry_run=dry_run,
                                   lock_timeout=lock_timeout, vex=select_vex_sources(vex, assets), keep=keep)

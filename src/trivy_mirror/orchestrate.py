@@ -28,7 +28,7 @@ from trivy_mirror.mirror.assetsync import AssetSync
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.mirror.fanout import BlobSpool
 from trivy_mirror.mirror.parent import Parent, discover_vex, merge_vex
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
@@ -63,7 +63,7 @@ class SyncReport:
         return {"destination": self.destination, "ok": self.ok, "results": [r.to_json() for r in self.results]}
 
 
-async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source_options: ConnectionOptions,
+async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Place], source_options: ConnectionOptions,
                            dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                            dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                            public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
@@ -130,7 +130,7 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Prefix]
     return SyncReport(target.label, results)
 
 
-async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSpec], sources: Sequence[Prefix],
+async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSpec], sources: Sequence[Place],
                             source_options: ConnectionOptions, dest_options: ConnectionOptions, *,
                             dry_run: bool = False, lock_timeout: float = 600.0, vex: Sequence[VexSource] = (),
                             public_url: str | None = None, keep: int | None = None, plan: Plan = _every_tag,
@@ -219,7 +219,7 @@ class StoreSync:
 
     store: Store
     specs: Sequence[AssetSpec]
-    sources: Sequence[Prefix]
+    sources: Sequence[Place]
     options: ConnectionOptions
     lock_timeout: float
     vex: Sequence[VexSource] = ()

@@ -22,7 +22,8 @@ import yaml
 
 from trivy_mirror.catalog import assets
 from trivy_mirror.errors import InvalidReference, UsageError
-from trivy_mirror.oci.reference import is_rfc1918, validate_registry, validate_repository
+from trivy_mirror.oci.place import Place
+from trivy_mirror.oci.reference import is_registry_component, is_rfc1918
 from trivy_mirror.version import __version__
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
 from trivy_mirror.vex.source import NAME_RE
@@ -48,54 +49,39 @@ def trivy_uses_plain_http(registry: str) -> bool:
             or "127.0.0.1" in registry or "::1" in registry)
 
 
-@dataclass(frozen=True)
-class MirrorUrl:
-    """Where clients reach the mirror: the embedded server (``http[s]://HOST[:PORT][/PATH]``) or a registry
-    prefix without a scheme (``HOST[:PORT]/PATH``, e.g. the Harbor project ``sync --to`` fills)."""
+def parse_mirror(text: str) -> Place:
+    """Where clients reach the mirror (``--mirror``): the embedded server (``http[s]://HOST[:PORT][/PATH]``) or a
+    registry prefix without a scheme (``HOST[:PORT]/PATH``, e.g. the Harbor project ``sync --to`` fills).
 
-    scheme: str | None
-    registry: str
-    path: str = ""
+    A registry :class:`~trivy_mirror.oci.place.Place`, with Trivy's own rules on top: no other URL scheme, no
+    credentials, query or fragment, and a host Trivy does not mistake for a Docker Hub repository.
+    """
+    value = text.strip()
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.lower() not in ("http", "https"):
+        raise UsageError(f"--mirror {text!r}: the scheme must be http or https (or none for a registry)")
+    rest = (rest if sep else value).rstrip("/")
+    if not rest or any(c in rest for c in "?#@ ") or rest.startswith(("static:", "oci-layout:")):
+        raise UsageError(f"--mirror {text!r} is not HOST[:PORT][/PATH] (credentials go in --username/--token)")
+    host = rest.partition("/")[0]
+    if not is_registry_component(host):
+        raise UsageError(f"--mirror {text!r}: Trivy reads {host}/aquasec/trivy-db as a Docker Hub "
+                         f"repository; give the host with its port ({host}:PORT) or a qualified name")
+    try:
+        return Place.parse(value)
+    except InvalidReference as err:
+        raise UsageError(f"--mirror {text!r}: {err}") from None
 
-    @classmethod
-    def parse(cls, text: str) -> MirrorUrl:
-        value = text.strip()
-        scheme = None
-        if "://" in value:
-            scheme, _, value = value.partition("://")
-            scheme = scheme.lower()
-            if scheme not in ("http", "https"):
-                raise UsageError(f"--mirror {text!r}: the scheme must be http or https (or none for a registry)")
-        value = value.rstrip("/")
-        if not value or any(c in value for c in "?#@ "):
-            raise UsageError(f"--mirror {text!r} is not HOST[:PORT][/PATH] (credentials go in --username/--token)")
-        host, _, path = value.partition("/")
-        try:
-            registry = validate_registry(host)
-            if path:
-                validate_repository(path)
-        except InvalidReference as err:
-            raise UsageError(f"--mirror {text!r}: {err}") from None
-        if not ("." in registry or ":" in registry or registry == "localhost"):
-            raise UsageError(f"--mirror {text!r}: Trivy reads {registry}/aquasec/trivy-db as a Docker Hub "
-                             f"repository; give the host with its port ({registry}:PORT) or a qualified name")
-        return cls(scheme, registry, path)
 
-    @property
-    def prefix(self) -> str:
-        return f"{self.registry}/{self.path}" if self.path else self.registry
+def asset_reference(mirror: Place, asset: str) -> str:
+    """The reference Trivy pulls ``asset`` by from the mirror (its first tag: the one current Trivy asks for)."""
+    spec = _ASSETS[asset]
+    return str(mirror.reference(spec.mirror_repository, spec.tags[0].tag))
 
-    def reference(self, asset: str) -> str:
-        spec = _ASSETS[asset]
-        return f"{self.prefix}/{spec.mirror_repository}:{spec.tags[0].tag}"
 
-    @property
-    def needs_insecure(self) -> bool:
-        """Plain HTTP to a host Trivy would otherwise reach over https only."""
-        return self.scheme == "http" and not trivy_uses_plain_http(self.registry)
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.prefix}" if self.scheme else self.prefix
+def needs_insecure(mirror: Place) -> bool:
+    """Plain HTTP to a host Trivy would otherwise reach over https only."""
+    return mirror.transport == "http" and not trivy_uses_plain_http(mirror.registry)
 
 
 @dataclass(frozen=True)
@@ -118,7 +104,7 @@ class Credentials:
 class ClientConfig:
     """Everything the generated files say; built from the ``trivy-config`` flags."""
 
-    mirror: MirrorUrl
+    mirror: Place
     credentials: Credentials = Credentials()
     vex_repositories: tuple[str, ...] = ()
     vex_base: str | None = None
@@ -131,12 +117,12 @@ class ClientConfig:
                 raise UsageError(f"VEX repository name {name!r} must be 1-64 lower-case letters, digits, '.', '_' "
                                  f"or '-' (and not 'default', Trivy's own)")
         if self.vex_repositories and self.vex_base is None:
-            raise UsageError(f"{self.mirror} has no URL scheme, so it is a registry, which serves no VEX "
+            raise UsageError(f"{self.mirror.url} has no URL scheme, so it is a registry, which serves no VEX "
                              f"repositories: give --vex-url, or --no-vex")
 
     @property
     def use_insecure(self) -> bool:
-        return self.insecure or self.mirror.needs_insecure
+        return self.insecure or needs_insecure(self.mirror)
 
     def vex_url(self, name: str) -> str:
         assert self.vex_base is not None
@@ -145,7 +131,7 @@ class ClientConfig:
     def warnings(self) -> list[str]:
         """Pitfalls worth a line on stderr."""
         notes = []
-        if self.mirror.needs_insecure:
+        if needs_insecure(self.mirror):
             notes.append(f"{self.mirror.registry} is not loopback or RFC 1918, so Trivy speaks plain HTTP to it only "
                          f"with insecure, which also turns off TLS verification for every registry it pulls from; "
                          f"prefer HTTPS (serve --tls-cert/--tls-key) with --ca-file")
@@ -175,14 +161,14 @@ def trivy_yaml(config: ClientConfig) -> str:
     its own default tag: ``trivy-checks:1`` up to 0.68, ``:2`` from 0.69 (TRIVY-ASSETS.md 2.6 and 14).
     """
     mirror = config.mirror
-    registry: dict[str, Any] = {"mirrors": {CHECKS_DEFAULT_HOST: [mirror.prefix]}}
+    registry: dict[str, Any] = {"mirrors": {CHECKS_DEFAULT_HOST: [str(mirror)]}}
     credentials = config.credentials
     if credentials.token:
         registry["token"] = credentials.token
     elif credentials.username:
         registry.update(username=[credentials.username], password=[credentials.password])
     document: dict[str, Any] = {
-        "db": {"repository": [mirror.reference("db")], "java-repository": [mirror.reference("java-db")]},
+        "db": {"repository": [asset_reference(mirror, "db")], "java-repository": [asset_reference(mirror, "java-db")]},
         "registry": registry,
         "scan": {"skip-version-check": True, "disable-telemetry": True},
     }
@@ -193,7 +179,7 @@ def trivy_yaml(config: ClientConfig) -> str:
     if config.ca_file is not None:
         document["cacert"] = str(config.ca_file)
     header = [
-        f"Trivy configuration for the trivy-mirror at {mirror} (written by trivy-mirror {__version__}).",
+        f"Trivy configuration for the trivy-mirror at {mirror.url} (written by trivy-mirror {__version__}).",
         "Use it with: trivy --config trivy.yaml image IMAGE   (or TRIVY_CONFIG=..., or ./trivy.yaml)",
         "",
         "db: only the mirror is listed: Trivy tries a next repository only after a 429 or 5xx answer, never when",
@@ -212,7 +198,7 @@ def trivy_yaml(config: ClientConfig) -> str:
         "Alternative for a fleet of Trivy 0.69 and later only: name the checks bundle explicitly",
         "(Trivy 0.68 and older would then run :2 checks on their older engine):",
         "misconfiguration:",
-        f"  checks-bundle-repository: {mirror.reference('checks')}",
+        f"  checks-bundle-repository: {asset_reference(mirror, 'checks')}",
     ]
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     return _comments(header) + body + _comments(alternative)
@@ -232,7 +218,7 @@ def repository_yaml(config: ClientConfig) -> str:
         repositories.append(entry)
     repositories.append({"name": "default", "url": DEFAULT_VEX_URL, "enabled": False})
     header = [
-        f"Trivy VEX repositories for the trivy-mirror at {config.mirror} (written by trivy-mirror {__version__}).",
+        f"Trivy VEX repositories for the trivy-mirror at {config.mirror.url} (written by trivy-mirror {__version__}).",
         "Trivy reads this file from $HOME/.trivy/vex/repository.yaml, or from",
         "$XDG_DATA_HOME/.trivy/vex/repository.yaml when XDG_DATA_HOME is set. Trivy's default repository (GitHub)",
         "stays disabled so nothing reaches for github.com; a missing file would make Trivy create it enabled.",
@@ -244,9 +230,9 @@ def _settings(config: ClientConfig) -> list[tuple[str, str, str | None]]:
     """(flag, environment variable, value; None for a switch) in the order they are printed."""
     mirror = config.mirror
     settings: list[tuple[str, str, str | None]] = [
-        ("--db-repository", "TRIVY_DB_REPOSITORY", mirror.reference("db")),
-        ("--java-db-repository", "TRIVY_JAVA_DB_REPOSITORY", mirror.reference("java-db")),
-        ("--checks-bundle-repository", "TRIVY_CHECKS_BUNDLE_REPOSITORY", mirror.reference("checks")),
+        ("--db-repository", "TRIVY_DB_REPOSITORY", asset_reference(mirror, "db")),
+        ("--java-db-repository", "TRIVY_JAVA_DB_REPOSITORY", asset_reference(mirror, "java-db")),
+        ("--checks-bundle-repository", "TRIVY_CHECKS_BUNDLE_REPOSITORY", asset_reference(mirror, "checks")),
         ("--skip-version-check", "TRIVY_SKIP_VERSION_CHECK", None),
         ("--disable-telemetry", "TRIVY_DISABLE_TELEMETRY", None),
     ]
@@ -283,7 +269,7 @@ VEX_NOTE = ("VEX repositories are configured only in repository.yaml: write it w
 
 def env_lines(config: ClientConfig) -> str:
     """``export TRIVY_...=...`` lines for ``eval "$(trivy-mirror trivy-config ... --format env)"``."""
-    lines = [f"# Trivy settings for the trivy-mirror at {config.mirror}"]
+    lines = [f"# Trivy settings for the trivy-mirror at {config.mirror.url}"]
     lines += [f"export {env}={shlex.quote(value if value is not None else 'true')}"
               for _flag, env, value in _settings(config)]
     lines.append(f"# {CHECKS_NOTE}")

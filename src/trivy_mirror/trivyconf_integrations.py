@@ -24,7 +24,7 @@ import yaml
 
 from trivy_mirror.catalog import assets
 from trivy_mirror.errors import UsageError
-from trivy_mirror.trivyconf import CHECKS_DEFAULT_HOST, ClientConfig
+from trivy_mirror.trivyconf import CHECKS_DEFAULT_HOST, ClientConfig, asset_reference, needs_insecure
 from trivy_mirror.version import __version__
 
 _ASSETS = {spec.name: spec for spec in assets.CATALOG}
@@ -44,7 +44,7 @@ PASSWORD_SECRET, TOKEN_SECRET = "TRIVY_MIRROR_PASSWORD", "TRIVY_MIRROR_TOKEN"
 
 def repository(config: ClientConfig, asset: str) -> str:
     """``HOST[:PORT][/PATH]/aquasec/NAME``, without a tag."""
-    return f"{config.mirror.prefix}/{_ASSETS[asset].mirror_repository}"
+    return f"{config.mirror}/{_ASSETS[asset].mirror_repository}"
 
 
 def _path(config: ClientConfig, asset: str) -> str:
@@ -70,7 +70,7 @@ def _vex_note(config: ClientConfig, how: str) -> list[str]:
 
 
 def _insecure_note(config: ClientConfig) -> list[str]:
-    if not config.mirror.needs_insecure:
+    if not needs_insecure(config.mirror):
         return []
     return [f"{config.mirror.registry} is reached over plain HTTP, so the insecure setting is on; it also turns off "
             f"TLS verification for the registries the scanned images come from: prefer HTTPS"]
@@ -104,13 +104,13 @@ def trivy_operator(config: ClientConfig) -> tuple[str, list[str]]:
     if config.use_insecure:
         trivy["dbRepositoryInsecure"] = "true"  # a string in the chart
         bundle["insecure"] = True
-    trivy["configFile"] = {"registry": {"mirrors": {CHECKS_DEFAULT_HOST: [mirror.prefix]}}}
+    trivy["configFile"] = {"registry": {"mirrors": {CHECKS_DEFAULT_HOST: [str(mirror)]}}}
     notes = _vex_note(config, "trivy-operator has no setting for Trivy's VEX repositories") + _insecure_note(config)
     if config.ca_file is not None:
         notes.append(f"trivy-operator takes no CA file: mount {config.ca_file} into the scan jobs and set "
                      f"trivy.sslCertDir to its directory")
     header = [
-        f"trivy-operator Helm values for the trivy-mirror at {mirror} (written by trivy-mirror {__version__}).",
+        f"trivy-operator Helm values for the trivy-mirror at {mirror.url} (written by trivy-mirror {__version__}).",
         "Use them with: helm upgrade --install trivy-operator aqua/trivy-operator -n trivy-system -f THIS_FILE",
         "",
         "trivy.dbRegistry/dbRepository and javaDbRegistry/javaDbRepository: the operator joins them into",
@@ -138,8 +138,8 @@ def harbor(config: ClientConfig) -> tuple[str, list[str]]:
         notes.append(f"harbor-scanner-trivy passes no CA file: add {config.ca_file} to the adapter's trusted CAs "
                      f"(Harbor's internal TLS bundle, or SSL_CERT_FILE in its environment)")
     settings = [
-        ("SCANNER_TRIVY_DB_REPOSITORY", config.mirror.reference("db")),
-        ("SCANNER_TRIVY_JAVA_DB_REPOSITORY", config.mirror.reference("java-db")),
+        ("SCANNER_TRIVY_DB_REPOSITORY", asset_reference(config.mirror, "db")),
+        ("SCANNER_TRIVY_JAVA_DB_REPOSITORY", asset_reference(config.mirror, "java-db")),
         ("SCANNER_TRIVY_SKIP_UPDATE", "false"),
         ("SCANNER_TRIVY_SKIP_JAVA_DB_UPDATE", "false"),
         ("SCANNER_TRIVY_OFFLINE_SCAN", "true"),
@@ -152,7 +152,7 @@ def harbor(config: ClientConfig) -> tuple[str, list[str]]:
         ("TRIVY_DISABLE_TELEMETRY", "true"),
     ]
     header = [
-        f"harbor-scanner-trivy environment for the trivy-mirror at {config.mirror} "
+        f"harbor-scanner-trivy environment for the trivy-mirror at {config.mirror.url} "
         f"(written by trivy-mirror {__version__}).",
         "Put it in the trivy-adapter's environment (the installer's common/config/trivy-adapter/env, or the",
         "Helm chart's trivy.extraEnvVars).",
@@ -176,7 +176,7 @@ def gitlab(config: ClientConfig) -> tuple[str, list[str]]:
     if config.use_insecure:
         variables["CS_DOCKER_INSECURE"] = "true"
     header = [
-        f"GitLab container scanning with the Java DB of the trivy-mirror at {config.mirror}",
+        f"GitLab container scanning with the Java DB of the trivy-mirror at {config.mirror.url}",
         f"(written by trivy-mirror {__version__}); merge it into .gitlab-ci.yml.",
         "CS_TRIVY_JAVA_DB has no tag: the analyzer's Trivy adds :1. The vulnerability DB is built into the",
         "analyzer image (CS_ANALYZER_IMAGE), so the mirror's trivy-db is not used here.",
@@ -192,8 +192,8 @@ def gitlab(config: ClientConfig) -> tuple[str, list[str]]:
 def github_action(config: ClientConfig) -> tuple[str, list[str]]:
     """A workflow step running aquasecurity/trivy-action with Trivy's ``TRIVY_*`` variables for the mirror."""
     env: dict[str, str] = {
-        "TRIVY_DB_REPOSITORY": config.mirror.reference("db"),
-        "TRIVY_JAVA_DB_REPOSITORY": config.mirror.reference("java-db"),
+        "TRIVY_DB_REPOSITORY": asset_reference(config.mirror, "db"),
+        "TRIVY_JAVA_DB_REPOSITORY": asset_reference(config.mirror, "java-db"),
         "TRIVY_CHECKS_BUNDLE_REPOSITORY": f"{repository(config, 'checks')}:{SCANNER_TRIVY_CHECKS_TAG}",
         "TRIVY_SKIP_VERSION_CHECK": "true",
         "TRIVY_DISABLE_TELEMETRY": "true",
@@ -217,7 +217,7 @@ def github_action(config: ClientConfig) -> tuple[str, list[str]]:
     step = {"name": "Scan with Trivy (assets from the trivy-mirror)", "uses": TRIVY_ACTION,
             "with": {"scan-type": "image", "image-ref": "${{ env.IMAGE }}"}, "env": env}
     header = [
-        f"A GitHub Actions step scanning through the trivy-mirror at {config.mirror}",
+        f"A GitHub Actions step scanning through the trivy-mirror at {config.mirror.url}",
         f"(written by trivy-mirror {__version__}); put it under a job's steps: and set IMAGE.",
         "trivy-action passes the TRIVY_* variables of the step to Trivy; the checks tag is 2 for the action's",
         f"default Trivy (0.69 and later). Pin {TRIVY_ACTION.split('@')[0]} to a commit SHA in production.",

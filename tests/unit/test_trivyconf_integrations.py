@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from trivy_mirror.errors import UsageError
-from trivy_mirror.trivyconf import ClientConfig, Credentials, MirrorUrl
+from trivy_mirror.trivyconf import ClientConfig, Credentials, parse_mirror
 from trivy_mirror.trivyconf_integrations import INTEGRATIONS, render
 
 # https://github.com/aquasecurity/trivy-operator/blob/main/deploy/helm/values.yaml (chart 0.34.0), keys under trivy:
@@ -54,7 +54,7 @@ TRIVY_ACTION_INPUTS = {
 
 def config(mirror: str = "https://mirror.example:8443/base", credentials: Credentials | None = None,
            insecure: bool = False) -> ClientConfig:
-    return ClientConfig(MirrorUrl.parse(mirror), credentials or Credentials(), insecure=insecure)
+    return ClientConfig(parse_mirror(mirror), credentials or Credentials(), insecure=insecure)
 
 
 def body(text: str) -> str:
@@ -152,7 +152,7 @@ def test_github_action_step() -> None:
 
 @pytest.mark.parametrize("name", sorted(INTEGRATIONS))
 def test_vex_becomes_a_note_not_a_setting(name: str) -> None:
-    vex = ClientConfig(MirrorUrl.parse("https://mirror.example"), vex_repositories=("vexhub",),
+    vex = ClientConfig(parse_mirror("https://mirror.example"), vex_repositories=("vexhub",),
                        vex_base="https://mirror.example")
     text, notes = render(name, vex)
     assert any("vexhub" in note for note in notes)

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from trivy_mirror.errors import UsageError
 from trivy_mirror.oci import mediatype
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 
-DEFAULT_SOURCES = (Prefix("mirror.gcr.io", "aquasec"), Prefix("ghcr.io", "aquasecurity"))
+DEFAULT_SOURCES = (Place("mirror.gcr.io", "aquasec"), Place("ghcr.io", "aquasecurity"))
 """Trivy's own sources, in Trivy's order."""
 
 MIRROR_NAMESPACE = "aquasec"

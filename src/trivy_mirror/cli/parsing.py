@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from trivy_mirror.catalog.policy import TrustSettings
     from trivy_mirror.mirror.endpoints import ConnectionOptions
     from trivy_mirror.mirror.parent import Parent
-    from trivy_mirror.oci.reference import Prefix
+    from trivy_mirror.oci.place import Place
     from trivy_mirror.registry.credentials import Credentials
     from trivy_mirror.vex import VexSource
 
@@ -84,7 +84,7 @@ def _stdin_creds(text: str | None, side: str) -> Credentials:
 
 
 def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Path | None,
-                       endpoints: Sequence[Prefix] = ()) -> ConnectionOptions:
+                       endpoints: Sequence[Place] = ()) -> ConnectionOptions:
     """One side's options. ``--<side>-insecure`` adds to ``--insecure``; ``--<side>-ca-file`` replaces ``--ca-file``
     for that side; a scheme in an endpoint (``https://``, ``http://``) fixes the scheme of its host."""
     from trivy_mirror.commands.testhooks import transport_overrides
@@ -97,35 +97,35 @@ def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Pa
                              side_ca_file or ca_file, *transport_overrides(), schemes=endpoint_schemes(endpoints))
 
 
-def endpoint_schemes(prefixes: Sequence[Prefix]) -> dict[str, str]:
+def endpoint_schemes(prefixes: Sequence[Place]) -> dict[str, str]:
     """The scheme each registry's prefixes named; one registry named with both is a usage error."""
     schemes: dict[str, str] = {}
     for prefix in prefixes:
-        if prefix.scheme is None:
+        if prefix.transport is None:
             continue
-        if schemes.setdefault(prefix.registry, prefix.scheme) != prefix.scheme:
+        if schemes.setdefault(prefix.registry, prefix.transport) != prefix.transport:
             raise UsageError(f"{prefix.registry} is named with both https:// and http://: choose one")
     return schemes
 
 
-def destination_prefixes(destinations: str | Sequence[str] | None) -> list[Prefix]:
+def destination_prefixes(destinations: str | Sequence[str] | None) -> list[Place]:
     """``--to`` (one value, or several for a fan-out) as a prefix list for :func:`connection_options`: the store
     and static trees add none."""
-    from trivy_mirror.oci.reference import Prefix
+    from trivy_mirror.oci.place import REGISTRY, Place
 
     values = [destinations] if isinstance(destinations, str) else list(destinations or ())
-    return [Prefix.parse(value) for value in values if not value.startswith("static:")]
+    return [place for place in map(Place.parse, values) if place.scheme == REGISTRY]
 
 
-def parse_prefixes(values: Sequence[str]) -> list[Prefix]:
+def parse_prefixes(values: Sequence[str]) -> list[Place]:
     """``--from`` values, or Trivy's own sources. A value naming one asset (``HOST/PATH/trivy-db:2``) is refused
     with the prefix to give instead: ``--from`` holds every asset under its upstream name."""
     from trivy_mirror.catalog import assets
-    from trivy_mirror.oci.reference import Prefix
+    from trivy_mirror.oci.place import Place
 
     for value in values:
         _refuse_asset_reference(value, {spec.repository for spec in assets.CATALOG})
-    return [Prefix.parse(v) for v in values] if values else list(assets.DEFAULT_SOURCES)
+    return [Place.parse_registry(v) for v in values] if values else list(assets.DEFAULT_SOURCES)
 
 
 def _refuse_asset_reference(value: str, repositories: set[str]) -> None:
@@ -139,7 +139,7 @@ def _refuse_asset_reference(value: str, repositories: set[str]) -> None:
 
 
 def parse_sources(values: Sequence[str], parent: str | None,
-                  asset_names: Sequence[str]) -> tuple[list[Prefix], Parent | None]:
+                  asset_names: Sequence[str]) -> tuple[list[Place], Parent | None]:
     """The asset sources and, with ``--parent``, the parent whose VEX repositories are mirrored too (None when
     ``--assets`` leaves vex out): the parent's ``HOST/aquasec`` first, then the ``--from`` values if any."""
     from trivy_mirror.mirror.parent import Parent

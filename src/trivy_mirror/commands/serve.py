@@ -16,7 +16,7 @@ from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.mirror.parent import Parent
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import StoreSync
 from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.census import plan_requested_tags
@@ -28,7 +28,7 @@ from trivy_mirror.vex import VexSource
 log = logging.getLogger("trivy_mirror.serve")
 
 
-def serve_sync(store: Store, specs: Sequence[AssetSpec], sources: Sequence[Prefix], options: ConnectionOptions,
+def serve_sync(store: Store, specs: Sequence[AssetSpec], sources: Sequence[Place], options: ConnectionOptions,
                lock_timeout: float, vex: Sequence[VexSource] = (), parent: Parent | None = None,
                trust: TrustSettings = DEFAULT_TRUST) -> StoreSync:
     """The sync ``serve`` runs: the store's assets plus the checks tags its clients asked for (the census), and

@@ -17,7 +17,7 @@ from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.errors import UsageError
 from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.mirror.parent import Parent
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import sync_destination, sync_destinations
 from trivy_mirror.server.census import plan_requested_tags
 from trivy_mirror.ui import console
@@ -27,7 +27,7 @@ from trivy_mirror.vex import VexSource
 log = logging.getLogger("trivy_mirror.sync")
 
 
-async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Prefix], source_options: ConnectionOptions,
+async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Place], source_options: ConnectionOptions,
                    dest_options: ConnectionOptions, store: Path | None, destinations: Sequence[str], *,
                    dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = (),
                    public_url: str | None = None, keep: int | None = None, referrers: bool = True,

@@ -11,7 +11,7 @@ from trivy_mirror.catalog.assets import AssetSpec
 from trivy_mirror.errors import StoreError, UsageError
 from trivy_mirror.store import Store, default_store_dir
 from trivy_mirror.trivycache import VEX_CONFIG, TrivyCacheWriter, trivy_command
-from trivy_mirror.trivyconf import MirrorUrl, vex_config_path
+from trivy_mirror.trivyconf import parse_mirror, vex_config_path
 from trivy_mirror.vex.status import ASSET as VEX_ASSET
 
 
@@ -22,7 +22,7 @@ def run_trivy_cache(cache_dir: Path, store_dir: Path | None, specs: Sequence[Ass
     ``vex``: True to require the store's VEX repositories, None to add those there are, False for none.
     ``mirror``: the serve URL the VEX entries name instead of their upstream.
     """
-    if mirror is not None and not MirrorUrl.parse(mirror).scheme:
+    if mirror is not None and not parse_mirror(mirror).transport:
         raise UsageError(f"--mirror {mirror!r}: VEX repositories are served by trivy-mirror serve: give its "
                          f"http(s):// URL")
     store = Store(store_dir or default_store_dir())

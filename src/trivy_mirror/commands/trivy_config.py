@@ -21,12 +21,12 @@ from pathlib import Path
 
 from trivy_mirror.errors import AuthError, MirrorError, StoreError, Unreachable, UsageError
 from trivy_mirror.fsutil import FILE_MODE, os_errors, write_atomic
+from trivy_mirror.oci.place import Place
 from trivy_mirror.trivyconf import (
     CHECKS_NOTE,
     VEX_NOTE,
     ClientConfig,
     Credentials,
-    MirrorUrl,
     env_lines,
     flag_line,
     repository_yaml,
@@ -56,12 +56,12 @@ class VexChoice:
     store: Path | None = None
 
 
-def build_config(mirror: MirrorUrl, credentials: Credentials, choice: VexChoice, insecure: bool,
+def build_config(mirror: Place, credentials: Credentials, choice: VexChoice, insecure: bool,
                  ca_file: Path | None) -> ClientConfig:
     """The configuration to write, with its VEX repositories resolved (asking the mirror or the store)."""
     if choice.vex_url is not None and not choice.vex_url.lower().startswith(("http://", "https://")):
         raise UsageError(f"--vex-url {choice.vex_url!r} must be an http:// or https:// URL")
-    base = choice.vex_url.rstrip("/") if choice.vex_url else (str(mirror) if mirror.scheme else None)
+    base = choice.vex_url.rstrip("/") if choice.vex_url else (mirror.url if mirror.transport else None)
     if choice.no_vex:
         names: tuple[str, ...] = ()
     elif choice.offline or base is None:
@@ -137,7 +137,7 @@ def _write(path: Path, text: str, mode: int) -> None:
         write_atomic(path.parent, path, text.encode(), mode)
 
 
-def run_trivy_config(mirror: MirrorUrl, credentials: Credentials, choice: VexChoice, insecure: bool,
+def run_trivy_config(mirror: Place, credentials: Credentials, choice: VexChoice, insecure: bool,
                      ca_file: Path | None, output_format: str, out: Path | None) -> int:
     """Check the flags, resolve the VEX repositories, then print or write; nothing is written on an error."""
     if out is not None and output_format != "yaml":

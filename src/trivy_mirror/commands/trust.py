@@ -14,7 +14,7 @@ from trivy_mirror.catalog.policy import TrustSettings
 from trivy_mirror.errors import UsageError
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.mirror.pins import AssetTag, PinResult, approve, pin, rollback, unpin
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import sync_destination
 from trivy_mirror.static import StaticDestination
 from trivy_mirror.ui import console
@@ -51,7 +51,7 @@ async def run_pin(action: Action, asset_text: str, options: ConnectionOptions, s
     return 0
 
 
-async def run_approve(asset_text: str, digest: str | None, sources: Sequence[Prefix], source_options: ConnectionOptions,
+async def run_approve(asset_text: str, digest: str | None, sources: Sequence[Place], source_options: ConnectionOptions,
                       dest_options: ConnectionOptions, store: Path | None, destination: str | None, *,
                       as_json: bool, lock_timeout: float) -> int:
     """Approve the held candidate and sync that one asset tag; 0 when the approved digest is then served."""

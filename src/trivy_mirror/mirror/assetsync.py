@@ -33,7 +33,7 @@ from trivy_mirror.mirror import provenance as provenance_referrer
 from trivy_mirror.mirror.endpoints import RegistryPool
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.target import ReadTarget, WriteTarget
 from trivy_mirror.timefmt import iso
 
@@ -46,7 +46,7 @@ DRY_RUN_UNCHECKED = ("metadata.json Version (schema)", "UpdatedAt (not older tha
 class AssetSync:
     """Syncs the catalog's assets from source prefixes into one destination."""
 
-    def __init__(self, sources: Sequence[Prefix], source_pool: RegistryPool, destination: Destination, *,
+    def __init__(self, sources: Sequence[Place], source_pool: RegistryPool, destination: Destination, *,
                  dry_run: bool = False, progress: Progress | None = None, concurrency: int = 3,
                  referrers: bool = True,
                  wrap_source: Callable[[ReadTarget], ReadTarget] | None = None,
@@ -214,12 +214,12 @@ class AssetSync:
                 "first_seen": iso(first_seen), "published_at": iso(now), "decisions": result.decisions}
 
     async def _agree(self, spec: AssetSpec, tag: str, reference: str,
-                     target: WriteTarget) -> TagResult | tuple[list[Prefix], str, dict[str, str | None]]:
+                     target: WriteTarget) -> TagResult | tuple[list[Place], str, dict[str, str | None]]:
         """``--quorum``: one manifest HEAD per source, no blob traffic. The sources serving the agreed digest and
         that digest (fetched by digest, so a source moving its tag meanwhile cannot slip another in), or the
         held result when too few agree (:func:`policy.quorum_hold`)."""
 
-        async def head(prefix: Prefix) -> str | None:
+        async def head(prefix: Place) -> str | None:
             try:
                 client = await self.source_pool.client(prefix.registry)
                 found = await client.repository(prefix.repository(spec.repository)).resolve(tag)

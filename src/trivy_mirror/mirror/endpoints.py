@@ -1,4 +1,5 @@
-"""The two ends of a sync: registry clients pooled per host, and the destination (store or registry)."""
+"""The two ends of a sync: registry clients pooled per host, and the destination its place names (store,
+registry or static tree)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from trivy_mirror.catalog.state import Destination, DirectoryStateBook, StateBook
 from trivy_mirror.http.transport import RetryPolicy, Timeouts
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import REGISTRY, STATIC, STORE, Place
 from trivy_mirror.registry.client import RegistryClient
 from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.store import Store
@@ -85,7 +86,7 @@ class _LayoutStateBook:
 class RegistryDestination:
     """A registry prefix; state lives under the state directory, one folder per destination."""
 
-    def __init__(self, prefix: Prefix, pool: RegistryPool, state_dir: Path) -> None:
+    def __init__(self, prefix: Place, pool: RegistryPool, state_dir: Path) -> None:
         self.prefix = prefix
         self.pool = pool
         self.label = str(prefix)
@@ -97,17 +98,21 @@ class RegistryDestination:
 
 
 def open_destination(store: Path | None, destination: str | None, pool: RegistryPool) -> Destination:
-    """``--to`` names a registry destination or a static tree (``static:DIR``); otherwise the store (``--store``
-    or the default)."""
+    """``--to`` names a place (a registry prefix, or ``static:DIR`` for a static tree); without it the store
+    (``--store`` or the default). The place's scheme decides which destination opens."""
     from trivy_mirror.catalog.state import default_state_dir
     from trivy_mirror.errors import UsageError
-    from trivy_mirror.static import StaticDestination, parse_static
+    from trivy_mirror.static import StaticDestination
     from trivy_mirror.store.paths import default_store_dir
 
     if store and destination:
         raise UsageError("--store and --to cannot be used together")
-    if destination and (directory := parse_static(destination)) is not None:
-        return StaticDestination(directory)
-    if destination:
-        return RegistryDestination(Prefix.parse(destination), pool, default_state_dir())
-    return StoreDestination(Store(store or default_store_dir()))
+    place = Place.parse(destination) if destination else Place.store(store or default_store_dir())
+    if place.scheme == STATIC:
+        return StaticDestination(place.directory)
+    if place.scheme == REGISTRY:
+        return RegistryDestination(place, pool, default_state_dir())
+    if place.scheme == STORE:
+        return StoreDestination(Store(place.directory))
+    raise UsageError(f"--to {destination}: an OCI layout holds one artifact (trivy-mirror copy); sync writes to "
+                     f"a registry prefix, static:DIR or the store")

@@ -22,7 +22,7 @@ from yarl import URL
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.http.transport import Transport, host_label
 from trivy_mirror.mirror.endpoints import ConnectionOptions
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.vex.fetch import Fetcher
 from trivy_mirror.vex.serve import LISTING_PATH
@@ -63,8 +63,8 @@ class Parent:
         return host_label(URL(self.url))
 
     @property
-    def prefix(self) -> Prefix:
-        return Prefix.parse(f"{self.host}/{ASSET_PATH}")
+    def prefix(self) -> Place:
+        return Place.parse(f"{self.host}/{ASSET_PATH}")
 
     def vex_source(self, name: str) -> VexSource:
         return VexSource(check_name(name), f"{self.url}/vex/{name}")

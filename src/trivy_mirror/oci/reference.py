@@ -1,4 +1,4 @@
-"""Image references and repository prefixes, parsed with Docker's rules.
+"""Image references, parsed with Docker's rules (the places that hold them are :mod:`trivy_mirror.oci.place`).
 
 ``aquasec/trivy-db`` is a Docker Hub repository; the first path component names a registry only when it is
 ``localhost`` or contains ``.`` or ``:`` (as go-containerregistry and Trivy decide).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from trivy_mirror.errors import InvalidDigest, InvalidReference
 from trivy_mirror.oci.digest import Digest
@@ -27,7 +27,8 @@ _HOST_RE = re.compile(
 MAX_NAME_LENGTH = 255
 
 
-def _is_registry_component(component: str) -> bool:
+def is_registry_component(component: str) -> bool:
+    """Whether the first path component names a registry (``localhost``, or with ``.`` or ``:``)."""
     return component == "localhost" or "." in component or ":" in component
 
 
@@ -92,7 +93,7 @@ def api_host(registry: str) -> str:
 
 def _split_registry(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")
-    if sep and _is_registry_component(first):
+    if sep and is_registry_component(first):
         return validate_registry(first), rest
     return DOCKER_HUB, name
 
@@ -148,44 +149,3 @@ class Reference:
         if self.digest:
             text += f"@{self.digest}"
         return text
-
-
-@dataclass(frozen=True)
-class Prefix:
-    """``[scheme://]registry[/path]``: where a set of repositories lives (``--from`` and ``--to``).
-
-    ``scheme`` is ``https`` or ``http`` when the text named one (``docker://`` names none): the registry is then
-    reached over that scheme only, never probed for the other. It plays no part in equality or the label.
-    """
-
-    registry: str
-    path: str = ""
-    scheme: str | None = field(default=None, compare=False)
-
-    @classmethod
-    def parse(cls, text: str) -> Prefix:
-        text = text.strip().rstrip("/")
-        scheme = None
-        for prefix in ("https://", "http://", "docker://"):
-            if text.startswith(prefix):
-                text = text[len(prefix) :]
-                scheme = None if prefix == "docker://" else prefix[:-3]
-        if not text:
-            raise InvalidReference("empty registry prefix")
-        first, _, rest = text.partition("/")
-        if not _is_registry_component(first):
-            registry, path = DOCKER_HUB, text
-        else:
-            registry, path = validate_registry(first), rest
-        if path:
-            validate_repository(path)
-        return cls(registry, path, scheme)
-
-    def repository(self, relative: str) -> str:
-        return f"{self.path}/{relative}" if self.path else relative
-
-    def reference(self, relative: str, tag: str) -> Reference:
-        return Reference(self.registry, self.repository(relative), tag)
-
-    def __str__(self) -> str:
-        return f"{self.registry}/{self.path}" if self.path else self.registry

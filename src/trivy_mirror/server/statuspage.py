@@ -39,7 +39,7 @@ from trivy_mirror.oci.reference import validate_registry
 from trivy_mirror.server.settings import ServerSettings, parse_listen
 from trivy_mirror.store import Store
 from trivy_mirror.timefmt import iso, parse_time
-from trivy_mirror.trivyconf import ClientConfig, MirrorUrl, flag_line, repository_yaml, trivy_yaml
+from trivy_mirror.trivyconf import ClientConfig, flag_line, parse_mirror, repository_yaml, trivy_yaml
 from trivy_mirror.version import __version__
 from trivy_mirror.vex.serve import served_names
 from trivy_mirror.vex.storage import VexRepository
@@ -336,7 +336,7 @@ def _client_config(url: str, vex_served: Sequence[str], settings: ServerSettings
     if settings.auth_enabled:
         command += " --username USER"
     try:
-        config = ClientConfig(MirrorUrl.parse(url), vex_repositories=tuple(n for n in vex_served if n != "default"),
+        config = ClientConfig(parse_mirror(url), vex_repositories=tuple(n for n in vex_served if n != "default"),
                               vex_base=url)
     except MirrorError as err:
         return f"<p>trivy-config cannot describe this URL: {e(err)} (start serve with --public-url).</p>"

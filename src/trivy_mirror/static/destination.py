@@ -21,16 +21,6 @@ STATE_DIR = "state"
 DEFAULT_KEEP = 2
 
 
-def parse_static(destination: str) -> Path | None:
-    """The directory of a ``static:DIR`` destination; None for anything else (a registry prefix)."""
-    if not destination.startswith(SCHEME):
-        return None
-    directory = destination[len(SCHEME):]
-    if not directory:
-        raise UsageError("static: needs a directory, e.g. --to static:/srv/trivy-mirror")
-    return Path(directory).expanduser()
-
-
 class StaticDestination:
     """A static tree; the sync state lives inside it (``DIR/.trivy-mirror/state``), so ``status`` reads it."""
 

@@ -12,9 +12,10 @@ from trivy_mirror.errors import UsageError
 from trivy_mirror.trivyconf import (
     ClientConfig,
     Credentials,
-    MirrorUrl,
+    asset_reference,
     env_lines,
     flag_line,
+    parse_mirror,
     repository_yaml,
     select_vex,
     trivy_uses_plain_http,
@@ -41,10 +42,10 @@ def test_trivy_plain_http_rule(registry: str, plain: bool) -> None:
     ("localhost:5000", None, "localhost:5000"),
 ])
 def test_mirror_urls(text: str, scheme: str | None, prefix: str) -> None:
-    url = MirrorUrl.parse(text)
-    assert (url.scheme, url.prefix) == (scheme, prefix)
-    assert url.reference("db") == f"{prefix}/aquasec/trivy-db:2"
-    assert url.reference("checks") == f"{prefix}/aquasec/trivy-checks:2"
+    url = parse_mirror(text)
+    assert (url.transport, str(url)) == (scheme, prefix)
+    assert asset_reference(url, "db") == f"{prefix}/aquasec/trivy-db:2"
+    assert asset_reference(url, "checks") == f"{prefix}/aquasec/trivy-checks:2"
 
 
 @pytest.mark.parametrize(("text", "said"), [
@@ -53,7 +54,7 @@ def test_mirror_urls(text: str, scheme: str | None, prefix: str) -> None:
 ])
 def test_bad_mirror_urls(text: str, said: str) -> None:
     with pytest.raises(UsageError, match=said):
-        MirrorUrl.parse(text)
+        parse_mirror(text)
 
 
 def test_credentials_rules() -> None:
@@ -66,16 +67,16 @@ def test_credentials_rules() -> None:
 
 def test_vex_needs_a_url_and_valid_names() -> None:
     with pytest.raises(UsageError, match="--vex-url"):
-        ClientConfig(MirrorUrl.parse("harbor.example/trivy"), vex_repositories=("vexhub",))
+        ClientConfig(parse_mirror("harbor.example/trivy"), vex_repositories=("vexhub",))
     for name in ("default", "../x", "a b"):
         with pytest.raises(UsageError, match="VEX repository name"):
-            ClientConfig(MirrorUrl.parse("http://10.0.0.5:5000"), vex_repositories=(name,),
+            ClientConfig(parse_mirror("http://10.0.0.5:5000"), vex_repositories=(name,),
                          vex_base="http://10.0.0.5:5000")
 
 
 def _config(url: str = "http://mirror.example:5000", **kwargs: object) -> ClientConfig:
-    mirror = MirrorUrl.parse(url)
-    return ClientConfig(mirror, vex_repositories=("vexhub",), vex_base=str(mirror), **kwargs)  # type: ignore[arg-type]
+    mirror = parse_mirror(url)
+    return ClientConfig(mirror, vex_repositories=("vexhub",), vex_base=mirror.url, **kwargs)  # type: ignore[arg-type]
 
 
 def test_trivy_yaml_for_a_public_plain_http_mirror() -> None:
@@ -135,7 +136,7 @@ def test_select_vex_enables_what_is_served_or_refuses_what_is_not() -> None:
 
 
 def test_trivy_yaml_without_vex_and_with_basic_credentials() -> None:
-    mirror = MirrorUrl.parse("harbor.example/trivy")
+    mirror = parse_mirror("harbor.example/trivy")
     document = yaml.safe_load(trivy_yaml(ClientConfig(mirror, Credentials("u", "p"))))
     assert "vulnerability" not in document
     assert document["registry"] == {"mirrors": {"mirror.gcr.io": ["harbor.example/trivy"]}, "username": ["u"],

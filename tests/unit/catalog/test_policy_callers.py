@@ -27,7 +27,7 @@ from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Manifest
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.server.catalogpush import check_catalog_push
 from trivy_mirror.store import Layout, Store
 from trivy_mirror.vex import sync as vex_sync
@@ -93,7 +93,7 @@ async def _sync_refuses(spec: AssetSpec, tmp: Path, served: Artifact, candidate:
     source, destination = Store(tmp / "source"), Store(tmp / "sync")
     await _store(destination.layout(spec.mirror_repository), served, "2")
     await _store(source.layout(spec.mirror_repository), candidate, "2")
-    sync = AssetSync([Prefix("source.invalid", "aquasec")], cast(RegistryPool, _Pool(source)),
+    sync = AssetSync([Place("source.invalid", "aquasec")], cast(RegistryPool, _Pool(source)),
                      StoreDestination(destination))
     result = await sync.sync_tag(spec, spec.tags[0])
     assert result.outcome in ("refused", "updated"), result.message

@@ -12,7 +12,7 @@ from trivy_mirror.cli import cli
 from trivy_mirror.cli.parsing import connection_options, destination_prefixes, endpoint_schemes
 from trivy_mirror.errors import UsageError
 from trivy_mirror.http.transport import Transport
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 
 
 def _options(command: str, args: list[str]) -> click.Context:
@@ -21,12 +21,12 @@ def _options(command: str, args: list[str]) -> click.Context:
 
 
 def test_prefix_keeps_the_scheme_it_names() -> None:
-    assert Prefix.parse("https://registry.internal/team").scheme == "https"
-    assert Prefix.parse("http://10.0.0.5:5000").scheme == "http"
-    assert Prefix.parse("docker://registry.internal").scheme is None
-    assert Prefix.parse("registry.internal/team").scheme is None
-    assert Prefix.parse("https://registry.internal/team") == Prefix.parse("registry.internal/team")
-    assert str(Prefix.parse("http://registry.internal/team")) == "registry.internal/team"
+    assert Place.parse("https://registry.internal/team").transport == "https"
+    assert Place.parse("http://10.0.0.5:5000").transport == "http"
+    assert Place.parse("docker://registry.internal").transport is None
+    assert Place.parse("registry.internal/team").transport is None
+    assert Place.parse("https://registry.internal/team") == Place.parse("registry.internal/team")
+    assert str(Place.parse("http://registry.internal/team")) == "registry.internal/team"
 
 
 def test_one_side_flag_relaxes_that_side_only(tmp_path: Path) -> None:
@@ -48,12 +48,12 @@ def test_insecure_still_covers_both_sides() -> None:
 
 
 def test_schemes_come_from_the_prefixes_of_their_side() -> None:
-    sources = [Prefix.parse("https://10.0.0.5:5000/aquasec"), Prefix.parse("ghcr.io/aquasecurity")]
+    sources = [Place.parse("https://10.0.0.5:5000/aquasec"), Place.parse("ghcr.io/aquasecurity")]
     assert endpoint_schemes(sources) == {"10.0.0.5:5000": "https"}
     assert endpoint_schemes(destination_prefixes("http://registry.internal/trivy")) == {"registry.internal": "http"}
     assert destination_prefixes("static:/srv/trivy") == [] and destination_prefixes(None) == []
     with pytest.raises(UsageError, match="both https:// and http://"):
-        endpoint_schemes([Prefix.parse("https://r.internal/a"), Prefix.parse("http://r.internal/b")])
+        endpoint_schemes([Place.parse("https://r.internal/a"), Place.parse("http://r.internal/b")])
 
 
 @pytest.mark.parametrize(("scheme", "registry", "expected"), [

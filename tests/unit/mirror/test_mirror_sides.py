@@ -15,7 +15,7 @@ from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.store import Layout, Store
 from trivy_mirror.target import WriteTarget
 
@@ -59,7 +59,7 @@ async def test_a_full_disk_stops_the_source_loop(tmp_path: Path) -> None:
         await layout.push_blob(Descriptor("application/octet-stream", Digest.of(blob), len(blob)), _one(blob))
     await layout.push_manifest(ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST), "2")
     sources = _Sources(source)
-    sync = AssetSync([Prefix("one.invalid", "aquasec"), Prefix("two.invalid", "aquasec")],
+    sync = AssetSync([Place("one.invalid", "aquasec"), Place("two.invalid", "aquasec")],
                      cast(RegistryPool, sources), _FullDisk(Store(tmp_path / "full")))
     result = await sync.sync_tag(DB, DB.tags[0])
     assert result.outcome == "failed"

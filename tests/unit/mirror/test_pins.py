@@ -25,7 +25,7 @@ from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.oci.reference import Prefix
+from trivy_mirror.oci.place import Place
 from trivy_mirror.store import Layout, Store
 
 DB = CATALOG[0]
@@ -65,7 +65,7 @@ async def _served(store: Store) -> str:
 async def test_pin_holds_sync_and_rollback_serves_the_previous_version(tmp_path: Path) -> None:
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
-    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
     old, new, newer = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6, 1))
 
     await _upstream(upstream, old)
@@ -111,7 +111,7 @@ async def test_pin_holds_sync_and_rollback_serves_the_previous_version(tmp_path:
 async def test_pin_moves_the_tag_to_a_kept_digest_only(tmp_path: Path) -> None:
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
-    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
     old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
     for artifact in (old, new):
         await _upstream(upstream, artifact)
@@ -140,7 +140,7 @@ async def test_a_hold_delays_a_new_version_until_it_has_been_the_candidate_long_
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
     trust = TrustSettings(holds={"": timedelta(hours=1)})
-    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
                      trust=trust)
     old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
     await _upstream(upstream, old)
@@ -168,7 +168,7 @@ async def test_a_hold_delays_a_new_version_until_it_has_been_the_candidate_long_
 async def test_approve_lets_the_held_candidate_through(tmp_path: Path) -> None:
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
-    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
                      trust=TrustSettings(holds={"db": timedelta(days=1)}))
     old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
     await _upstream(upstream, old)
@@ -198,7 +198,7 @@ class _TwoSources:
 async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path: Path) -> None:
     one, two, mirror = Store(tmp_path / "one"), Store(tmp_path / "two"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
-    prefixes = [Prefix("one.invalid", "aquasec"), Prefix("two.invalid", "aquasec")]
+    prefixes = [Place("one.invalid", "aquasec"), Place("two.invalid", "aquasec")]
     sync = AssetSync(prefixes, cast(RegistryPool, _TwoSources({"one.invalid": one, "two.invalid": two})),
                      destination, trust=TrustSettings(quorum=2))
     old, new, other = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6, 5))
@@ -239,7 +239,7 @@ async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path:
 async def test_a_db_that_shrinks_to_a_tenth_is_held(tmp_path: Path) -> None:
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
-    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
     big, small = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000), \
         build_vuln_db(updated_at=NOW - timedelta(hours=6))
     await _upstream(upstream, big)
@@ -248,7 +248,7 @@ async def test_a_db_that_shrinks_to_a_tenth_is_held(tmp_path: Path) -> None:
     result = await sync.sync_tag(DB, DB.tags[0])
     assert (result.outcome, result.held, result.failed) == ("held", "sanity", True)
     assert "below --max-shrink 0.5" in result.message and await _served(mirror) == big.digest
-    lenient = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+    lenient = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
                         trust=TrustSettings(max_shrink=0))
     assert (await lenient.sync_tag(DB, DB.tags[0])).outcome == "updated"
 
@@ -256,7 +256,7 @@ async def test_a_db_that_shrinks_to_a_tenth_is_held(tmp_path: Path) -> None:
 async def test_a_db_layer_without_a_bbolt_file_is_refused(tmp_path: Path) -> None:
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
-    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
                      trust=TrustSettings(max_shrink=0))
     await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12)))
     assert (await sync.sync_tag(DB, DB.tags[0])).outcome == "updated"
@@ -264,7 +264,7 @@ async def test_a_db_layer_without_a_bbolt_file_is_refused(tmp_path: Path) -> Non
     await _upstream(upstream, fake)
     result = await sync.sync_tag(DB, DB.tags[0])
     assert result.outcome == "refused" and "trivy.db in the layer is not a bbolt database" in result.message
-    unchecked = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+    unchecked = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
                           trust=TrustSettings(check_archive=False, max_shrink=0))
     assert (await unchecked.sync_tag(DB, DB.tags[0])).outcome == "updated"
 

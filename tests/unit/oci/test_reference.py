@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from trivy_mirror.errors import InvalidReference
 from trivy_mirror.oci.digest import Digest
-from trivy_mirror.oci.reference import Prefix, Reference, is_plain_http_allowed
+from trivy_mirror.oci.reference import Reference, is_plain_http_allowed
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -62,15 +62,6 @@ def test_valid_names_roundtrip(components: list[str], tag: str) -> None:
     ref = Reference.parse(text)
     assert str(ref) == text
     assert ref.tag == tag
-
-
-def test_prefix() -> None:
-    prefix = Prefix.parse("127.0.0.1:5077/aquasec")
-    assert prefix.reference("trivy-db", "2") == Reference("127.0.0.1:5077", "aquasec/trivy-db", "2")
-    assert Prefix.parse("registry.internal").repository("aquasec/trivy-db") == "aquasec/trivy-db"
-    assert Prefix.parse("https://registry.internal/team/").path == "team"
-    with pytest.raises(InvalidReference):
-        Prefix.parse("registry.internal/Bad Path")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.static import StaticTree, check_keep, parse_static
+from trivy_mirror.static import StaticTree, check_keep
 from trivy_mirror.static.prune import prune
 from trivy_mirror.static.repository import StaticRepository
 from trivy_mirror.static.sidecar import write_sidecar
@@ -153,10 +153,6 @@ def test_names_that_would_write_inside_a_repository_are_refused(tree: StaticTree
 
 
 def test_destination_parsing_and_options(tree: StaticTree, tmp_path: Path) -> None:
-    assert parse_static("static:/srv/trivy") == Path("/srv/trivy")
-    assert parse_static("registry.internal:5000/trivy") is None
-    with pytest.raises(UsageError, match="needs a directory"):
-        parse_static("static:")
     with pytest.raises(UsageError, match="static:DIR, not to a registry"):
         check_keep(3, object())
     assert check_keep(None, object()) == 2
