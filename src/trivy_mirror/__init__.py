@@ -31,8 +31,9 @@ from trivy_mirror.version import __version__
 if TYPE_CHECKING:
     from trivy_mirror.catalog.freshness import AssetStatus
     from trivy_mirror.catalog.result import TagResult
-    from trivy_mirror.facade import ClientOptions, async_status, async_sync, status, sync
+    from trivy_mirror.facade import ClientOptions, async_copy, async_status, async_sync, copy, status, sync
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
+    from trivy_mirror.mirror.copy import CopyResult
     from trivy_mirror.orchestrate import SyncReport
 
 _LAZY = {
@@ -41,6 +42,7 @@ _LAZY = {
     "SyncReport": "trivy_mirror.orchestrate", "TagResult": "trivy_mirror.catalog.result",
     "AssetStatus": "trivy_mirror.catalog.freshness", "RetryPolicy": "trivy_mirror.http.transport",
     "Timeouts": "trivy_mirror.http.transport",
+    "copy": "trivy_mirror.facade", "async_copy": "trivy_mirror.facade", "CopyResult": "trivy_mirror.mirror.copy",
 }
 
 
@@ -60,6 +62,7 @@ __all__ = [
     "BundleError",
     "ClientOptions",
     "CopyError",
+    "CopyResult",
     "MirrorError",
     "NotFound",
     "RefusedCandidate",
@@ -72,8 +75,10 @@ __all__ = [
     "Unreachable",
     "UsageError",
     "__version__",
+    "async_copy",
     "async_status",
     "async_sync",
+    "copy",
     "status",
     "sync",
 ]

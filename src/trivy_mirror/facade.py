@@ -15,6 +15,8 @@ from pathlib import Path
 from trivy_mirror.catalog import assets as catalog
 from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.status import asset_statuses
+from trivy_mirror.engine.events import Progress
+from trivy_mirror.mirror.copy import CopyResult, copy_artifact
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import SyncReport, select_vex_sources, sync_destination
@@ -74,3 +76,24 @@ def status(*, store: str | Path | None = None, to: str | None = None, assets: Se
 def _select(names: Sequence[str]) -> list[catalog.AssetSpec]:
     """The OCI assets named (all when none is; none when only ``vex`` is)."""
     return catalog.select(list(names)) if not names or set(names) - {"vex"} else []
+
+
+async def async_copy(src: str, dst: str, *, source_options: ClientOptions | None = None,
+                     dest_options: ClientOptions | None = None, referrers: bool = False,
+                     progress: Progress | None = None) -> CopyResult:
+    """:func:`copy` in the running event loop (``progress`` sees the transfers of blobs of 1 MiB and more)."""
+    return await copy_artifact(src, dst, source_options or ClientOptions(), dest_options or ClientOptions(),
+                               referrers=referrers, progress=progress)
+
+
+def copy(src: str, dst: str, *, source_options: ClientOptions | None = None, dest_options: ClientOptions | None = None,
+         referrers: bool = False) -> CopyResult:
+    """Copy one artifact, byte for byte, from ``src`` to ``dst``: registry references (``HOST/REPO:TAG``,
+    ``HOST/REPO@sha256:...``, ``https://`` or ``http://`` in front to fix the transport) or ``oci-layout:DIR:TAG``.
+
+    With ``referrers`` the manifests referring to it go too (signatures, attestations). The result says what was
+    copied: the digest, ``copied`` or ``unchanged`` and the counts. A failure raises :class:`~trivy_mirror.errors.
+    CopyError` naming the side that failed (or a :class:`~trivy_mirror.errors.UsageError` for a bad place).
+    """
+    return asyncio.run(async_copy(src, dst, source_options=source_options, dest_options=dest_options,
+                                  referrers=referrers))
