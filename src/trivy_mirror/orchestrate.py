@@ -28,7 +28,7 @@ from trivy_mirror.mirror.assetsync import AssetSync
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.mirror.fanout import BlobSpool
 from trivy_mirror.mirror.parent import Parent, discover_vex, merge_vex
-from trivy_mirror.oci.place import Place
+from trivy_mirror.oci.place import STATIC, Place, scheme_of
 from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
@@ -141,7 +141,7 @@ async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSp
     as its own failed result and does not stop the others; a usage error is raised."""
     if len(set(destinations)) != len(destinations):
         raise UsageError("a --to destination is given twice")
-    if public_url is not None and not any(d.startswith("static:") for d in destinations):
+    if public_url is not None and not any(scheme_of(d) == STATIC for d in destinations):
         raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
     async with BlobSpool() as spool:
         outcomes = await asyncio.gather(*(
@@ -164,7 +164,7 @@ async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSp
 
 def _static_only(destination: str, public_url: str | None, keep: int | None) -> dict[str, Any]:
     """``--public-url`` and ``--keep`` go to the static trees of a fan-out; a registry takes neither."""
-    return {"public_url": public_url, "keep": keep} if destination.startswith("static:") else {}
+    return {"public_url": public_url, "keep": keep} if scheme_of(destination) == STATIC else {}
 
 
 @dataclass(frozen=True)

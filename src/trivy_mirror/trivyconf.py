@@ -22,7 +22,7 @@ import yaml
 
 from trivy_mirror.catalog import assets
 from trivy_mirror.errors import InvalidReference, UsageError
-from trivy_mirror.oci.place import Place
+from trivy_mirror.oci.place import REGISTRY, Place, scheme_of
 from trivy_mirror.oci.reference import is_registry_component, is_rfc1918
 from trivy_mirror.version import __version__
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
@@ -61,7 +61,7 @@ def parse_mirror(text: str) -> Place:
     if sep and scheme.lower() not in ("http", "https"):
         raise UsageError(f"--mirror {text!r}: the scheme must be http or https (or none for a registry)")
     rest = (rest if sep else value).rstrip("/")
-    if not rest or any(c in rest for c in "?#@ ") or rest.startswith(("static:", "oci-layout:")):
+    if not rest or any(c in rest for c in "?#@ ") or scheme_of(rest) != REGISTRY:
         raise UsageError(f"--mirror {text!r} is not HOST[:PORT][/PATH] (credentials go in --username/--token)")
     host = rest.partition("/")[0]
     if not is_registry_component(host):

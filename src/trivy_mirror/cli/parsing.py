@@ -182,7 +182,9 @@ def static_settings(ctx: click.Context, destination: str | None, public_url: str
     """``--public-url`` and ``--keep`` for the command to check. For a destination that is not a static tree,
     values from the environment or the config file are dropped (serve shares those names); flags stay, so that
     a misplaced one is reported. ``--keep`` also applies to the store (no ``--to``)."""
-    if destination is not None and destination.startswith("static:"):
+    from trivy_mirror.oci.place import STATIC, scheme_of
+
+    if destination is not None and scheme_of(destination) == STATIC:
         return public_url, keep
 
     def given(name: str) -> bool:

@@ -65,9 +65,10 @@ def sync(ctx: click.Context, store: Path | None, destination: tuple[str, ...], d
       trivy-mirror sync --to static:/srv/trivy --public-url https://trivy.internal --assets db,java-db,checks,vex
     """
     from trivy_mirror.commands.sync import run_sync
+    from trivy_mirror.oci.place import STATIC, scheme_of
 
     names = parse_assets(asset_names)
-    statics = [d for d in destination if d.startswith("static:")]
+    statics = [d for d in destination if scheme_of(d) == STATIC]
     public_url, keep = static_settings(ctx, statics[0] if statics else (destination or (None,))[0], public_url, keep)
     prefixes, vex_parent = parse_sources(sources, parent, names)
     trust = trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive, provenance, sign_key)

@@ -67,9 +67,10 @@ class Place:
         - ``oci-layout:DIR`` (with ``artifact``: ``oci-layout:DIR:TAG``): an OCI layout, any directory;
         - ``static:DIR`` (not with ``artifact``): a static tree.
         """
-        if text.startswith("oci-layout:"):
+        scheme = scheme_of(text)
+        if scheme == OCI_LAYOUT:
             return cls._layout(text, artifact)
-        if text.startswith("static:"):
+        if scheme == STATIC:
             return cls._static(text, artifact)
         if artifact:
             return cls._artifact(text)
@@ -184,6 +185,14 @@ class Place:
         if self.digest:
             text += f"@{self.digest}"
         return text
+
+
+def scheme_of(text: str) -> Scheme:
+    """Which kind of place ``text`` names, by its prefix alone (:meth:`Place.parse` validates the rest)."""
+    for scheme in (OCI_LAYOUT, STATIC):
+        if text.startswith(f"{scheme}:"):
+            return scheme
+    return REGISTRY
 
 
 def _transport(text: str) -> tuple[str | None, str]:

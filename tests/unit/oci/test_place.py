@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from trivy_mirror.errors import InvalidReference
 from trivy_mirror.oci.digest import Digest
-from trivy_mirror.oci.place import OCI_LAYOUT, REGISTRY, STATIC, STORE, Place
+from trivy_mirror.oci.place import OCI_LAYOUT, REGISTRY, STATIC, STORE, Place, scheme_of
 from trivy_mirror.oci.reference import Reference
 
 DIGEST = "sha256:" + "a" * 64
@@ -109,3 +109,8 @@ def test_label_round_trip(host: str, components: list[str], tag: str | None, dig
         return
     artifact = Place(host, "/".join(components), tag=tag, digest=Digest.parse(DIGEST) if digest else None)
     assert Place.parse(str(artifact), artifact=True) == artifact
+
+
+def test_scheme_of_reads_the_prefix_alone() -> None:
+    assert [scheme_of(t) for t in ("static:", "oci-layout:/x", "r.internal/static:1", "https://r")] == [
+        STATIC, OCI_LAYOUT, REGISTRY, REGISTRY]
