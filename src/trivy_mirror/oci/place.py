@@ -66,6 +66,8 @@ class Place:
         - with ``artifact``: ``[SCHEME][HOST[:PORT]/]REPO[:TAG][@DIGEST]``, a registry artifact;
         - ``oci-layout:DIR`` (with ``artifact``: ``oci-layout:DIR:TAG``): an OCI layout, any directory;
         - ``static:DIR`` (not with ``artifact``): a static tree.
+
+        The store has no text form (``--store`` names it): :meth:`store`.
         """
         scheme = scheme_of(text)
         if scheme == OCI_LAYOUT:
