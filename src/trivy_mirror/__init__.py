@@ -22,6 +22,7 @@ from trivy_mirror.errors import (
     NotFound,
     RefusedCandidate,
     RegistryError,
+    SignatureError,
     StoreError,
     Unreachable,
     UsageError,
@@ -29,9 +30,22 @@ from trivy_mirror.errors import (
 from trivy_mirror.version import __version__
 
 if TYPE_CHECKING:
+    from trivy_mirror.bundle.exporting import ExportReport
+    from trivy_mirror.bundle.importer import ImportReport
     from trivy_mirror.catalog.freshness import AssetStatus
     from trivy_mirror.catalog.result import TagResult
-    from trivy_mirror.facade import ClientOptions, async_status, async_sync, status, sync
+    from trivy_mirror.engine.events import Event, Item
+    from trivy_mirror.facade import (
+        ClientOptions,
+        async_export_bundle,
+        async_import_bundle,
+        async_status,
+        async_sync,
+        export_bundle,
+        import_bundle,
+        status,
+        sync,
+    )
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.orchestrate import SyncReport
 
@@ -41,6 +55,10 @@ _LAZY = {
     "SyncReport": "trivy_mirror.orchestrate", "TagResult": "trivy_mirror.catalog.result",
     "AssetStatus": "trivy_mirror.catalog.freshness", "RetryPolicy": "trivy_mirror.http.transport",
     "Timeouts": "trivy_mirror.http.transport",
+    "export_bundle": "trivy_mirror.facade", "async_export_bundle": "trivy_mirror.facade",
+    "import_bundle": "trivy_mirror.facade", "async_import_bundle": "trivy_mirror.facade",
+    "ExportReport": "trivy_mirror.bundle.exporting", "ImportReport": "trivy_mirror.bundle.importer",
+    "Event": "trivy_mirror.engine.events", "Item": "trivy_mirror.engine.events",
 }
 
 
@@ -60,11 +78,16 @@ __all__ = [
     "BundleError",
     "ClientOptions",
     "CopyError",
+    "Event",
+    "ExportReport",
+    "ImportReport",
+    "Item",
     "MirrorError",
     "NotFound",
     "RefusedCandidate",
     "RegistryError",
     "RetryPolicy",
+    "SignatureError",
     "StoreError",
     "SyncReport",
     "TagResult",
@@ -72,8 +95,12 @@ __all__ = [
     "Unreachable",
     "UsageError",
     "__version__",
+    "async_export_bundle",
+    "async_import_bundle",
     "async_status",
     "async_sync",
+    "export_bundle",
+    "import_bundle",
     "status",
     "sync",
 ]

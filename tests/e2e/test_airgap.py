@@ -47,6 +47,7 @@ class Exported:
     store: Path
     bundle: Path
     stdout: str
+    stderr: str
 
     @property
     def data(self) -> bytes:
@@ -61,7 +62,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess
     connected.json(["sync", "--from", f"{upstream.host}/aquasec", "--store", str(store)])
     result = connected.run(["export", str(bundle), "--store", str(store)])
     assert result.returncode == 0, result.stderr
-    return Exported(store, bundle, result.stdout)
+    return Exported(store, bundle, result.stdout, result.stderr)
 
 
 @pytest.fixture
@@ -188,6 +189,22 @@ def test_reimporting_the_same_bundle_changes_nothing(exported: Exported, mirror:
     assert store_snapshot(store) == before
 
 
+def test_export_and_import_off_a_terminal_log_the_transfer_as_sync_does(exported: Exported, mirror: MirrorCli,
+                                                                         tmp_path: Path) -> None:
+    """The bundle is one transfer on the engine's event stream: a start line with its size, ``copied`` at the end
+    (and, for a long one, a line every 5 s); ``--json`` shows none."""
+    size = sum(entry["size"] for entry in bundle_manifest(exported.data)["files"]) / 1e6
+    name = f"bundle {exported.bundle}"
+    assert f"copying {name}: {size:.1f} MB" in exported.stderr
+    assert f"copied {name}: {size:.1f} MB in " in exported.stderr
+    imported = mirror.run(["import", str(exported.bundle), "--store", str(tmp_path / "store")])
+    assert imported.returncode == 0, imported.stderr
+    assert f"copying {name}: {size:.1f} MB" in imported.stderr
+    assert f"copied {name}: {size:.1f} MB in " in imported.stderr
+    quiet = mirror.run(["import", str(exported.bundle), "--store", str(tmp_path / "store2"), "--json"])
+    assert quiet.returncode == 0 and "copying" not in quiet.stderr, quiet.stderr
+
+
 def test_export_to_stdout_piped_into_import_from_stdin(exported: Exported, mirror: MirrorCli, assets: AssetSet,
                                                        tmp_path: Path) -> None:
     store = tmp_path / "piped-store"
@@ -197,6 +214,7 @@ def test_export_to_stdout_piped_into_import_from_stdin(exported: Exported, mirro
     assert imported.returncode == 0, imported.stderr.decode()
     summary = json.loads(imported.stdout)
     assert f"bundle sha256:{summary['sha256']}".encode() in export.stderr
+    assert b"copied bundle to stdout: " in export.stderr
     assert {r["outcome"] for r in summary["results"]} == {"updated"}
     assert_serves_upstream(f"oci:{store}", assets)
 
