@@ -142,8 +142,9 @@ def import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = N
     Every member is verified while it is read into a staging directory; nothing becomes visible unless the
     whole bundle passed, so a refused bundle (damaged, hostile, older than what is served without
     ``allow_downgrade``, not the expected ``sha256``, not signed by the holder of ``verify_key``, a public key
-    file) leaves the destination unchanged and raises. ``events`` receives the reading as one named item. The
-    report holds one result per asset tag and VEX repository (``updated``, ``unchanged`` or ``skipped``).
+    file) leaves the destination unchanged and raises. ``events`` receives the reading as one named item, and
+    each asset's layer pushed into a registry as one more. The report holds one result per asset tag and VEX
+    repository (``updated``, ``unchanged`` or ``skipped``).
     """
     return asyncio.run(async_import_bundle(bundle, store=store, to=to, options=options, verify_key=verify_key,
                                            sha256=sha256, allow_downgrade=allow_downgrade,

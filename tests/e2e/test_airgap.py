@@ -180,6 +180,18 @@ def test_import_into_a_registry_with_the_sync_engine(exported: Exported, mirror:
     assert [m for m, _ in destination.requests_log()[before:] if m in ("PUT", "POST", "PATCH")] == []
 
 
+def test_import_into_a_registry_logs_each_layer_pushed(exported: Exported, mirror: MirrorCli,
+                                                       registry: RegistryFactory, assets: AssetSet) -> None:
+    """Off a terminal, each asset's layer pushed into the registry is a transfer of its own, as in sync."""
+    destination = registry()
+    result = mirror.run(["import", str(exported.bundle), "--to", f"{destination.host}/isolated"])
+    assert result.returncode == 0, result.stderr
+    layer = len(assets.db.layers[0]) / 1e6
+    pushed = f"db to {destination.host}/isolated/aquasec/trivy-db"
+    assert f"copying {pushed}: {layer:.1f} MB" in result.stderr
+    assert f"copied {pushed}: {layer:.1f} MB in " in result.stderr
+
+
 def test_reimporting_the_same_bundle_changes_nothing(exported: Exported, mirror: MirrorCli, tmp_path: Path) -> None:
     store = tmp_path / "store"
     mirror.json(["import", str(exported.bundle), "--store", str(store)])

@@ -187,6 +187,17 @@ def item_listener(progress: Progress) -> Listener:
     return listen
 
 
+def as_item(events: Listener, name: str, shown: Callable[[Descriptor], bool]) -> Listener:
+    """The events of the ``shown`` blobs told as those of the item ``name`` (an import pushing an asset's layer
+    reports it under the asset's name); other events are dropped."""
+
+    async def listen(event: Event) -> None:
+        if isinstance(event.blob, Descriptor) and shown(event.blob):
+            await events(Event(event.kind, Item(name, event.blob.size), event.data))
+
+    return listen
+
+
 def fan_out(*listeners: Listener | None) -> Listener | None:
     """One listener calling each of ``listeners`` in order (None when there is none)."""
     present = [listener for listener in listeners if listener is not None]

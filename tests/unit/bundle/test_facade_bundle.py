@@ -69,8 +69,14 @@ async def test_signed_round_trip_through_the_facade(store_with_vex: Store, tmp_p
     assert imported.verified_key == exported.signed_by and imported.destination == str(target)
     assert [(r.entry.reference, r.outcome) for r in imported.results] == [
         (e.reference, "updated") for e in exported.manifest.assets]
-    assert read.steps() == [("start", f"bundle {bundle}", total), ("done", f"bundle {bundle}", total)]
+    steps = read.steps()
+    assert [step for step in steps if step[1] == f"bundle {bundle}"] == [
+        ("start", f"bundle {bundle}", total), ("done", f"bundle {bundle}", total)]
     assert read.bytes() == total
+    # Into the store each asset's staged layer is linked (or already there), not copied again: told, no bytes.
+    layers = [(kind, name.split()[0]) for kind, name, _size in steps if name != f"bundle {bundle}"]
+    assert {name for _kind, name in layers} == {"db", "java-db", "checks"}
+    assert {kind for kind, _name in layers} <= {"mounted", "skipped"}
     served = Store(target).layout("aquasec/trivy-db").read_manifest("2")
     assert served is not None and str(served.digest) == exported.manifest.assets[0].digest
     assert (await trivy_mirror.async_import_bundle(bundle, store=target)).results[0].outcome == "unchanged"
