@@ -22,6 +22,7 @@ from trivy_mirror.errors import (
     NotFound,
     RefusedCandidate,
     RegistryError,
+    SignatureError,
     StoreError,
     Unreachable,
     UsageError,
@@ -29,9 +30,24 @@ from trivy_mirror.errors import (
 from trivy_mirror.version import __version__
 
 if TYPE_CHECKING:
+    from trivy_mirror.bundle.exporting import ExportReport
+    from trivy_mirror.bundle.importer import ImportReport
     from trivy_mirror.catalog.freshness import AssetStatus
     from trivy_mirror.catalog.result import TagResult
-    from trivy_mirror.facade import ClientOptions, async_copy, async_status, async_sync, copy, status, sync
+    from trivy_mirror.engine.events import Event, Item
+    from trivy_mirror.facade import (
+        ClientOptions,
+        async_copy,
+        async_export_bundle,
+        async_import_bundle,
+        async_status,
+        async_sync,
+        copy,
+        export_bundle,
+        import_bundle,
+        status,
+        sync,
+    )
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.mirror.copy import CopyResult
     from trivy_mirror.orchestrate import SyncReport
@@ -43,6 +59,10 @@ _LAZY = {
     "AssetStatus": "trivy_mirror.catalog.freshness", "RetryPolicy": "trivy_mirror.http.transport",
     "Timeouts": "trivy_mirror.http.transport",
     "copy": "trivy_mirror.facade", "async_copy": "trivy_mirror.facade", "CopyResult": "trivy_mirror.mirror.copy",
+    "export_bundle": "trivy_mirror.facade", "async_export_bundle": "trivy_mirror.facade",
+    "import_bundle": "trivy_mirror.facade", "async_import_bundle": "trivy_mirror.facade",
+    "ExportReport": "trivy_mirror.bundle.exporting", "ImportReport": "trivy_mirror.bundle.importer",
+    "Event": "trivy_mirror.engine.events", "Item": "trivy_mirror.engine.events",
 }
 
 
@@ -63,11 +83,16 @@ __all__ = [
     "ClientOptions",
     "CopyError",
     "CopyResult",
+    "Event",
+    "ExportReport",
+    "ImportReport",
+    "Item",
     "MirrorError",
     "NotFound",
     "RefusedCandidate",
     "RegistryError",
     "RetryPolicy",
+    "SignatureError",
     "StoreError",
     "SyncReport",
     "TagResult",
@@ -76,9 +101,13 @@ __all__ = [
     "UsageError",
     "__version__",
     "async_copy",
+    "async_export_bundle",
+    "async_import_bundle",
     "async_status",
     "async_sync",
     "copy",
+    "export_bundle",
+    "import_bundle",
     "status",
     "sync",
 ]

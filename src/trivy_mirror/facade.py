@@ -9,17 +9,25 @@ their own event loop; ``async_*`` ones run in the caller's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
+from trivy_mirror.bundle import exporting, importing
+from trivy_mirror.bundle.exporting import ExportReport
+from trivy_mirror.bundle.importer import ImportReport
 from trivy_mirror.catalog import assets as catalog
 from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.status import asset_statuses
-from trivy_mirror.engine.events import Progress
+from trivy_mirror.engine.events import Listener, Progress
+from trivy_mirror.errors import BundleError
 from trivy_mirror.mirror.copy import CopyResult, copy_artifact
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import SyncReport, select_vex_sources, sync_destination
+from trivy_mirror.signing import PublicKey, SigningKey
+from trivy_mirror.store import Store, default_store_dir
 from trivy_mirror.vex import vex_statuses
 
 ClientOptions = ConnectionOptions
@@ -97,3 +105,70 @@ def copy(src: str, dst: str, *, source_options: ClientOptions | None = None, des
     """
     return asyncio.run(async_copy(src, dst, source_options=source_options, dest_options=dest_options,
                                   referrers=referrers))
+
+
+async def async_export_bundle(output: str | Path | BinaryIO, *, store: str | Path | None = None,
+                              assets: Sequence[str] = (), sign: str | Path | None = None,
+                              events: Listener | None = None) -> ExportReport:
+    """:func:`export_bundle` in the running event loop."""
+    key = SigningKey.load(Path(sign)) if sign is not None else None
+    specs = catalog.select(list(assets))
+    vex = "vex" in assets if assets else None
+    root = Store(Path(store) if store is not None else default_store_dir())
+    return await exporting.export_bundle(Path(output) if isinstance(output, str | Path) else output, root, specs, vex,
+                               key=key, events=events)
+
+
+def export_bundle(output: str | Path | BinaryIO, *, store: str | Path | None = None, assets: Sequence[str] = (),
+                  sign: str | Path | None = None, events: Listener | None = None) -> ExportReport:
+    """Write the current version of the store's assets into one bundle, a file (``output``, written next to it
+    then renamed) or a binary stream, to carry across an air gap; :func:`import_bundle` reads it.
+
+    ``assets`` names the assets (all OCI assets and the VEX repositories the store has when empty; ``vex`` for
+    every VEX repository, at least one); ``sign`` a private key file (from ``trivy-mirror keygen``) that signs
+    the bundle. ``events`` receives the writing as one named item (:class:`~trivy_mirror.Item` events). The
+    report holds the bundle's manifest (an entry per asset tag and VEX repository), its sha256 and the signing
+    key's id.
+    """
+    return asyncio.run(async_export_bundle(output, store=store, assets=assets, sign=sign, events=events))
+
+
+async def async_import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = None, to: str | None = None,
+                              options: ClientOptions | None = None, verify_key: str | Path | None = None,
+                              sha256: str | None = None, allow_downgrade: bool = False, lock_timeout: float = 600.0,
+                              public_url: str | None = None, keep: int | None = None,
+                              events: Listener | None = None) -> ImportReport:
+    """:func:`import_bundle` in the running event loop."""
+    key = PublicKey.load(Path(verify_key)) if verify_key is not None else None
+    expected = sha256.lower().removeprefix("sha256:") if sha256 is not None else None
+    with contextlib.ExitStack() as stack:
+        if isinstance(bundle, str | Path):
+            try:
+                bundle = stack.enter_context(await asyncio.to_thread(Path(bundle).open, "rb"))
+            except OSError as err:
+                raise BundleError(f"cannot read the bundle {bundle}: {err.strerror or err}") from None
+        return await importing.import_bundle(
+            bundle, Path(store) if store is not None else None, to, options or ClientOptions(),
+            allow_downgrade=allow_downgrade, expected_sha256=expected, lock_timeout=lock_timeout,
+            public_url=public_url, keep=keep, verify_key=key, events=events)
+
+
+def import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = None, to: str | None = None,
+                  options: ClientOptions | None = None, verify_key: str | Path | None = None,
+                  sha256: str | None = None, allow_downgrade: bool = False, lock_timeout: float = 600.0,
+                  public_url: str | None = None, keep: int | None = None,
+                  events: Listener | None = None) -> ImportReport:
+    """Import a bundle made by :func:`export_bundle` (a file or a binary stream) into the store (``store``, or
+    the default) or ``to`` a registry prefix (reached with ``options``) or ``static:DIR``, taking its lock.
+
+    Every member is verified while it is read into a staging directory; nothing becomes visible unless the
+    whole bundle passed, so a refused bundle (damaged, hostile, older than what is served without
+    ``allow_downgrade``, not the expected ``sha256``, not signed by the holder of ``verify_key``, a public key
+    file) leaves the destination unchanged and raises. ``events`` receives the reading as one named item, and
+    each asset's layer pushed into a registry as one more. The report holds one result per asset tag and VEX
+    repository (``updated``, ``unchanged`` or ``skipped``).
+    """
+    return asyncio.run(async_import_bundle(bundle, store=store, to=to, options=options, verify_key=verify_key,
+                                           sha256=sha256, allow_downgrade=allow_downgrade,
+                                           lock_timeout=lock_timeout, public_url=public_url, keep=keep,
+                                           events=events))

@@ -21,7 +21,7 @@ from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.status import store_statuses
-from trivy_mirror.engine.events import Progress
+from trivy_mirror.engine.events import Listener, Progress, item_listener
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.http.transport import Transport
 from trivy_mirror.mirror.assetsync import AssetSync
@@ -118,7 +118,8 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Place],
                 assert isinstance(target, StoreDestination | StaticDestination)
                 vex_store = target.tree.work if isinstance(target, StaticDestination) else target.store
                 results += await run_vex_sync(vex_store, vex, source_options, dry_run=dry_run,
-                                              authorization=authorization)
+                                              authorization=authorization,
+                                              events=item_listener(progress) if progress is not None else None)
         except MirrorError:
             if maintained is not None:  # whatever failed, the store stays bounded, asset by asset
                 await asyncio.to_thread(maintain, maintained, versions)
@@ -187,8 +188,10 @@ def select_vex_sources(values: Sequence[str], asset_names: Sequence[str]) -> lis
 
 
 async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: ConnectionOptions, *,
-                       dry_run: bool, authorization: Mapping[str, str] | None = None) -> list[TagResult]:
-    """Sync ``sources`` into ``store`` (hold its lock unless ``dry_run``); one result per repository.
+                       dry_run: bool, authorization: Mapping[str, str] | None = None,
+                       events: Listener | None = None) -> list[TagResult]:
+    """Sync ``sources`` into ``store`` (hold its lock unless ``dry_run``); one result per repository, each
+    archive download reported to ``events``.
 
     TLS follows the sources' options: verified by default, ``--ca-file`` added, ``--insecure`` to skip
     verification and allow plain HTTP to any host. Registry credentials are not sent to VEX hosts, except to a
@@ -197,7 +200,8 @@ async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: 
     transport = Transport(insecure=options.insecure, ca_file=options.ca_file, retry=options.retry,
                           timeouts=options.timeouts)
     try:
-        return await sync_vex(store, sources, transport, dry_run=dry_run, authorization=authorization)
+        return await sync_vex(store, sources, transport, dry_run=dry_run, authorization=authorization,
+                              events=events)
     finally:
         await transport.close()
 

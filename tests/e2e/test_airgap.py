@@ -47,6 +47,7 @@ class Exported:
     store: Path
     bundle: Path
     stdout: str
+    stderr: str
 
     @property
     def data(self) -> bytes:
@@ -61,7 +62,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess
     connected.json(["sync", "--from", f"{upstream.host}/aquasec", "--store", str(store)])
     result = connected.run(["export", str(bundle), "--store", str(store)])
     assert result.returncode == 0, result.stderr
-    return Exported(store, bundle, result.stdout)
+    return Exported(store, bundle, result.stdout, result.stderr)
 
 
 @pytest.fixture
@@ -179,6 +180,18 @@ def test_import_into_a_registry_with_the_sync_engine(exported: Exported, mirror:
     assert [m for m, _ in destination.requests_log()[before:] if m in ("PUT", "POST", "PATCH")] == []
 
 
+def test_import_into_a_registry_logs_each_layer_pushed(exported: Exported, mirror: MirrorCli,
+                                                       registry: RegistryFactory, assets: AssetSet) -> None:
+    """Off a terminal, each asset's layer pushed into the registry is a transfer of its own, as in sync."""
+    destination = registry()
+    result = mirror.run(["import", str(exported.bundle), "--to", f"{destination.host}/isolated"])
+    assert result.returncode == 0, result.stderr
+    layer = len(assets.db.layers[0]) / 1e6
+    pushed = f"db to {destination.host}/isolated/aquasec/trivy-db"
+    assert f"copying {pushed}: {layer:.1f} MB" in result.stderr
+    assert f"copied {pushed}: {layer:.1f} MB in " in result.stderr
+
+
 def test_reimporting_the_same_bundle_changes_nothing(exported: Exported, mirror: MirrorCli, tmp_path: Path) -> None:
     store = tmp_path / "store"
     mirror.json(["import", str(exported.bundle), "--store", str(store)])
@@ -186,6 +199,22 @@ def test_reimporting_the_same_bundle_changes_nothing(exported: Exported, mirror:
     again = mirror.json(["import", str(exported.bundle), "--store", str(store)])
     assert {r["outcome"] for r in again["results"]} == {"unchanged"}
     assert store_snapshot(store) == before
+
+
+def test_export_and_import_off_a_terminal_log_the_transfer_as_sync_does(exported: Exported, mirror: MirrorCli,
+                                                                         tmp_path: Path) -> None:
+    """The bundle is one transfer on the engine's event stream: a start line with its size, ``copied`` at the end
+    (and, for a long one, a line every 5 s); ``--json`` shows none."""
+    size = sum(entry["size"] for entry in bundle_manifest(exported.data)["files"]) / 1e6
+    name = f"bundle {exported.bundle}"
+    assert f"copying {name}: {size:.1f} MB" in exported.stderr
+    assert f"copied {name}: {size:.1f} MB in " in exported.stderr
+    imported = mirror.run(["import", str(exported.bundle), "--store", str(tmp_path / "store")])
+    assert imported.returncode == 0, imported.stderr
+    assert f"copying {name}: {size:.1f} MB" in imported.stderr
+    assert f"copied {name}: {size:.1f} MB in " in imported.stderr
+    quiet = mirror.run(["import", str(exported.bundle), "--store", str(tmp_path / "store2"), "--json"])
+    assert quiet.returncode == 0 and "copying" not in quiet.stderr, quiet.stderr
 
 
 def test_export_to_stdout_piped_into_import_from_stdin(exported: Exported, mirror: MirrorCli, assets: AssetSet,
@@ -197,6 +226,7 @@ def test_export_to_stdout_piped_into_import_from_stdin(exported: Exported, mirro
     assert imported.returncode == 0, imported.stderr.decode()
     summary = json.loads(imported.stdout)
     assert f"bundle sha256:{summary['sha256']}".encode() in export.stderr
+    assert b"copied bundle to stdout: " in export.stderr
     assert {r["outcome"] for r in summary["results"]} == {"updated"}
     assert_serves_upstream(f"oci:{store}", assets)
 

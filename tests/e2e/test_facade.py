@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import trivy_mirror
-from support.registry import RegistryProcess
+from support.registry import RegistryFactory, RegistryProcess
 from support.trivy_assets import AssetSet
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +26,29 @@ def test_sync_then_status_in_process(upstream: RegistryProcess, assets: AssetSet
     assert rows["aquasec/trivy-db:2"].state == "fresh" and rows["aquasec/trivy-db:2"].digest == assets.db.digest
     again = trivy_mirror.sync(store=store, sources=source, assets=["db"])
     assert [r.outcome for r in again.results] == ["unchanged"] and again.results[0].stats.bytes_copied == 0
+
+
+def test_export_then_import_into_a_registry_in_process(upstream: RegistryProcess, registry: RegistryFactory,
+                                                       assets: AssetSet, tmp_path: Path) -> None:
+    """The air gap as a library: a bundle of the synced store pushed into a registry with injected options, the
+    layer's push reported on the event stream as a named item."""
+    store, bundle = tmp_path / "store", tmp_path / "bundle.tar"
+    assert trivy_mirror.sync(store=store, sources=[f"{upstream.host}/aquasec"], assets=["db"]).ok
+    exported = trivy_mirror.export_bundle(bundle, store=store, assets=["db"])
+    assert [entry.digest for entry in exported.manifest.assets] == [assets.db.digest]
+    destination = registry()
+    events: list[trivy_mirror.Event] = []
+
+    async def listen(event: trivy_mirror.Event) -> None:
+        events.append(event)
+
+    imported = trivy_mirror.import_bundle(bundle, to=f"{destination.host}/isolated", sha256=exported.sha256,
+                                          options=trivy_mirror.ClientOptions(), events=listen)
+    assert imported.destination == f"{destination.host}/isolated"
+    assert [(r.entry.reference, r.outcome) for r in imported.results] == [("aquasec/trivy-db:2", "updated")]
+    pushed = [e for e in events if isinstance(e.blob, trivy_mirror.Item) and e.blob.name.startswith("db to ")]
+    assert [e.kind for e in pushed if e.kind != "bytes"] == ["start", "done"]
+    assert sum(len(e.data) for e in pushed) == len(assets.db.layers[0])
 
 
 def test_errors_are_the_public_classes(tmp_path: Path) -> None:

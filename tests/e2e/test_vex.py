@@ -256,3 +256,19 @@ async def test_hostile_upstream_is_refused_and_the_previous_version_served(
         [row] = [row for row in json.loads(checked.stdout)["assets"] if row["asset"] == "vex"]
         assert row["digest"] == served.strip('"') and row["last_result"] == "refused"
         assert row["last_message"].startswith("kept the current") and checked.returncode in (3, 4)
+
+
+async def test_sync_off_a_terminal_logs_each_archive_download(mirror: MirrorCli, vex_upstream: UpstreamVex,
+                                                              tmp_path: Path) -> None:
+    """A VEX archive download is a transfer as a layer is (a start line, ``copied`` at the end); an unchanged
+    upstream (a 304) is none."""
+    vex_upstream.chunked = True  # as codeload sends it: no Content-Length, so no size ahead
+    args = ["sync", "--assets", "vex", "--store", str(tmp_path / "store"), "--vex-from", f"gh={vex_upstream.url}/gh"]
+    first = await asyncio.to_thread(mirror.run, args)
+    assert first.returncode == 0, first.stderr
+    name = f"vex/gh ({vex_upstream.url}{GH_ARCHIVE}//vexhub-main)"
+    size = len(vex_upstream.files[CODELOAD]) / 1e6
+    assert f"copying {name}\n" in first.stderr
+    assert f"copied {name}: {size:.1f} MB in " in first.stderr
+    again = await asyncio.to_thread(mirror.run, args)
+    assert again.returncode == 0 and "unchanged" in again.stderr and "copying" not in again.stderr, again.stderr

@@ -168,6 +168,8 @@ class UpstreamVex:
     """Paths answered with a 302 to another URL (as github.com/.../archive/... redirects to codeload)."""
     log: list[Logged] = field(default_factory=list)
     etags: bool = True
+    chunked: bool = False
+    """Send bodies without Content-Length (chunked), as GitHub's archive downloads do."""
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -207,10 +209,22 @@ class UpstreamVex:
             headers = {"ETag": etag} if self.etags else {}
             if self.etags and inm == etag:
                 response = web.Response(status=304, headers=headers)
+            elif self.chunked and request.method == "GET":
+                self.log.append(Logged(request.method, path, 200, inm))
+                return await _chunked(request, data, headers)
             else:
                 response = web.Response(body=data, headers=headers, content_type="application/octet-stream")
         self.log.append(Logged(request.method, path, response.status, inm))
         return response
+
+
+async def _chunked(request: web.Request, data: bytes, headers: dict[str, str]) -> web.StreamResponse:
+    response = web.StreamResponse(headers={**headers, "Content-Type": "application/octet-stream"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(data)
+    await response.write_eof()
+    return response
 
 
 class VexUpstreamThread:

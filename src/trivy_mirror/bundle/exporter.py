@@ -1,12 +1,13 @@
 """Writing a bundle: the manifest, then every section's members, streamed from the store to one output.
 
 Blobs are re-verified against their digests as they are read, so a store damaged on disk never produces a
-bundle that looks fine; the output is never held in memory or copied twice.
+bundle that looks fine; the output is never held in memory or copied twice. The writing reports on the engine's
+event stream as one named item: ``start``, a ``bytes`` event per chunk of every member, ``done`` or ``failed``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -16,13 +17,14 @@ from trivy_mirror.bundle.format import MANIFEST_NAME, AssetEntry, BundleManifest
 from trivy_mirror.bundle.sections import ExportSection, SourceFile
 from trivy_mirror.bundle.tarwrite import TarWriter
 from trivy_mirror.chunks import CHUNK_SIZE
-from trivy_mirror.engine.events import Progress
+from trivy_mirror.engine.events import Event, Item
 from trivy_mirror.errors import StoreError, VerificationError
 from trivy_mirror.oci.digest import DigestVerifier
 from trivy_mirror.signing import SigningKey
 from trivy_mirror.version import __version__
 
-PROGRESS_KEY = "bundle"
+Emit = Callable[[Event], None]
+"""Receives the events of a bundle being written, in the writing thread."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,9 @@ async def plan_bundle(sections: Sequence[ExportSection], key: SigningKey | None 
     return BundlePlan(manifest, tuple(files), data, envelope)
 
 
-def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
+def _chunks(source: SourceFile, item: Item, emit: Emit) -> Iterator[bytes]:
     if source.data is not None:
-        progress.advance(PROGRESS_KEY, len(source.data))
+        emit(Event("bytes", item, source.data))
         yield source.data
         return
     assert source.path is not None
@@ -62,7 +64,7 @@ def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
         with source.path.open("rb") as handle:
             while chunk := handle.read(CHUNK_SIZE):
                 verifier.update(chunk)
-                progress.advance(PROGRESS_KEY, len(chunk))
+                emit(Event("bytes", item, chunk))
                 yield chunk
         verifier.verify()
     except VerificationError as err:
@@ -71,19 +73,26 @@ def _chunks(source: SourceFile, progress: Progress) -> Iterator[bytes]:
         raise StoreError(f"cannot read {source.path}: {err.strerror or err}") from None
 
 
-def write_bundle(plan: BundlePlan, out: BinaryIO, progress: Progress) -> str:
-    """Write the whole bundle to ``out`` (blocking: run it in a thread); returns its sha256 in hex."""
+def write_bundle(plan: BundlePlan, out: BinaryIO, emit: Emit | None = None, name: str = "bundle") -> str:
+    """Write the whole bundle to ``out`` (blocking: run it in a thread); returns its sha256 in hex. ``emit``
+    receives the events of the item ``name``."""
+    send = emit or _ignore
+    item = Item(name, plan.manifest.total_size)
     writer = TarWriter(out, int(plan.manifest.created_at.timestamp()))
     writer.add(MANIFEST_NAME, len(plan.manifest_data), [plan.manifest_data])
     if plan.envelope is not None:
         writer.add(ENVELOPE_NAME, len(plan.envelope), [plan.envelope])
-    progress.start(PROGRESS_KEY, "bundle", plan.manifest.total_size)
+    send(Event("start", item))
     try:
         for source in plan.files:
-            writer.add(source.file.path, source.file.size, _chunks(source, progress))
+            writer.add(source.file.path, source.file.size, _chunks(source, item, send))
         writer.close()
     except BaseException:
-        progress.finish(PROGRESS_KEY, ok=False)
+        send(Event("failed", item))
         raise
-    progress.finish(PROGRESS_KEY)
+    send(Event("done", item))
     return writer.sha256
+
+
+def _ignore(_event: Event) -> None:
+    pass

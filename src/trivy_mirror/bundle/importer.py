@@ -15,7 +15,7 @@ import tarfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from trivy_mirror.bundle.attestation import ENVELOPE_NAME, MAX_ENVELOPE_BYTES, signer_hint, verify_bundle
 from trivy_mirror.bundle.format import (
@@ -30,15 +30,13 @@ from trivy_mirror.bundle.members import HashingReader, MemberStream
 from trivy_mirror.bundle.safety import check_member
 from trivy_mirror.bundle.sections import ImportResult, ImportSection, MemberObserver, PlannedAsset
 from trivy_mirror.bundle.stage import Staging
-from trivy_mirror.engine.events import Progress
+from trivy_mirror.engine.events import Event, Item, Listener
 from trivy_mirror.errors import BundleError, RefusedCandidate, VerificationError
 from trivy_mirror.oci.digest import verified
 from trivy_mirror.signing import PublicKey
+from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
-
-PROGRESS_KEY = "import"
-
 
 @dataclass(frozen=True)
 class ImportReport:
@@ -47,6 +45,14 @@ class ImportReport:
     results: tuple[ImportResult, ...]
     verified_key: str | None = None
     """The key id whose signature over the bundle's contents was verified (--verify-key)."""
+    destination: str = ""
+    """Where the assets went: the store's directory, the registry prefix or ``static:DIR``."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The document of ``import --json``."""
+        return {"destination": self.destination, "sha256": self.sha256, "created_at": iso(self.manifest.created_at),
+                "tool_version": self.manifest.tool_version, "verified_key": self.verified_key,
+                "results": [r.to_json() for r in self.results]}
 
 
 class _Routing:
@@ -73,22 +79,29 @@ class _Routing:
             section.check_files([f for f, s in self.files.values() if s is section])
 
 
-async def _observed(chunks: AsyncIterator[bytes], observer: MemberObserver | None,
-                    progress: Progress) -> AsyncIterator[bytes]:
+async def _observed(chunks: AsyncIterator[bytes], observer: MemberObserver | None, item: Item,
+                    events: Listener) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         if observer is not None:
             await observer(chunk)
-        progress.advance(PROGRESS_KEY, len(chunk))
+        await events(Event("bytes", item, chunk))
         yield chunk
 
 
-class BundleImport:
-    """One import of one bundle stream into the destinations behind ``sections``."""
+async def _ignore(_event: Event) -> None:
+    pass
 
-    def __init__(self, staging: Staging, sections: Sequence[ImportSection], progress: Progress) -> None:
+
+class BundleImport:
+    """One import of one bundle stream into the destinations behind ``sections``; reading the members reports on
+    the engine's event stream as the item ``name`` (a ``bytes`` event per chunk of every member)."""
+
+    def __init__(self, staging: Staging, sections: Sequence[ImportSection], events: Listener | None = None,
+                 name: str = "bundle") -> None:
         self.staging = staging
         self.sections = list(sections)
-        self.progress = progress
+        self.events = events or _ignore
+        self.name = name
 
     async def run(self, raw: BinaryIO, *, allow_downgrade: bool, expected_sha256: str | None,
                   verify_key: PublicKey | None = None) -> ImportReport:
@@ -108,13 +121,14 @@ class BundleImport:
             routing = _Routing(manifest, self.sections)
             staged = {path for path, (file, section) in routing.files.items() if await section.needs_staging(file)}
             self.staging.check_space(sum(routing.files[path][0].size for path in staged))
-            self.progress.start(PROGRESS_KEY, "bundle", manifest.total_size)
+            item = Item(self.name, manifest.total_size)
+            await self.events(Event("start", item))
             try:
-                await self._read_members(members, routing, staged)
+                await self._read_members(members, routing, staged, item)
             except BaseException:
-                self.progress.finish(PROGRESS_KEY, ok=False)
+                await self.events(Event("failed", item))
                 raise
-            self.progress.finish(PROGRESS_KEY)
+            await self.events(Event("done", item))
             await asyncio.to_thread(reader.drain)
             if expected_sha256 is not None and reader.sha256 != expected_sha256:
                 raise BundleError(f"bundle sha256 is {reader.sha256}, not the expected {expected_sha256}; "
@@ -160,7 +174,7 @@ class BundleImport:
                               f"{MAX_ENVELOPE_BYTES}-byte limit; refusing the bundle")
         return await members.read_all(member)
 
-    async def _read_members(self, members: MemberStream, routing: _Routing, staged: set[str]) -> None:
+    async def _read_members(self, members: MemberStream, routing: _Routing, staged: set[str], item: Item) -> None:
         seen: set[str] = set()
         while (member := await members.next()) is not None:
             path = check_member(member)
@@ -180,7 +194,7 @@ class BundleImport:
                 raise BundleError(f"bundle member {path!r} is {member.size} bytes, the bundle manifest says "
                                   f"{file.size}; refusing the bundle")
             seen.add(path)
-            chunks = verified(_observed(members.chunks(member), section.observer(file), self.progress),
+            chunks = verified(_observed(members.chunks(member), section.observer(file), item, self.events),
                               file.digest, file.size)
             try:
                 if path in staged:

@@ -20,6 +20,12 @@ from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import BundleError
 
 
+def stream_name(stream: BinaryIO, default: str) -> str:
+    """What messages call a bundle's stream: its file name, ``stdin``/``stdout``, or ``default``."""
+    name = getattr(stream, "name", None)
+    return name.strip("<>") if isinstance(name, str) and name else default
+
+
 class HashingReader:
     """A read-only file object over ``raw`` that hashes everything read through it (the bundle's sha256)."""
 

@@ -24,6 +24,7 @@ from trivy_mirror.catalog.dated import dated_tag
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
 from trivy_mirror.catalog.state import Destination, TagRecord, pin_of, with_attempt
 from trivy_mirror.engine import copier
+from trivy_mirror.engine.events import Listener, as_item
 from trivy_mirror.errors import BundleError, InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -81,9 +82,12 @@ class OciImport:
     kind = "oci"
     root = ROOT
 
-    def __init__(self, staging_root: Path, destination: Destination) -> None:
+    def __init__(self, staging_root: Path, destination: Destination, events: Listener | None = None) -> None:
         self.staged = Store(staging_root / ROOT)
         self.destination = destination
+        self.events = events
+        """Receives each asset's layer pushed into the destination, as a named item (a registry; into the store
+        the staged blobs are linked, not copied)."""
         self._readers: dict[tuple[str, Digest], LayerInfoReader] = {}
         self._metadata: dict[tuple[str, Digest], LayerMetadata] = {}
         self._staged_blobs: set[tuple[str, Digest]] = set()
@@ -150,7 +154,7 @@ class OciImport:
         target = await self.destination.target(repository)
         current = await target.resolve(tag)
         planned = OciPlanned(entry, spec, tag, manifest, metadata, staged, target, self.destination,
-                             changed=current is None or current.digest != manifest.digest)
+                             changed=current is None or current.digest != manifest.digest, events=self.events)
         if planned.changed:
             held = policy.pin_hold(spec, pin_of(self.destination.state.load(repository), tag), str(manifest.digest))
             if held is not None:
@@ -210,7 +214,7 @@ class OciPlanned:
 
     def __init__(self, entry: AssetEntry, spec: AssetSpec, tag: str, manifest: ManifestBytes,
                  metadata: LayerMetadata | None, staged: Layout, target: WriteTarget, destination: Destination,
-                 *, changed: bool) -> None:
+                 *, changed: bool, events: Listener | None = None) -> None:
         self.entry = entry
         self.spec = spec
         self.tag = tag
@@ -220,6 +224,7 @@ class OciPlanned:
         self.target = target
         self.destination = destination
         self.changed = changed
+        self.events = events
         self.downgrade: str | None = None
 
     async def publish(self) -> ImportResult:
@@ -229,8 +234,13 @@ class OciPlanned:
             unchanged = copier.CopyStats()  # but referrers the destination lacks (a signature added later) go in
             await copier.copy_referrers(self.staged, self.target, self.manifest.digest, unchanged)
             return ImportResult(self.entry, "unchanged", updated_at, next_update, unchanged)
+        parsed = self.manifest.parsed
+        assert isinstance(parsed, Manifest)
+        layers = {layer.digest for layer in parsed.layers}
+        shown = as_item(self.events, f"{self.spec.name} to {self.target.location}",
+                        lambda blob: blob.digest in layers) if self.events is not None else None
         stats = await copier.copy(self.staged, self.manifest, self.target, self.tag,
-                                  copier.CopyHooks(referrer_depth=MAX_DEPTH))
+                                  copier.CopyHooks(shown, referrer_depth=MAX_DEPTH))
         await self._tag_dated()
         self._record()
         return ImportResult(self.entry, "updated", updated_at, next_update, stats)

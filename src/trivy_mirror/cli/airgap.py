@@ -13,6 +13,7 @@ from trivy_mirror.cli.parsing import (
     asset_selection,
     connection_options,
     destination_prefixes,
+    parse_assets,
     run,
     static_settings,
 )
@@ -74,8 +75,7 @@ def export(bundle: str, store: Path | None, asset_names: str | None, sign_key: P
     """
     from trivy_mirror.commands.export import run_export
 
-    specs, vex = asset_selection(asset_names)
-    sys.exit(run(run_export(bundle, store, specs, vex, as_json=as_json, sign=sign_key)))
+    sys.exit(run(run_export(bundle, store, parse_assets(asset_names), as_json=as_json, sign=sign_key)))
 
 
 @click.command("import")

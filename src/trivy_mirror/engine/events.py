@@ -13,9 +13,13 @@ mounted    the destination registry copied the blob server-side
 failed     the copy of this blob stopped (the error is raised to the caller, not carried here)
 =========  ==========================================================================================
 
+Transfers that are not one content-addressed blob report on the same stream with an :class:`Item` in place of
+the descriptor: a bundle written or read (every member's chunks are ``bytes`` of the one bundle item), a VEX
+archive downloaded (``skipped`` when the upstream answers that it is unchanged).
+
 A :class:`Progress` shows transfers to a person: rich bars on a terminal, :class:`TransferLog` lines
-otherwise. :func:`progress_listener` turns the events of chosen blobs into its calls, so every command reports
-its copies the same way and a failure never reads as ``copied``.
+otherwise. :func:`progress_listener` turns the events of chosen blobs into its calls and :func:`item_listener`
+those of items, so every command reports its transfers the same way and a failure never reads as ``copied``.
 """
 
 from __future__ import annotations
@@ -34,11 +38,21 @@ EventKind = Literal["start", "bytes", "done", "skipped", "mounted", "failed"]
 
 
 @dataclass(frozen=True)
+class Item:
+    """A named transfer that is not one blob of a copy: a bundle written or read, a VEX archive downloaded."""
+
+    name: str
+    """What a person reads (``bundle trivy-assets.tar``); also the key of its progress."""
+    size: int = 0
+    """The bytes to come; 0 when not known ahead (a download without Content-Length)."""
+
+
+@dataclass(frozen=True)
 class Event:
-    """One step of one blob's copy."""
+    """One step of one blob's copy, or of one named item's transfer."""
 
     kind: EventKind
-    blob: Descriptor
+    blob: Descriptor | Item
     data: bytes = b""
 
 
@@ -47,7 +61,8 @@ Listener = Callable[[Event], Awaitable[None]]
 
 
 class Progress(Protocol):
-    """Shows transfers to a person; ``finish`` says whether the transfer completed."""
+    """Shows transfers to a person; ``total`` 0 means the size is not known; ``finish`` says whether the transfer
+    completed."""
 
     def start(self, key: str, description: str, total: int) -> None: ...
 
@@ -100,7 +115,10 @@ class TransferLog:
     def start(self, key: str, description: str, total: int) -> None:
         now = self.clock()
         self._transfers[key] = _Transfer(description, total, now, now)
-        log.info("copying %s: %.1f MB", description, total / 1e6)
+        if total:
+            log.info("copying %s: %.1f MB", description, total / 1e6)
+        else:
+            log.info("copying %s", description)
 
     def advance(self, key: str, amount: int) -> None:
         transfer = self._transfers.get(key)
@@ -112,6 +130,9 @@ class TransferLog:
             return
         transfer.logged = now
         rate = transfer.done / max(now - transfer.started, 1e-6)
+        if not transfer.total:
+            log.info("copying %s: %.1f MB (%.1f MB/s)", transfer.description, transfer.done / 1e6, rate / 1e6)
+            return
         left = max(transfer.total - transfer.done, 0) / rate if rate else 0.0
         log.info("copying %s: %.1f of %.1f MB (%.1f MB/s, about %.0fs left)", transfer.description,
                  transfer.done / 1e6, transfer.total / 1e6, rate / 1e6, left)
@@ -124,9 +145,11 @@ class TransferLog:
         if ok:
             log.info("copied %s: %.1f MB in %.1fs (%.1f MB/s)", transfer.description, transfer.done / 1e6, seconds,
                      transfer.done / 1e6 / seconds)
-        else:
+        elif transfer.total:
             log.info("stopped copying %s after %.1f of %.1f MB", transfer.description, transfer.done / 1e6,
                      transfer.total / 1e6)
+        else:
+            log.info("stopped copying %s after %.1f MB", transfer.description, transfer.done / 1e6)
 
 
 def progress_listener(progress: Progress, key: str, description: str,
@@ -134,7 +157,7 @@ def progress_listener(progress: Progress, key: str, description: str,
     """The events of the ``shown`` blobs as ``progress`` calls, under one key and description."""
 
     async def listen(event: Event) -> None:
-        if not shown(event.blob):
+        if not isinstance(event.blob, Descriptor) or not shown(event.blob):
             return
         if event.kind == "start":
             progress.start(key, description, event.blob.size)
@@ -142,6 +165,35 @@ def progress_listener(progress: Progress, key: str, description: str,
             progress.advance(key, len(event.data))
         elif event.kind in ("done", "failed"):
             progress.finish(key, ok=event.kind == "done")
+
+    return listen
+
+
+def item_listener(progress: Progress) -> Listener:
+    """The events of named items (:class:`Item`) as ``progress`` calls, each item its own transfer; blob events
+    are left to :func:`progress_listener`."""
+
+    async def listen(event: Event) -> None:
+        item = event.blob
+        if not isinstance(item, Item):
+            return
+        if event.kind == "start":
+            progress.start(item.name, item.name, item.size)
+        elif event.kind == "bytes":
+            progress.advance(item.name, len(event.data))
+        elif event.kind in ("done", "failed"):
+            progress.finish(item.name, ok=event.kind == "done")
+
+    return listen
+
+
+def as_item(events: Listener, name: str, shown: Callable[[Descriptor], bool]) -> Listener:
+    """The events of the ``shown`` blobs told as those of the item ``name`` (an import pushing an asset's layer
+    reports it under the asset's name); other events are dropped."""
+
+    async def listen(event: Event) -> None:
+        if isinstance(event.blob, Descriptor) and shown(event.blob):
+            await events(Event(event.kind, Item(name, event.blob.size), event.data))
 
     return listen
 

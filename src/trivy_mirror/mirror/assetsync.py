@@ -280,7 +280,8 @@ class AssetSync:
 
         async def read(event: Event) -> None:
             nonlocal seen_layer
-            if reader is not None and event.kind == "bytes" and is_layer(event.blob):
+            if reader is not None and event.kind == "bytes" and isinstance(event.blob, Descriptor) \
+                    and is_layer(event.blob):
                 seen_layer = True
                 await reader.feed(event.data)
 

@@ -32,7 +32,7 @@ class BarProgress:
         self._bars.stop()
 
     def start(self, key: str, description: str, total: int) -> None:
-        self._tasks[key] = self._bars.add_task(description, total=total)
+        self._tasks[key] = self._bars.add_task(description, total=total or None)  # 0: size unknown
 
     def advance(self, key: str, amount: int) -> None:
         if key in self._tasks:

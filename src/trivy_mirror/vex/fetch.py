@@ -17,6 +17,7 @@ import aiohttp
 from yarl import URL
 
 from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.engine.events import Event, Item, Listener
 from trivy_mirror.errors import MirrorError, RefusedCandidate, UsageError
 from trivy_mirror.http.failures import error_from_response
 from trivy_mirror.http.transport import Transport, host_label, wire_errors
@@ -50,22 +51,29 @@ class Fetcher:
             raise RefusedCandidate(f"{what} is larger than {max_bytes} bytes")
         return data
 
-    async def download(self, url: str, target: Path, *, what: str, etag: str | None,
-                       max_bytes: int) -> Download | None:
-        """Stream a GET into ``target``; None when the server answers 304 to ``If-None-Match: etag``."""
+    async def download(self, url: str, target: Path, *, what: str, etag: str | None, max_bytes: int,
+                       events: Listener | None = None, name: str | None = None) -> Download | None:
+        """Stream a GET into ``target``; None when the server answers 304 to ``If-None-Match: etag``.
+
+        ``events`` receives the download as the item ``name`` (``what`` by default): ``start`` (with the
+        Content-Length, when sent), a ``bytes`` event per chunk, ``done`` or ``failed``; ``skipped`` on a 304.
+        """
+        emit = events or _ignore
         headers = {"If-None-Match": etag} if etag else {}
         response = await self._request("GET", url, what=what, headers=headers)
         async with response, wire_errors(host_label(response.url), f"download {what}"):
             if response.status == 304:
+                await emit(Event("skipped", Item(name or what)))
                 return None
             _check_length(response, what, max_bytes)
-            size = 0
-            with target.open("wb") as file:
-                async for chunk in response.content.iter_chunked(CHUNK_SIZE):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise RefusedCandidate(f"{what} is larger than {max_bytes} bytes")
-                    file.write(chunk)
+            item = Item(name or what, response.content_length or 0)
+            await emit(Event("start", item))
+            try:
+                size = await _save(response, target, what, max_bytes, item, emit)
+            except BaseException:
+                await emit(Event("failed", item))
+                raise
+            await emit(Event("done", item))
             return Download(size, response.headers.get("ETag"))
 
     async def changed(self, url: str, *, what: str, etag: str | None) -> bool:
@@ -96,6 +104,23 @@ class Fetcher:
             async with response:
                 raise await error_from_response(response, host_label(current), operation)
         raise MirrorError(f"{host_label(current)}: fetch {what}: more than {MAX_REDIRECTS} redirects")
+
+
+async def _save(response: aiohttp.ClientResponse, target: Path, what: str, max_bytes: int, item: Item,
+                emit: Listener) -> int:
+    size = 0
+    with target.open("wb") as file:
+        async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+            size += len(chunk)
+            if size > max_bytes:
+                raise RefusedCandidate(f"{what} is larger than {max_bytes} bytes")
+            file.write(chunk)
+            await emit(Event("bytes", item, chunk))
+    return size
+
+
+async def _ignore(_event: Event) -> None:
+    pass
 
 
 def _authorization(authorization: Mapping[str, str], url: URL) -> dict[str, str]:

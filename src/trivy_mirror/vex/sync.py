@@ -28,6 +28,7 @@ from trivy_mirror.catalog.assets import LayerMetadata
 from trivy_mirror.catalog.result import Outcome, TagResult
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.engine.copier import CopyStats
+from trivy_mirror.engine.events import Listener
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.fsutil import ensure_dir, os_errors
 from trivy_mirror.http.transport import Transport
@@ -68,25 +69,28 @@ class _Outcome:
 
 async def sync_vex(store: StoreRoot, sources: Sequence[VexSource], transport: Transport, *,
                    dry_run: bool = False, limits: Limits | None = None,
-                   authorization: Mapping[str, str] | None = None) -> list[TagResult]:
+                   authorization: Mapping[str, str] | None = None, events: Listener | None = None) -> list[TagResult]:
     """Sync each repository; one result per repository, in order. ``authorization``: header values by host (a
-    parent mirror's credentials, sent to its host only).
+    parent mirror's credentials, sent to its host only); ``events``: each archive download as a named item
+    (:meth:`Fetcher.download`), ``skipped`` when the upstream says it is unchanged.
 
     A repository that fails or is refused gives a result saying why; only a name given twice raises (UsageError).
     """
     check_unique(sources)
     if not dry_run:
         clean_work_dirs(store.root)
-    runner = _VexSync(store.root, Fetcher(transport, authorization), limits or Limits(), dry_run)
+    runner = _VexSync(store.root, Fetcher(transport, authorization), limits or Limits(), dry_run, events)
     return [await runner.sync(source) for source in sources]
 
 
 class _VexSync:
-    def __init__(self, root: Path, fetcher: Fetcher, limits: Limits, dry_run: bool) -> None:
+    def __init__(self, root: Path, fetcher: Fetcher, limits: Limits, dry_run: bool,
+                 events: Listener | None = None) -> None:
         self.root = root
         self.fetcher = fetcher
         self.limits = limits
         self.dry_run = dry_run
+        self.events = events
 
     async def sync(self, source: VexSource) -> TagResult:
         started = time.monotonic()
@@ -166,7 +170,8 @@ class _VexSync:
         now = datetime.now(UTC)
         current = state.current
         download = await self.fetcher.download(location.url, work / "download", what=ARCHIVE_WHAT, etag=etag,
-                                               max_bytes=self.limits.max_download_bytes)
+                                               max_bytes=self.limits.max_download_bytes, events=self.events,
+                                               name=f"{reference(source.name)} ({location.display})")
         if download is None:
             if current is None or etag is None:
                 raise MirrorError("the server answered 304 Not Modified to a request without If-None-Match")

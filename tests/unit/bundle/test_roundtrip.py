@@ -19,7 +19,6 @@ from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.catalog.assets import CATALOG
 from trivy_mirror.catalog.state import tag_record
-from trivy_mirror.engine.events import NoProgress
 from trivy_mirror.errors import BundleError, RefusedCandidate, StoreError
 from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.store import Store
@@ -30,14 +29,14 @@ from .conftest import put
 async def export(store: Store, names: tuple[str, ...] = ()) -> bytes:
     specs = [spec for spec in CATALOG if not names or spec.name in names]
     out = io.BytesIO()
-    write_bundle(await plan_bundle([OciExport(store, specs)]), out, NoProgress())
+    write_bundle(await plan_bundle([OciExport(store, specs)]), out)
     return out.getvalue()
 
 
 async def import_into(store: Store, data: bytes, *, allow_downgrade: bool = False) -> ImportReport:
     staging = Staging.in_store(store.root)
     try:
-        importer = BundleImport(staging, [OciImport(staging.root, StoreDestination(store))], NoProgress())
+        importer = BundleImport(staging, [OciImport(staging.root, StoreDestination(store))])
         return await importer.run(io.BytesIO(data), allow_downgrade=allow_downgrade, expected_sha256=None)
     finally:
         staging.remove()

@@ -28,7 +28,6 @@ from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_export import VexExport
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.catalog.assets import CATALOG
-from trivy_mirror.engine.events import NoProgress
 from trivy_mirror.errors import BundleError, SignatureError
 from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.signing import (
@@ -56,7 +55,7 @@ async def export(store: Store, key: SigningKey | None, *, vex: bool = False, onl
     if vex:
         sections.append(VexExport(store, required=True))
     out = io.BytesIO()
-    write_bundle(await plan_bundle(sections, key), out, NoProgress())
+    write_bundle(await plan_bundle(sections, key), out)
     return out.getvalue()
 
 
@@ -64,7 +63,7 @@ async def import_into(store: Store, data: bytes, verify_key: PublicKey | None) -
     staging = Staging.in_store(store.root)
     try:
         sections = [OciImport(staging.root, StoreDestination(store)), VexImport(staging.root, store)]
-        return await BundleImport(staging, sections, NoProgress()).run(io.BytesIO(data), allow_downgrade=False,
+        return await BundleImport(staging, sections).run(io.BytesIO(data), allow_downgrade=False,
                                                                        expected_sha256=None, verify_key=verify_key)
     finally:
         staging.remove()

@@ -21,7 +21,6 @@ from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_export import VexExport
 from trivy_mirror.bundle.vex_import import VexImport
-from trivy_mirror.engine.events import NoProgress
 from trivy_mirror.errors import BundleError, RefusedCandidate
 from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.oci.digest import Digest
@@ -34,7 +33,7 @@ from .conftest import ARCHIVE, sync
 
 async def export(store: Store, *, required: bool = False) -> bytes:
     out = io.BytesIO()
-    write_bundle(await plan_bundle([VexExport(store, required)]), out, NoProgress())
+    write_bundle(await plan_bundle([VexExport(store, required)]), out)
     return out.getvalue()
 
 
@@ -45,7 +44,7 @@ async def import_into(store: Store | None, data: bytes, tmp_path: Path, *,
     destination = StoreDestination(store if store is not None else Store(tmp_path / "unused"))
     try:
         sections = [OciImport(staging.root, destination), VexImport(staging.root, store)]
-        return await BundleImport(staging, sections, NoProgress()).run(io.BytesIO(data),
+        return await BundleImport(staging, sections).run(io.BytesIO(data),
                                                                        allow_downgrade=allow_downgrade,
                                                                        expected_sha256=None)
     finally:

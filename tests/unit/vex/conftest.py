@@ -9,6 +9,7 @@ import pytest
 
 from support.vex_repo import UpstreamVex, github_tarball, manifest, repository_files
 from trivy_mirror.catalog.result import TagResult
+from trivy_mirror.engine.events import Listener
 from trivy_mirror.http.transport import RetryPolicy, Transport
 from trivy_mirror.store import Store
 from trivy_mirror.vex import VexSource, sync_vex
@@ -34,12 +35,12 @@ def store(tmp_path: Path) -> Store:
 
 
 async def sync(store: Store, upstream: UpstreamVex, *, name: str = "gh", path: str = "/gh", dry_run: bool = False,
-               limits: Limits | None = None) -> TagResult:
+               limits: Limits | None = None, events: Listener | None = None) -> TagResult:
     """Sync one repository of ``upstream`` (no retries, so failures are quick)."""
     transport = Transport(retry=RetryPolicy(attempts=1))
     try:
         [result] = await sync_vex(store, [VexSource.parse(f"{name}={upstream.url}{path}")], transport,
-                                  dry_run=dry_run, limits=limits)
+                                  dry_run=dry_run, limits=limits, events=events)
     finally:
         await transport.close()
     return result
