@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidDigest, InvalidManifest, MirrorError, StoreError
 from trivy_mirror.fsutil import os_errors, write_atomic
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.oci.digest import HEX_LENGTH, Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, parse_manifest
 from trivy_mirror.store import Store
@@ -265,9 +265,8 @@ class Verifier:
             return
         self.report.vex_repositories += 1
         try:
-            document = json.loads(repository.state_path.read_bytes())
-            if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
+            document = load_object(repository.state_path.read_bytes(), "", ValueError, not_json="{detail}",
+                                   not_object="not a JSON object", too_deep="nested too deeply")
         except (OSError, ValueError) as err:
             problem = Problem("bad-vex-state", str(repository.state_path), f"cannot be read: {err}")
             self.report.problems.append(problem)
