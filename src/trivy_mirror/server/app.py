@@ -50,11 +50,10 @@ def create_app(
     scheduler: SyncScheduler | None = None,
     audit: StoreAudit | None = None,
 ) -> web.Application:
-    """The whole server as an application; raises :class:`UsageError` for bad settings or unreadable files.
+    """The whole server as an application; raises :class:`UsageError` for unreadable files.
 
     Serve it with :func:`runner_options` so the access log and request metrics are wired in.
     """
-    settings.validate()
     auth = Authenticator(settings)
     cache = ManifestCache(store)
     scheduler_state: Callable[[], SchedulerState | None] = scheduler.state if scheduler else lambda: None
