@@ -1,4 +1,5 @@
-"""A store synced once per test module, and a private copy of it for each test that damages it.
+"""Stores for tests: one synced once per test module with a private copy for each test that damages it, and
+artifacts put into a store through its own API (:func:`put`).
 
 Syncing takes seconds and copying a few milliseconds, so the tests that tamper with a store (verify, the store
 escapes) share one sync. In a test module: ``synced, store = synced_store_fixtures("db")``.
@@ -7,13 +8,18 @@ escapes) share one sync. In a test module: ``synced, store = synced_store_fixtur
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from support.cli import MirrorCli
 from support.registry import RegistryProcess
+from support.trivy_assets import Artifact
+from trivy_mirror.oci.content import ManifestBytes
+from trivy_mirror.oci.digest import Digest
+from trivy_mirror.oci.manifest import Descriptor
+from trivy_mirror.store import Store
 
 
 def synced_store_fixtures(*assets: str) -> tuple[Callable[..., Path], Callable[..., Path]]:
@@ -36,3 +42,15 @@ def synced_store_fixtures(*assets: str) -> tuple[Callable[..., Path], Callable[.
         return copy
 
     return synced, store
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def put(store: Store, repository: str, tag: str, artifact: Artifact) -> None:
+    """Store ``artifact`` under ``repository:tag`` as sync would leave it (without sync's state notes)."""
+    layout = store.layout(repository)
+    for blob in artifact.blobs.values():
+        await layout.push_blob(Descriptor("application/octet-stream", Digest.of(blob), len(blob)), _one(blob))
+    await layout.push_manifest(ManifestBytes(artifact.manifest, artifact.media_type), tag)
