@@ -21,6 +21,10 @@ class Clock(Protocol):
         """Until ``event`` is set (True) or ``seconds`` have passed (False)."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Until ``seconds`` have passed."""
+        ...
+
 
 class SystemClock:
     """The real clocks of the machine."""
@@ -37,6 +41,9 @@ class SystemClock:
         except TimeoutError:
             return False
         return True
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 SYSTEM: Clock = SystemClock()

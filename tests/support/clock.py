@@ -34,6 +34,9 @@ class FakeClock:
                     waiter.cancel()
         return False
 
+    async def sleep(self, seconds: float) -> None:
+        await self.wait(asyncio.Event(), seconds)
+
     async def advance(self, seconds: float) -> None:
         """Move time on and let every task that was waiting react."""
         self.now += seconds

@@ -54,12 +54,13 @@ def create_app(
 ) -> web.Application:
     """The whole server as an application; raises :class:`UsageError` for unreadable files.
 
-    ``clock`` times the credentials files' re-reads and the password-check memory (tests pass a fake one).
+    ``clock`` times the re-reads of the credentials files and indexes and the password-check memory (tests
+    pass a fake one).
 
     Serve it with :func:`runner_options` so the access log and request metrics are wired in.
     """
     auth = Authenticator(settings, clock)
-    cache = ManifestCache(store)
+    cache = ManifestCache(store, clock)
     scheduler_state: Callable[[], SchedulerState | None] = scheduler.state if scheduler else lambda: None
     metrics = Metrics(statuses, scheduler_state)
     uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,
