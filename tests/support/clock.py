@@ -45,6 +45,19 @@ class FakeClock:
         await settle()
 
 
+class RecordingClock(FakeClock):
+    """For code that only sleeps (retry waits): a sleep takes no real time, moves the clock on and is recorded."""
+
+    def __init__(self, start: float = START) -> None:
+        super().__init__(start)
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
 async def settle(rounds: int = 50) -> None:
     """Give the event loop's other tasks their turns (they need no real time: the clock is fake)."""
     for _ in range(rounds):
