@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from trivy_mirror.errors import KeyFileError, SignatureError
+from trivy_mirror.jsonutil import load_object
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -223,12 +224,9 @@ class Envelope:
     @classmethod
     def parse(cls, data: bytes) -> Envelope:
         """Parse the JSON form; SignatureError with one line on anything malformed."""
-        try:
-            obj = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise SignatureError("signature envelope is not valid JSON; it was damaged or altered") from None
-        if not isinstance(obj, dict):
-            raise SignatureError("signature envelope is invalid: it is not a JSON object")
+        obj = load_object(data, "signature envelope", SignatureError,
+                          not_json="{what} is not valid JSON; it was damaged or altered",
+                          not_object="{what} is invalid: it is not a JSON object")
         payload_type, payload, signatures = obj.get("payloadType"), obj.get("payload"), obj.get("signatures")
         if not isinstance(payload_type, str) or not isinstance(payload, str) or not isinstance(signatures, list):
             raise SignatureError("signature envelope is invalid: it needs a payloadType, a payload and signatures")
@@ -288,12 +286,11 @@ class Statement:
     @classmethod
     def parse(cls, payload: bytes) -> Statement:
         """Parse a (verified) payload; SignatureError when it is not an in-toto Statement v1."""
-        try:
-            obj = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise SignatureError("the signed payload is not JSON, so not an in-toto statement") from None
-        if not isinstance(obj, dict) or obj.get("_type") != STATEMENT_TYPE:
-            raise SignatureError(f"the signed payload is not an in-toto statement ({STATEMENT_TYPE})")
+        not_statement = f"the signed payload is not an in-toto statement ({STATEMENT_TYPE})"
+        obj = load_object(payload, "the signed payload", SignatureError,
+                          not_json="{what} is not JSON, so not an in-toto statement", not_object=not_statement)
+        if obj.get("_type") != STATEMENT_TYPE:
+            raise SignatureError(not_statement)
         subjects, predicate_type, predicate = obj.get("subject"), obj.get("predicateType"), obj.get("predicate", {})
         if not isinstance(subjects, list) or not isinstance(predicate_type, str) or not isinstance(predicate, dict):
             raise SignatureError("the signed in-toto statement is invalid: it needs subject, predicateType and an "

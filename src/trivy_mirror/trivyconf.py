@@ -24,6 +24,7 @@ from trivy_mirror.catalog import assets
 from trivy_mirror.errors import InvalidReference, UsageError
 from trivy_mirror.oci.place import REGISTRY, Place, scheme_of
 from trivy_mirror.oci.reference import is_registry_component, is_rfc1918
+from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.version import __version__
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
 from trivy_mirror.vex.source import NAME_RE
@@ -84,20 +85,21 @@ def needs_insecure(mirror: Place) -> bool:
     return mirror.transport == "http" and not trivy_uses_plain_http(mirror.registry)
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str | None = None
-    password: str | None = None
-    token: str | None = None
+NO_CREDENTIALS = Credentials("", "")
+"""A client configuration for a mirror that anyone may pull from."""
 
-    def __post_init__(self) -> None:
-        if self.token and (self.username or self.password):
-            raise UsageError("give either --token or --username/--password, not both")
-        if bool(self.username) != (self.password is not None):
-            raise UsageError("--username and --password go together")
 
-    def __bool__(self) -> bool:
-        return bool(self.token or self.username)
+def client_credentials(username: str | None = None, password: str | None = None,
+                       token: str | None = None) -> Credentials:
+    """What the client configuration logs in to the mirror with: a token or a user and password, not both.
+
+    UsageError when both kinds or half a pair are given (``--password ''`` is a given, empty password).
+    """
+    if token and (username or password):
+        raise UsageError("give either --token or --username/--password, not both")
+    if bool(username) != (password is not None):
+        raise UsageError("--username and --password go together")
+    return Credentials(username or "", password or "", token=token or None)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class ClientConfig:
     """Everything the generated files say; built from the ``trivy-config`` flags."""
 
     mirror: Place
-    credentials: Credentials = Credentials()
+    credentials: Credentials = NO_CREDENTIALS
     vex_repositories: tuple[str, ...] = ()
     vex_base: str | None = None
     insecure: bool = False

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 from trivy_mirror.chunks import CHUNK_SIZE
 from trivy_mirror.errors import InvalidDigest, InvalidManifest, MirrorError, StoreError
 from trivy_mirror.fsutil import os_errors, write_atomic
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.oci.digest import HEX_LENGTH, Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Index, parse_manifest
 from trivy_mirror.store import Store
@@ -127,13 +127,17 @@ class Verifier:
         """Report (and with repair, remove) links in place of control files and directories; the checks below
         never look through them."""
         for path in store_links(self.store.root):
-            problem = Problem("link", str(path), f"a symbolic link to {os.readlink(path)}: trivy-mirror never "
-                                                 f"follows links out of the store")
-            self.report.problems.append(problem)
-            if self.repair:
-                with contextlib.suppress(FileNotFoundError), os_errors(f"remove {path}"):
-                    path.unlink()  # the link itself, never its target
-                problem.repaired = True
+            self._remove_bad("link", path, f"a symbolic link to {os.readlink(path)}: trivy-mirror never follows "
+                                           f"links out of the store")  # the link itself, never its target
+
+    def _remove_bad(self, kind: str, path: Path, detail: str) -> None:
+        """Report a file that cannot be trusted; with repair, remove it (a link itself, never its target)."""
+        problem = Problem(kind, str(path), detail)
+        self.report.problems.append(problem)
+        if self.repair:
+            with contextlib.suppress(FileNotFoundError), os_errors(f"remove {path}"):
+                path.unlink()
+            problem.repaired = True
 
     # Blobs
 
@@ -173,12 +177,7 @@ class Verifier:
                 detail = f"content hashes to {algorithm}:{actual[:12]}"
         self._good[path] = ok
         if not ok:
-            problem = Problem("corrupt-blob", str(path), detail)
-            self.report.problems.append(problem)
-            if self.repair:
-                with contextlib.suppress(FileNotFoundError), os_errors(f"remove {path}"):
-                    path.unlink()
-                problem.repaired = True
+            self._remove_bad("corrupt-blob", path, detail)
         return ok
 
     def _descriptor_ok(self, layout_dir: Path, descriptor: Descriptor) -> str | None:
@@ -200,12 +199,7 @@ class Verifier:
         try:
             entries = parse_index(layout.index_path.read_bytes(), layout.index_path)
         except (OSError, StoreError) as err:
-            problem = Problem("bad-index", str(layout.index_path), str(err))
-            self.report.problems.append(problem)
-            if self.repair:
-                with contextlib.suppress(FileNotFoundError), os_errors(f"remove {layout.index_path}"):
-                    layout.index_path.unlink()
-                problem.repaired = True
+            self._remove_bad("bad-index", layout.index_path, str(err))
             return
         kept = []
         for entry in entries:
@@ -265,16 +259,10 @@ class Verifier:
             return
         self.report.vex_repositories += 1
         try:
-            document = json.loads(repository.state_path.read_bytes())
-            if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
+            document = load_object(repository.state_path.read_bytes(), "", ValueError, not_json="{detail}",
+                                   not_object="not a JSON object", too_deep="nested too deeply")
         except (OSError, ValueError) as err:
-            problem = Problem("bad-vex-state", str(repository.state_path), f"cannot be read: {err}")
-            self.report.problems.append(problem)
-            if self.repair:
-                with contextlib.suppress(FileNotFoundError), os_errors(f"remove {repository.state_path}"):
-                    repository.state_path.unlink()
-                problem.repaired = True
+            self._remove_bad("bad-vex-state", repository.state_path, f"cannot be read: {err}")
             return
         state = VexState.from_json(name, document)
         if document.get("current") is not None and state.current is None:

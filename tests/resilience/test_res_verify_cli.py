@@ -4,7 +4,6 @@ bad flags, unreadable files, a missing config and a full disk give one clear lin
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from support.cli import MirrorCli, assert_one_error_line
 from support.faultproxy import FAST
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
+from support.stores import synced_store_fixtures
 from support.trivy_assets import DB_REPOSITORY, AssetSet, build_vuln_db, sha256_digest
 from trivy_mirror.store import Store
 from trivy_mirror.verify import verify_store
@@ -22,20 +22,7 @@ from trivy_mirror.verify import verify_store
 pytestmark = pytest.mark.resilience
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess) -> Path:
-    base = tmp_path_factory.mktemp("verify-base")
-    result = MirrorCli(base / "home").run(["sync", "--from", f"{upstream.host}/aquasec", "--store",
-                                           str(base / "store")])
-    assert result.returncode == 0, result.stderr
-    return base / "store"
-
-
-@pytest.fixture
-def store(synced: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "store"
-    shutil.copytree(synced, copy)
-    return copy
+synced, store = synced_store_fixtures()
 
 
 def blob(store: Path, digest: str, repository: str = DB_REPOSITORY) -> Path:

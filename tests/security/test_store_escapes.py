@@ -17,6 +17,7 @@ import pytest
 from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryProcess
 from support.serve import ServeProcess
+from support.stores import synced_store_fixtures
 from support.trivy_assets import DB_REPOSITORY
 from trivy_mirror.store import Store
 
@@ -28,20 +29,7 @@ def mirror(tmp_path: Path) -> MirrorCli:
     return MirrorCli(tmp_path / "mirror-home")
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess) -> Path:
-    base = tmp_path_factory.mktemp("escapes-base")
-    result = MirrorCli(base / "home").run(["sync", "--from", f"{upstream.host}/aquasec", "--store",
-                                           str(base / "store"), "--assets", "db"])
-    assert result.returncode == 0, result.stderr
-    return base / "store"
-
-
-@pytest.fixture
-def store(synced: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "store"
-    shutil.copytree(synced, copy)
-    return copy
+synced, store = synced_store_fixtures("db")
 
 
 @pytest.fixture

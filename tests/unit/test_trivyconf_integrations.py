@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from trivy_mirror.errors import UsageError
-from trivy_mirror.trivyconf import ClientConfig, Credentials, parse_mirror
+from trivy_mirror.registry.credentials import Credentials
+from trivy_mirror.trivyconf import ClientConfig, client_credentials, parse_mirror
 from trivy_mirror.trivyconf_integrations import INTEGRATIONS, render
 
 # https://github.com/aquasecurity/trivy-operator/blob/main/deploy/helm/values.yaml (chart 0.34.0), keys under trivy:
@@ -54,7 +55,7 @@ TRIVY_ACTION_INPUTS = {
 
 def config(mirror: str = "https://mirror.example:8443/base", credentials: Credentials | None = None,
            insecure: bool = False) -> ClientConfig:
-    return ClientConfig(parse_mirror(mirror), credentials or Credentials(), insecure=insecure)
+    return ClientConfig(parse_mirror(mirror), credentials or client_credentials(), insecure=insecure)
 
 
 def body(text: str) -> str:
@@ -67,7 +68,7 @@ def test_every_format_is_offered() -> None:
 
 
 def test_trivy_operator_values() -> None:
-    text, notes = render("trivy-operator", config(credentials=Credentials("scanner", "pw"), insecure=True))
+    text, notes = render("trivy-operator", config(credentials=client_credentials("scanner", "pw"), insecure=True))
     values = yaml.safe_load(text)
     assert set(values) == {"trivy", "policiesBundle"}
     assert set(values["trivy"]) <= OPERATOR_TRIVY_VALUES
@@ -93,7 +94,7 @@ def test_trivy_operator_plain_values_and_no_token() -> None:
     assert "dbRepositoryInsecure" not in values["trivy"] and "insecure" not in values["policiesBundle"]
     assert values["trivy"]["dbRepository"] == "aquasec/trivy-db:2"
     with pytest.raises(UsageError, match="user name and password"):
-        render("trivy-operator", config(credentials=Credentials(token="t0k")))
+        render("trivy-operator", config(credentials=client_credentials(token="t0k")))
 
 
 def settings_of(text: str) -> dict[str, str]:
@@ -113,7 +114,7 @@ def test_harbor_environment() -> None:
 
 
 def test_harbor_never_writes_the_mirror_credentials() -> None:
-    text, notes = render("harbor", config(credentials=Credentials("scanner", "s3cret")))
+    text, notes = render("harbor", config(credentials=client_credentials("scanner", "s3cret")))
     assert "s3cret" not in text and "scanner" not in body(text)
     assert not {"TRIVY_USERNAME", "TRIVY_PASSWORD"} & set(settings_of(text))
     assert any("--anonymous-pull" in note for note in notes)
@@ -121,7 +122,7 @@ def test_harbor_never_writes_the_mirror_credentials() -> None:
 
 
 def test_gitlab_variables() -> None:
-    text, notes = render("gitlab", config("http://mirror.example:5000", Credentials(token="t0k")))
+    text, notes = render("gitlab", config("http://mirror.example:5000", client_credentials(token="t0k")))
     document = yaml.safe_load(text)
     assert document["include"] == [{"template": "Jobs/Container-Scanning.gitlab-ci.yml"}]
     variables = document["container_scanning"]["variables"]
@@ -133,7 +134,7 @@ def test_gitlab_variables() -> None:
 
 
 def test_github_action_step() -> None:
-    text, notes = render("github-action", config(credentials=Credentials("scanner", "s3cret")))
+    text, notes = render("github-action", config(credentials=client_credentials("scanner", "s3cret")))
     (step,) = yaml.safe_load(text)
     assert step["uses"].startswith("aquasecurity/trivy-action@")
     assert set(step["with"]) <= TRIVY_ACTION_INPUTS
@@ -146,7 +147,8 @@ def test_github_action_step() -> None:
     assert env["TRIVY_PASSWORD"] == "${{ secrets.TRIVY_MIRROR_PASSWORD }}"  # never the password itself
     assert "s3cret" not in text and "TRIVY_INSECURE" not in env
     assert any("TRIVY_MIRROR_PASSWORD" in note for note in notes)
-    token_env = yaml.safe_load(render("github-action", config(credentials=Credentials(token="t0k")))[0])[0]["env"]
+    with_token = config(credentials=client_credentials(token="t0k"))
+    token_env = yaml.safe_load(render("github-action", with_token)[0])[0]["env"]
     assert token_env["TRIVY_REGISTRY_TOKEN"] == "${{ secrets.TRIVY_MIRROR_TOKEN }}"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from trivy_mirror.bundle.safety import check_path
 from trivy_mirror.errors import BundleError, InvalidDigest
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.timefmt import iso, parse_time
 
@@ -126,12 +127,11 @@ def _asset(obj: Any, index: int) -> AssetEntry:
 
 def parse_manifest(data: bytes) -> BundleManifest:
     """Parse and validate the bundle manifest; BundleError with one line on anything wrong."""
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"bundle manifest is not valid JSON ({err}); the bundle is damaged") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise BundleError(f"not a trivy-mirror bundle: {MANIFEST_NAME} has no \"format\": \"{FORMAT}\"")
+    not_bundle = f"not a trivy-mirror bundle: {MANIFEST_NAME} has no \"format\": \"{FORMAT}\""
+    obj = load_object(data, "bundle manifest", BundleError,
+                      not_json="{what} is not valid JSON ({detail}); the bundle is damaged", not_object=not_bundle)
+    if obj.get("format") != FORMAT:
+        raise BundleError(not_bundle)
     version = obj.get("format_version")
     if version != FORMAT_VERSION:
         raise BundleError(f"bundle format version {version!r} is not supported by this trivy-mirror "

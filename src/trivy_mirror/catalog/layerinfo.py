@@ -11,7 +11,6 @@ chunk, used to cost more kernel time in page faults than the decompression itsel
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import tarfile
 import threading
@@ -19,6 +18,7 @@ import zlib
 from typing import IO, cast
 
 from trivy_mirror.catalog.assets import DbFile, LayerMetadata
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.target import ReadTarget
 from trivy_mirror.timefmt import parse_time
@@ -122,12 +122,7 @@ class _InflatingReader:
 
 
 def parse_metadata(data: bytes) -> LayerMetadata:
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise LayerInfoError(f"metadata.json is not valid JSON: {err}") from None
-    if not isinstance(obj, dict):
-        raise LayerInfoError("metadata.json is not a JSON object")
+    obj = load_object(data, "metadata.json", LayerInfoError)
     version = obj.get("Version")
     return LayerMetadata(
         version if isinstance(version, int) and not isinstance(version, bool) else None,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from trivy_mirror.catalog.assets import LayerMetadata
 from trivy_mirror.catalog.attempt import Attempt, history_from_json, history_to_json, push_history
 from trivy_mirror.fsutil import write_atomic
+from trivy_mirror.jsonutil import object_or_none
 from trivy_mirror.target import WriteTarget
 from trivy_mirror.timefmt import iso as _iso
 from trivy_mirror.timefmt import parse_time
@@ -112,10 +113,9 @@ class DirectoryStateBook:
 
     def load(self, repository: str) -> dict[str, Any]:
         try:
-            obj = json.loads(self._path(repository).read_text())
-        except (OSError, ValueError):
+            return object_or_none(self._path(repository).read_bytes()) or {}
+        except OSError:
             return {}
-        return obj if isinstance(obj, dict) else {}
 
     def save(self, repository: str, state: dict[str, Any]) -> None:
         path = self._path(repository)

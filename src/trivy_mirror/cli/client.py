@@ -72,11 +72,11 @@ def trivy_config(mirror: str, output_format: str, out: Path | None, username: st
       trivy-mirror trivy-config --mirror https://mirror.internal --no-vex --format trivy-operator > values.yaml
     """
     from trivy_mirror.commands.trivy_config import VexChoice, run_trivy_config
-    from trivy_mirror.trivyconf import Credentials, parse_mirror
+    from trivy_mirror.trivyconf import client_credentials, parse_mirror
 
     url = parse_mirror(mirror)
     choice = VexChoice(vex_repositories, vex_url, no_vex, offline, store)
-    sys.exit(run_trivy_config(url, Credentials(username, password, token), choice, insecure,
+    sys.exit(run_trivy_config(url, client_credentials(username, password, token), choice, insecure,
                               ca_file.absolute() if ca_file else None, output_format, out))
 
 

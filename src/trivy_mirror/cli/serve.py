@@ -53,9 +53,9 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
               help="htpasswd user allowed to push (repeatable; with --allow-push). Pushes into the Trivy "
                    "repositories pass the same checks as a sync.")
 @options.keep("Versions of each asset kept in the store after a sync.", default=2)
-@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+@click.option("--workers", type=int, default=1, show_default=True,
               help="Serving processes sharing the port (SO_REUSEPORT), for more manifest requests per second on "
-                   "several cores; the first one also syncs. Not with --htpasswd or --allow-push.")
+                   "several cores (up to 64); the first one also syncs. Not with --htpasswd or --allow-push.")
 @options.trust
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,
@@ -95,7 +95,6 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
                               htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
                               allow_push=allow_push, allow_delete=allow_delete, push_users=frozenset(push_user),
                               sync_every=sync_every, keep=keep, log_format=log_format, workers=workers)
-    settings.validate()
     the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)
     prefixes, vex_parent = parse_sources(sources, parent, names)

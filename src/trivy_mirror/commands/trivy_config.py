@@ -8,7 +8,6 @@ The embedded server lists them at ``GET /vex/``; ``--store`` reads the store ins
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import shlex
@@ -22,11 +21,11 @@ from pathlib import Path
 from trivy_mirror.errors import AuthError, MirrorError, StoreError, Unreachable, UsageError
 from trivy_mirror.fsutil import FILE_MODE, os_errors, write_atomic
 from trivy_mirror.oci.place import Place
+from trivy_mirror.registry.credentials import Credentials, authorization_header
 from trivy_mirror.trivyconf import (
     CHECKS_NOTE,
     VEX_NOTE,
     ClientConfig,
-    Credentials,
     env_lines,
     flag_line,
     repository_yaml,
@@ -91,11 +90,9 @@ def list_served(base: str, credentials: Credentials, insecure: bool, ca_file: Pa
     """The names in ``BASE/vex/`` of a trivy-mirror serve; one clear error when it cannot be read."""
     url = base.rstrip("/") + LISTING_PATH
     headers = {"Accept": "application/json"}
-    if credentials.token:
-        headers["Authorization"] = f"Bearer {credentials.token}"
-    elif credentials.username:
-        pair = f"{credentials.username}:{credentials.password or ''}".encode()
-        headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+    authorization = authorization_header(credentials)
+    if authorization:
+        headers["Authorization"] = authorization
     context = None
     if url.startswith("https:"):
         context = ssl.create_default_context(cafile=str(ca_file) if ca_file and ca_file.is_file() else None)

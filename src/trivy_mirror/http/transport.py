@@ -24,6 +24,7 @@ import aiohttp
 from yarl import URL
 
 from trivy_mirror.chunks import CHUNK_SIZE
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.errors import Unreachable, UsageError
 from trivy_mirror.http.failures import describe_connection_error, error_from_response
 from trivy_mirror.oci.reference import is_plain_http_allowed
@@ -143,6 +144,7 @@ class Transport:
     def __init__(
         self, *, insecure: bool = False, ca_file: str | Path | None = None, retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None, user_agent: str = "trivy-mirror", scheme: str | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         if scheme not in (None, "https", "http"):
             raise ValueError(f"scheme must be https or http, not {scheme!r}")
@@ -151,6 +153,8 @@ class Transport:
         """``https`` or ``http`` when the user named one: used as is, never probed nor fallen back from."""
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
+        self._clock = clock
+        """What the waits between retries sleep on (tests record them instead of waiting)."""
         self.requests = 0
         """HTTP requests sent so far (every attempt counts)."""
         # True: aiohttp's default verified context (the system trust store), built once when aiohttp is imported;
@@ -260,7 +264,7 @@ class Transport:
                     ) from err
                 delay = self.retry.backoff(attempt)
                 log.info("%s: %s: %s; retrying in %.1f s", host, operation, describe_connection_error(err), delay)
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
                 continue
             if response.status not in RETRYABLE_STATUSES or attempts == 1:
                 return response
@@ -278,7 +282,7 @@ class Transport:
             response.release()
             delay = self.retry.delay(attempt, wait)
             log.info("%s: %s: HTTP %d; retrying in %.2f s", host, operation, response.status, delay)
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
 
 
 def _ssl_context(ca_file: str | Path) -> ssl.SSLContext:

@@ -11,7 +11,6 @@ redirect target elsewhere.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.http.transport import Transport, host_label
 from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.oci.place import Place
-from trivy_mirror.registry.credentials import Credentials
+from trivy_mirror.registry.credentials import Credentials, authorization_header
 from trivy_mirror.vex.fetch import Fetcher
 from trivy_mirror.vex.serve import LISTING_PATH
 from trivy_mirror.vex.source import VexSource, check_name
@@ -87,18 +86,6 @@ class Parent:
         except (ValueError, KeyError, TypeError, UsageError):
             raise MirrorError(f"{url} is not a trivy-mirror VEX listing (is --parent a trivy-mirror serve?)") \
                 from None
-
-
-def authorization_header(credentials: Credentials | None) -> str | None:
-    """What a trivy-mirror serve accepts on every request: the static token as Bearer, else Basic."""
-    if credentials is None:
-        return None
-    if credentials.token:
-        return f"Bearer {credentials.token}"
-    if credentials.username:
-        pair = f"{credentials.username}:{credentials.password or ''}".encode()
-        return f"Basic {base64.b64encode(pair).decode()}"
-    return None
 
 
 def merge_vex(explicit: list[VexSource], discovered: list[VexSource]) -> list[VexSource]:

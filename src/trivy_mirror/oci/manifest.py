@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from trivy_mirror.errors import InvalidDigest, InvalidManifest
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.digest import Digest
 
@@ -128,12 +128,7 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest | I
     """Parse manifest bytes; ``content_type`` is used only when the body carries no ``mediaType``."""
     if len(data) > MAX_MANIFEST_SIZE:
         raise InvalidManifest(f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_SIZE}-byte limit")
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidManifest(f"manifest is not valid JSON: {err}") from None
-    if not isinstance(obj, dict):
-        raise InvalidManifest("manifest is not a JSON object")
+    obj = load_object(data, "manifest", InvalidManifest)
     body_type = obj.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
         raise InvalidManifest("manifest mediaType is not a string")

@@ -14,6 +14,7 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.errors import RegistryError
 from trivy_mirror.http.failures import error_for_status, error_from_response, read_error_body
 from trivy_mirror.http.transport import Body, RetryPolicy, Timeouts, Transport
@@ -42,6 +43,7 @@ class RegistryClient:
         self, registry: str, credentials: Credentials | None = None, *, insecure: bool = False,
         ca_file: str | Path | None = None, retry: RetryPolicy | None = None, timeouts: Timeouts | None = None,
         keychain: Keychain | None = None, user_agent: str = USER_AGENT, scheme: str | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.registry = validate_registry(registry)
         """The registry's name (``docker.io`` for Docker Hub); the API may live elsewhere, see ``host``."""
@@ -50,7 +52,8 @@ class RegistryClient:
         self._keychain = keychain
         self._found: dict[str, Credentials | None] = {}
         self._transport = Transport(
-            insecure=insecure, ca_file=ca_file, retry=retry, timeouts=timeouts, user_agent=user_agent, scheme=scheme
+            insecure=insecure, ca_file=ca_file, retry=retry, timeouts=timeouts, user_agent=user_agent, scheme=scheme,
+            clock=clock,
         )
         self._auth = Authorizer(self.host, self._transport)
         self.monolithic_uploads = True

@@ -52,6 +52,22 @@ class Credentials:
     def has_basic(self) -> bool:
         return bool(self.username or self.password)
 
+    def __bool__(self) -> bool:
+        """Whether there is anything to log in with (a client configuration for an open mirror has nothing)."""
+        return bool(self.has_basic or self.identity_token or self.token)
+
+
+def authorization_header(credentials: Credentials | None) -> str | None:
+    """What a trivy-mirror serve accepts on every request: the static token as Bearer, else Basic."""
+    if credentials is None:
+        return None
+    if credentials.token:
+        return f"Bearer {credentials.token}"
+    if credentials.username:
+        pair = f"{credentials.username}:{credentials.password or ''}".encode()
+        return f"Basic {base64.b64encode(pair).decode()}"
+    return None
+
 
 def _hostname(key: str) -> str:
     """Canonical form of a config key: docker hub aliases collapse to ``docker.io``, schemes and URL paths go.

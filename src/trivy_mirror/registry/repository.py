@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from trivy_mirror.errors import (
 )
 from trivy_mirror.http.failures import error_from_response
 from trivy_mirror.http.transport import host_label, read_limited, wire_errors
+from trivy_mirror.jsonutil import object_or_none
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
@@ -220,11 +220,8 @@ class RemoteRepository:
 def _tags_page(data: bytes | None) -> list[str] | None:
     if data is None:
         return None
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(doc, dict):
+    doc = object_or_none(data)
+    if doc is None:
         return None
     tags = doc.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):

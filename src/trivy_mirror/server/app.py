@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.server.accesslog import ACCESS_LOGGER, ROUTE_KEY, USER_KEY, access_logger_class
 from trivy_mirror.server.audit import StoreAudit
 from trivy_mirror.server.auth import Authenticator
@@ -49,14 +50,17 @@ def create_app(
     statuses: Callable[[], list[AssetStatus]] = _no_statuses,
     scheduler: SyncScheduler | None = None,
     audit: StoreAudit | None = None,
+    clock: Clock = SYSTEM,
 ) -> web.Application:
-    """The whole server as an application; raises :class:`UsageError` for bad settings or unreadable files.
+    """The whole server as an application; raises :class:`UsageError` for unreadable files.
+
+    ``clock`` times the re-reads of the credentials files and indexes and the password-check memory (tests
+    pass a fake one).
 
     Serve it with :func:`runner_options` so the access log and request metrics are wired in.
     """
-    settings.validate()
-    auth = Authenticator(settings)
-    cache = ManifestCache(store)
+    auth = Authenticator(settings, clock)
+    cache = ManifestCache(store, clock)
     scheduler_state: Callable[[], SchedulerState | None] = scheduler.state if scheduler else lambda: None
     metrics = Metrics(statuses, scheduler_state)
     uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,

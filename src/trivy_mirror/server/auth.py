@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.errors import InvalidReference
 from trivy_mirror.oci.reference import REPOSITORY_RE, validate_registry
 from trivy_mirror.server.errors import OciError
@@ -36,12 +37,12 @@ class BadCredentials(Exception):
 class Authenticator:
     """Checks the credentials of each request against the htpasswd file, the token file and issued tokens."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, clock: Clock = SYSTEM) -> None:
         self.enabled = settings.auth_enabled
         self.anonymous_pull = settings.anonymous_pull
         self.signer = TokenSigner(settings.token_ttl)
-        self.htpasswd = Htpasswd(settings.htpasswd) if settings.htpasswd else None
-        self._static = ReloadingFile(settings.token_file, parse_token_file, what="token file") \
+        self.htpasswd = Htpasswd(settings.htpasswd, clock) if settings.htpasswd else None
+        self._static = ReloadingFile(settings.token_file, parse_token_file, what="token file", clock=clock) \
             if settings.token_file else None
         self._push_users = settings.push_users if settings.allow_push else frozenset()
         self._allow_push = settings.allow_push

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.errors import InvalidReference, MirrorError
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Index
@@ -110,8 +111,9 @@ class ManifestCache:
     request to notice it. Call :meth:`close` at shutdown.
     """
 
-    def __init__(self, store: ServedStore) -> None:
+    def __init__(self, store: ServedStore, clock: Clock = SYSTEM) -> None:
         self._store = store
+        self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._watcher: asyncio.Task[None] | None = None
 
@@ -136,7 +138,7 @@ class ManifestCache:
             layout = self.layout(repository)
             if layout is None or signature(layout.index_path) is None:
                 return None
-            entry = self._entries.setdefault(repository, _Entry(layout, FileWatch(layout.index_path)))
+            entry = self._entries.setdefault(repository, _Entry(layout, FileWatch(layout.index_path, self._clock)))
         if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch(), name="trivy-mirror-index-watch")
         self._check(repository, entry)
@@ -157,7 +159,7 @@ class ManifestCache:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(CHECK_INTERVAL)
+            await self._clock.sleep(CHECK_INTERVAL)
             for name, entry in list(self._entries.items()):
                 self._check(name, entry)
 

@@ -18,12 +18,12 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import bcrypt
 
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.errors import UsageError
 from trivy_mirror.server.errors import OciError
 from trivy_mirror.server.watch import ReloadingFile
@@ -60,17 +60,18 @@ def parse_htpasswd(text: str) -> dict[str, bytes]:
 class _Memo:
     """Recent answers of the password check, bounded in size, keyed by an HMAC of the credentials."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Clock) -> None:
         self._ttl = ttl
+        self._clock = clock
         self._entries: dict[bytes, tuple[float, bytes | None]] = {}
 
     def hit(self, key: bytes, hashed: bytes | None) -> bool:
         """Whether the answer for ``key`` was recorded against this very hash, and recently."""
         entry = self._entries.get(key)
-        return entry is not None and entry[0] > time.monotonic() and entry[1] == hashed
+        return entry is not None and entry[0] > self._clock.monotonic() and entry[1] == hashed
 
     def remember(self, key: bytes, hashed: bytes | None) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if len(self._entries) >= CACHE_SIZE:
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
             if len(self._entries) >= CACHE_SIZE:
@@ -81,13 +82,13 @@ class _Memo:
 class Htpasswd:
     """Checks user names and passwords against the file, re-read when it changes."""
 
-    def __init__(self, path: Path) -> None:
-        self._file = ReloadingFile(path, parse_htpasswd, what="htpasswd file")
+    def __init__(self, path: Path, clock: Clock = SYSTEM) -> None:
+        self._file = ReloadingFile(path, parse_htpasswd, what="htpasswd file", clock=clock)
         if not self._file.value:
             raise UsageError(f"{path} has no users: add one with htpasswd -B {path} NAME")
         self._key = secrets.token_bytes(32)
-        self._verified = _Memo(CACHE_TTL)
-        self._refused = _Memo(FAILURE_TTL)
+        self._verified = _Memo(CACHE_TTL, clock)
+        self._refused = _Memo(FAILURE_TTL, clock)
         self._executor: ThreadPoolExecutor | None = None
         self._pending = 0
         self._per_client: dict[str, int] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.oci import mediatype
 from trivy_mirror.server.errors import OciError
 
@@ -42,15 +43,7 @@ def _load(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid("manifest is not UTF-8") from None
-    try:
-        obj = json.loads(text)
-    except RecursionError:
-        raise _invalid("manifest JSON is nested too deeply") from None
-    except ValueError as err:
-        raise _invalid(f"manifest is not valid JSON: {str(err)[:100]}") from None
-    if not isinstance(obj, dict):
-        raise _invalid("manifest is not a JSON object")
-    return obj
+    return load_object(text, "manifest", _invalid)
 
 
 def _invalid(message: str) -> OciError:

@@ -43,7 +43,6 @@ async def serve(
     """Serve until a signal (or cancellation); ``on_started`` gets the base URL once the socket listens.
 
     ``audit`` re-hashes the store after start and after every sync (see ``server.audit``)."""
-    settings.validate()
     host, port = parse_listen(settings.listen)
     ssl_context = server_ssl_context(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key \
         else None

@@ -4,7 +4,8 @@ It runs one sync as soon as it starts (in the background: serving does not wait)
 (± ``jitter``, so a fleet of mirrors does not hit upstream at the same instant), and earlier when the served
 DB's NextUpdate has passed. A failed sync, or one after which the DB is still overdue, is retried with
 exponential backoff (``retry_base`` doubling up to ``every``). Nothing a sync raises stops the loop. After every
-sync, failed or not (a failed one may still have updated some assets), ``after_run`` runs.
+sync, failed or not (a failed one may still have updated some assets), ``after_run`` runs. Time is read from
+an injected ``clock`` (the system clock by default), so tests move it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.orchestrate import SyncOutcome
 from trivy_mirror.timefmt import iso
@@ -64,6 +65,7 @@ class SyncScheduler:
         *,
         retry_base: float = 30.0,
         after_run: Callable[[SyncOutcome], Awaitable[None]] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         if every <= 0 or not 0 <= jitter < 1 or retry_base <= 0:
             raise ValueError("every and retry_base must be positive and jitter in [0, 1)")
@@ -73,6 +75,7 @@ class SyncScheduler:
         self._next_due = next_due
         self._retry_base = retry_base
         self._after_run = after_run
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._running = False
@@ -121,32 +124,32 @@ class SyncScheduler:
             if overdue:
                 log.warning("the served DB is still past its NextUpdate after a sync; retrying in %.0f s", delay)
             # Only a good sync wakes early for NextUpdate: after a failure the backoff must hold.
-            await self._sleep(time.time() + delay, watch_due=succeeded and not overdue)
+            await self._sleep(self._clock.time() + delay, watch_due=succeeded and not overdue)
 
     async def _run(self) -> bool:
         self._wake.clear()
         self._running = True
         self._runs += 1
-        started = time.monotonic()
+        started = self._clock.monotonic()
         log.info("sync %d started", self._runs)
         try:
             outcome = await self._sync_once()
         except MirrorError as err:
-            outcome = SyncOutcome(False, str(err), time.monotonic() - started)
+            outcome = SyncOutcome(False, str(err), self._clock.monotonic() - started)
         except Exception as err:
             log.exception("sync crashed")
-            outcome = SyncOutcome(False, f"internal error: {err!r}", time.monotonic() - started)
+            outcome = SyncOutcome(False, f"internal error: {err!r}", self._clock.monotonic() - started)
         finally:
             self._running = False
         self._last_duration = outcome.duration
         if outcome.ok:
             self._successes += 1
-            self._last_success, self._last_error = datetime.now(UTC), None
+            self._last_success, self._last_error = self._now(), None
             log.info("sync finished in %.1f s: %s", outcome.duration, outcome.message)
         else:
             self._failures += 1
             self._consecutive += 1
-            self._last_failure, self._last_error = datetime.now(UTC), outcome.message
+            self._last_failure, self._last_error = self._now(), outcome.message
             log.warning("sync failed (attempt %d): %s", self._consecutive, outcome.message)
         if self._after_run is not None:
             try:
@@ -163,15 +166,12 @@ class SyncScheduler:
             if due is not None:
                 target = min(target, due.timestamp())
             self._next_run = target
-            remaining = target - time.time()
+            remaining = target - self._clock.time()
             if remaining <= 0:
                 return
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, POLL))
-            except TimeoutError:
-                continue
-            self._next_run = time.time()
-            return
+            if await self._clock.wait(self._wake, min(remaining, POLL)):
+                self._next_run = self._clock.time()
+                return
 
     def _due(self) -> datetime | None:
         try:
@@ -182,4 +182,7 @@ class SyncScheduler:
 
     def _due_passed(self) -> bool:
         due = self._due()
-        return due is not None and due <= datetime.now(UTC)
+        return due is not None and due <= self._now()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.time(), UTC)

@@ -25,7 +25,8 @@ LogFormat = Literal["text", "json"]
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Settings of the embedded server; :meth:`validate` raises :class:`UsageError` for bad combinations."""
+    """Settings of the embedded server, valid once built: a bad value or combination raises :class:`UsageError`
+    from the constructor, so every rule lives here once and the CLI, the runner and the app need not check again."""
 
     listen: str = f"127.0.0.1:{DEFAULT_PORT}"
     public_url: str | None = None
@@ -75,7 +76,7 @@ class ServerSettings:
     def scheme(self) -> str:
         return "https" if self.tls_cert else "http"
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         parse_listen(self.listen)
         if self.allow_push and not self.auth_enabled:
             raise UsageError("pushing needs authentication: give an htpasswd file or a token file as well")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from trivy_mirror.clock import SYSTEM, Clock
 from trivy_mirror.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,19 @@ class FileWatch:
     it reports a change until the first :meth:`mark`.
     """
 
-    __slots__ = ("_checked", "_forced", "_marked", "path")
+    __slots__ = ("_checked", "_clock", "_forced", "_marked", "path")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock = SYSTEM) -> None:
         self.path = path
-        self._checked = time.monotonic()
+        self._clock = clock
+        self._checked = clock.monotonic()
         self._marked: Signature | None = None
         self._forced = True
 
     def check(self) -> bool:
         if self._forced:
             return True
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now - self._checked < CHECK_INTERVAL:
             return False
         self._checked = now
@@ -57,7 +58,7 @@ class FileWatch:
         """Record the signature taken *before* loading, so a change during the load is seen next time."""
         self._marked = loaded
         self._forced = False
-        self._checked = time.monotonic()
+        self._checked = self._clock.monotonic()
 
 
 class ReloadingFile(Generic[T]):
@@ -69,8 +70,8 @@ class ReloadingFile(Generic[T]):
     :attr:`problem` says so until a good version is back, for ``/readyz``.
     """
 
-    def __init__(self, path: Path, parse: Callable[[str], T], *, what: str = "file") -> None:
-        self._watch = FileWatch(path)
+    def __init__(self, path: Path, parse: Callable[[str], T], *, what: str = "file", clock: Clock = SYSTEM) -> None:
+        self._watch = FileWatch(path, clock)
         self._parse = parse
         self._what = what
         self.problem: str | None = None

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
-from trivy_mirror.fsutil import commit_file, open_temp, os_errors, read_chunks, write_atomic
+from trivy_mirror.fsutil import os_errors, write_atomic
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.static.paths import BLOBS_DIR, MANIFESTS_DIR, manifest_name
-from trivy_mirror.store.stream import drain, run_to_completion, write_stream
+from trivy_mirror.store.stream import has_file, read_blob_file, run_to_completion, write_blob_file
 from trivy_mirror.target import ReadTarget
 
 if TYPE_CHECKING:
@@ -74,33 +74,17 @@ class StaticRepository:
             raise NotFound(f"manifest {reference} is not in {self.location}")
         return manifest
 
-    async def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
-        async for chunk in read_chunks(self.blob_path(descriptor.digest),
-                                       f"blob {descriptor.digest.short} is not in {self.location}"):
-            yield chunk
+    def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
+        return read_blob_file(self.blob_path(descriptor.digest), descriptor, self.location)
 
     async def blob_exists(self, descriptor: Descriptor) -> bool:
-        return self._has(self.blob_path(descriptor.digest), descriptor.size)
+        return has_file(self.blob_path(descriptor.digest), descriptor.size)
 
     # WriteTarget
 
     async def push_blob(self, descriptor: Descriptor, chunks: AsyncIterator[bytes]) -> None:
         """Store a blob from a verified stream; visible under its digest only once complete."""
-        target = self.blob_path(descriptor.digest)
-        action = f"write blob {descriptor.digest.short} to {self.location}"
-        if self._has(target, descriptor.size):
-            await drain(chunks, descriptor)
-            return
-        with os_errors(action):
-            file, tmp = open_temp(self.tree.tmp, descriptor.digest.hex[:16])
-        try:
-            await write_stream(file, chunks, descriptor, action)
-            with os_errors(action):
-                await run_to_completion(commit_file, file, tmp, target)
-        except BaseException:
-            file.close()
-            tmp.unlink(missing_ok=True)
-            raise
+        await write_blob_file(self.blob_path(descriptor.digest), self.tree.tmp, descriptor, chunks, self.location)
 
     async def mount_blob(self, descriptor: Descriptor, source: ReadTarget) -> bool:
         return False  # a web server's tree shares no storage with registries; blobs are copied
@@ -116,13 +100,6 @@ class StaticRepository:
 
     # Internals
 
-    @staticmethod
-    def _has(path: Path, size: int) -> bool:
-        try:
-            return path.stat().st_size == size
-        except OSError:
-            return False
-
     def _store_manifest(self, manifest: ManifestBytes, tag: str | None) -> None:
         from trivy_mirror.static.sidecar import write_sidecar
 
@@ -131,7 +108,7 @@ class StaticRepository:
         with self.tree.mutex, os_errors(f"store {what}"):
             self._check_references(parsed, what)
             by_digest = self.manifest_path(str(manifest.digest))
-            if not self._has(by_digest, len(manifest.data)):
+            if not has_file(by_digest, len(manifest.data)):
                 write_atomic(self.tree.tmp, by_digest, manifest.data)
             if tag is None:
                 return
@@ -148,11 +125,11 @@ class StaticRepository:
     def _check_references(self, parsed: Manifest | Index, what: str) -> None:
         if isinstance(parsed, Index):
             for child in parsed.manifests:
-                if not self._has(self.manifest_path(str(child.digest)), child.size):
+                if not has_file(self.manifest_path(str(child.digest)), child.size):
                     raise StoreError(f"cannot store {what}: manifest {child.digest.short} is not in the tree")
             return
         for blob in parsed.blobs:
-            if self._has(self.blob_path(blob.digest), blob.size):
+            if has_file(self.blob_path(blob.digest), blob.size):
                 continue
             if blob.data is None:
                 raise StoreError(f"cannot store {what}: blob {blob.digest.short} ({blob.media_type}) is not in "

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from trivy_mirror.errors import UsageError
 from trivy_mirror.fsutil import ensure_dir, os_errors, write_atomic
+from trivy_mirror.jsonutil import object_or_none
 from trivy_mirror.static.paths import (
     ALIASES,
     BLOBS_DIR,
@@ -106,10 +107,10 @@ class StaticTree:
 
     def history(self, repository: str) -> dict[str, list[str]]:
         try:
-            document = json.loads(self._history_path(repository).read_bytes())
-        except (OSError, ValueError):
+            document = object_or_none(self._history_path(repository).read_bytes())
+        except OSError:
             return {}
-        if not isinstance(document, dict):
+        if document is None:
             return {}
         return {tag: [d for d in digests if isinstance(d, str)] for tag, digests in document.items()
                 if isinstance(tag, str) and isinstance(digests, list)}
@@ -133,10 +134,10 @@ class StaticTree:
         """
         if given is None:
             try:
-                settings = json.loads((self.meta / SETTINGS_FILE).read_bytes())
-            except (OSError, ValueError):
+                settings = object_or_none((self.meta / SETTINGS_FILE).read_bytes())
+            except OSError:
                 return None
-            remembered = settings.get("public_url") if isinstance(settings, dict) else None
+            remembered = settings.get("public_url") if settings is not None else None
             return remembered if isinstance(remembered, str) else None
         if not given.startswith(("http://", "https://")):
             raise UsageError(f"--public-url {given[:100]!r} must be an http:// or https:// URL")

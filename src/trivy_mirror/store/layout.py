@@ -24,11 +24,8 @@ from typing import Any
 from trivy_mirror.errors import InvalidManifest, NotFound, StoreError
 from trivy_mirror.fsutil import (
     commit,
-    commit_file,
     ensure_dir,
-    open_temp,
     os_errors,
-    read_chunks,
     touch,
     write_atomic,
 )
@@ -49,7 +46,7 @@ from trivy_mirror.store.paths import (
     TMP_DIR,
     check_repository,
 )
-from trivy_mirror.store.stream import drain, run_to_completion, write_stream
+from trivy_mirror.store.stream import has_file, read_blob_file, run_to_completion, write_blob_file
 from trivy_mirror.target import ReadTarget
 
 LAYOUT_CONTENT = json.dumps({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}).encode()
@@ -301,10 +298,8 @@ class Layout:
             raise NotFound(f"manifest {reference} is not in {self.location}")
         return manifest
 
-    async def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
-        async for chunk in read_chunks(self.blob_path(descriptor.digest),
-                                       f"blob {descriptor.digest.short} is not in {self.location}"):
-            yield chunk
+    def fetch_blob(self, descriptor: Descriptor) -> AsyncIterator[bytes]:
+        return read_blob_file(self.blob_path(descriptor.digest), descriptor, self.location)
 
     async def blob_exists(self, descriptor: Descriptor) -> bool:
         return self._has_blob(descriptor)
@@ -314,25 +309,10 @@ class Layout:
     async def push_blob(self, descriptor: Descriptor, chunks: AsyncIterator[bytes]) -> None:
         """Store a blob from a stream that raises on bad content (the caller verifies the digest; the size is
         checked here). Nothing becomes visible unless the stream ends cleanly; a blob already stored is kept
-        and the stream is only drained.
+        (its time refreshed, so a GC grace period counts from this use) and the stream is only drained.
         """
-        target = self.blob_path(descriptor.digest)
-        action = f"write blob {descriptor.digest.short} to {self.location}"
-        if self._has_blob(descriptor):
-            await drain(chunks, descriptor)
-            with os_errors(action):
-                touch(target)
-            return
-        with os_errors(action):
-            file, tmp = open_temp(self._tmp, descriptor.digest.hex[:16])
-        try:
-            await write_stream(file, chunks, descriptor, action)
-            with os_errors(action):
-                await run_to_completion(commit_file, file, tmp, target)
-        except BaseException:
-            file.close()
-            tmp.unlink(missing_ok=True)
-            raise
+        await write_blob_file(self.blob_path(descriptor.digest), self._tmp, descriptor, chunks, self.location,
+                              on_present=touch)
 
     async def mount_blob(self, descriptor: Descriptor, source: ReadTarget) -> bool:
         """Hard-link the blob from another layout on the same file system; False when that is not possible."""
@@ -398,10 +378,7 @@ class Layout:
         return data
 
     def _has_blob(self, descriptor: Descriptor) -> bool:
-        try:
-            return self.blob_path(descriptor.digest).stat().st_size == descriptor.size
-        except OSError:
-            return False
+        return has_file(self.blob_path(descriptor.digest), descriptor.size)
 
     def _link_blob(self, descriptor: Descriptor, source: Layout) -> bool:
         target = self.blob_path(descriptor.digest)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from trivy_mirror.errors import VerificationError
-from trivy_mirror.fsutil import os_errors
+from trivy_mirror.fsutil import commit_file, open_temp, os_errors, read_chunks
 from trivy_mirror.oci.manifest import Descriptor
 
 BATCH_SIZE = 8 * 1024 * 1024
@@ -141,4 +142,43 @@ async def run_to_completion(func: Callable[..., T], *args: object) -> T:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         await asyncio.wait([future])
+        raise
+
+
+def has_file(path: Path, size: int) -> bool:
+    """Whether ``path`` holds a complete file of ``size`` bytes (a blob or manifest named by its digest)."""
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+async def read_blob_file(path: Path, descriptor: Descriptor, location: str) -> AsyncIterator[bytes]:
+    """The chunks of a blob kept as a file; NotFound naming ``location`` when it is absent."""
+    async for chunk in read_chunks(path, f"blob {descriptor.digest.short} is not in {location}"):
+        yield chunk
+
+
+async def write_blob_file(path: Path, tmp_dir: Path, descriptor: Descriptor, chunks: AsyncIterator[bytes],
+                          location: str, on_present: Callable[[Path], None] | None = None) -> None:
+    """Store a blob as the file ``path`` from a stream that raises on bad content (the caller verifies the
+    digest; the size is checked here). It becomes visible only once complete (a temp file in ``tmp_dir``,
+    fsynced and renamed); a blob already there is kept, the stream only drained, and ``on_present`` called on it.
+    """
+    action = f"write blob {descriptor.digest.short} to {location}"
+    if has_file(path, descriptor.size):
+        await drain(chunks, descriptor)
+        if on_present is not None:
+            with os_errors(action):
+                on_present(path)
+        return
+    with os_errors(action):
+        file, tmp = open_temp(tmp_dir, descriptor.digest.hex[:16])
+    try:
+        await write_stream(file, chunks, descriptor, action)
+        with os_errors(action):
+            await run_to_completion(commit_file, file, tmp, path)
+    except BaseException:
+        file.close()
+        tmp.unlink(missing_ok=True)
         raise

@@ -9,11 +9,11 @@ named in the refusal.
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from trivy_mirror.errors import RefusedCandidate
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.vex.extract import Extracted
 from trivy_mirror.vex.index import VexIndex
 
@@ -66,12 +66,8 @@ def check_repository(extracted: Extracted, pattern: str) -> RepositoryTree:
     for location in index.documents:
         if location not in present:
             raise RefusedCandidate(f"index.json lists {location}, which is not in the archive")
-        try:
-            document = json.loads((base / location).read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise RefusedCandidate(f"VEX document {location} is not valid JSON ({err})") from None
-        if not isinstance(document, dict):
-            raise RefusedCandidate(f"VEX document {location} is not a JSON object")
+        load_object((base / location).read_bytes(), f"VEX document {location}", RefusedCandidate,
+                    not_json="{what} is not valid JSON ({detail})")
     return RepositoryTree(base, files, index)
 
 

@@ -1,4 +1,5 @@
-"""Stores holding real Trivy artifacts and VEX repositories, written through the store's own API and sync."""
+"""Stores holding VEX repositories, written by the VEX sync (the ``full_store`` of Trivy artifacts is in
+``tests/unit/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -7,36 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from support.trivy_assets import Artifact, AssetSet
 from support.vex_repo import UpstreamVex, github_tarball, manifest, repository_files
 from trivy_mirror.http.transport import RetryPolicy, Transport
-from trivy_mirror.oci.content import ManifestBytes
-from trivy_mirror.oci.digest import Digest
-from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store import Store
 from trivy_mirror.vex import VexSource, sync_vex
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-async def put(store: Store, repository: str, tag: str, artifact: Artifact) -> None:
-    """Store ``artifact`` under ``repository:tag`` as sync would leave it (without sync's state notes)."""
-    layout = store.layout(repository)
-    for blob in artifact.blobs.values():
-        await layout.push_blob(Descriptor("application/octet-stream", Digest.of(blob), len(blob)), _one(blob))
-    await layout.push_manifest(ManifestBytes(artifact.manifest, artifact.media_type), tag)
-
-
-@pytest.fixture
-async def full_store(tmp_path: Path, assets: AssetSet) -> Store:
-    """A store with the four upstream tags."""
-    store = Store(tmp_path / "store")
-    for repository, tag, artifact in assets.upstream_tags():
-        await put(store, repository, tag, artifact)
-    return store
-
 
 ARCHIVE = "/gh/archive/refs/heads/main.tar.gz"
 

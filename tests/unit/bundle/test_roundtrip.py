@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from support.stores import put
 from support.trivy_assets import CHECKS_REPOSITORY, DB_REPOSITORY, AssetSet, build_checks_bundle
 from trivy_mirror.bundle.exporter import plan_bundle, write_bundle
 from trivy_mirror.bundle.format import MANIFEST_NAME
@@ -22,8 +23,6 @@ from trivy_mirror.catalog.state import tag_record
 from trivy_mirror.errors import BundleError, RefusedCandidate, StoreError
 from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.store import Store
-
-from .conftest import put
 
 
 async def export(store: Store, names: tuple[str, ...] = ()) -> bytes:

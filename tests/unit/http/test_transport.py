@@ -13,6 +13,7 @@ from aiohttp import web
 from tests.unit.registry.conftest import MakeClient, Serve
 from tests.unit.registry.fake_registry import FakeRegistry, manifest_for, oci_error
 
+from support.clock import RecordingClock
 from trivy_mirror import __version__
 from trivy_mirror.errors import NotFound, RegistryError, Unreachable
 from trivy_mirror.http.transport import parse_retry_after
@@ -54,11 +55,11 @@ async def test_429_with_microsecond_retry_after_uses_floor_and_gives_up(
 ) -> None:
     _failing(fake, 100, 429, "TOOMANYREQUESTS", {"Retry-After": "0.000035"})
     policy = RetryPolicy(attempts=4, retry_after_floor=0.1, backoff_base=0.001)
-    client = make_client(fake_host, retry=policy)
-    started = time.monotonic()
+    clock = RecordingClock()
+    client = make_client(fake_host, retry=policy, clock=clock)
     with pytest.raises(RegistryError) as caught:
         await client.repository("a/b").get_manifest("1")
-    assert time.monotonic() - started >= 3 * 0.1
+    assert clock.slept == [0.1, 0.1, 0.1]  # the floor, not the registry's 35 microseconds
     assert len(fake.requests("GET", "/manifests/1")) == 4
     assert caught.value.status == 429 and caught.value.codes == ("TOOMANYREQUESTS",)
     assert str(caught.value) == f"{fake_host}: get manifest a/b:1: 429 TOOMANYREQUESTS toomanyrequests (4 attempts)"
@@ -76,10 +77,13 @@ async def test_retry_after_beyond_the_cap_fails_at_once(
 async def test_503_burst_then_success(fake: FakeRegistry, fake_host: str, make_client: MakeClient) -> None:
     fake.put_manifest("a/b", "1", manifest_for(b"{}", b"x"))
     _failing(fake, 2, 503, "UNAVAILABLE")
-    client = make_client(fake_host)
+    clock = RecordingClock()
+    client = make_client(fake_host, clock=clock)
     manifest = await client.repository("a/b").get_manifest("1")
     assert manifest.data == manifest_for(b"{}", b"x")
     assert len(fake.requests("GET", "/manifests/1")) == 3
+    # FAST_RETRY's backoff: half fixed, half random, doubling (0.01 then 0.02 at most).
+    assert len(clock.slept) == 2 and 0.005 <= clock.slept[0] <= 0.01 and 0.01 <= clock.slept[1] <= 0.02
 
 
 async def test_not_found_and_server_errors_carry_oci_codes(
@@ -127,11 +131,13 @@ def _closed_port() -> int:
 
 async def test_unreachable_host_is_one_line(make_client: MakeClient) -> None:
     port = _closed_port()
-    client = make_client(f"127.0.0.1:{port}")
+    clock = RecordingClock()
+    client = make_client(f"127.0.0.1:{port}", clock=clock)
     with pytest.raises(Unreachable) as caught:
         await client.repository("a/b").resolve("1")
     assert str(caught.value) == f"cannot reach 127.0.0.1:{port}: connection refused (resolve a/b:1, 3 attempts)"
     assert client.requests == 4  # the https probe and three attempts
+    assert len(clock.slept) == 2  # a wait between two attempts, none after the last
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.clock import SYSTEM
 from trivy_mirror.server.app import create_app, runner_options
 from trivy_mirror.server.scheduler import SyncScheduler
 from trivy_mirror.server.settings import ServerSettings
@@ -60,13 +61,14 @@ def token_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def make_client(store: Store) -> AsyncIterator[ClientFactory]:
-    """``await make_client(settings=..., statuses=..., scheduler=...)``: a client of a freshly started app."""
+    """``await make_client(settings=..., statuses=..., scheduler=..., clock=...)``: a client of a freshly started
+    app."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
     async def make(settings: ServerSettings | None = None, *, statuses: Callable[[], list[AssetStatus]] | None = None,
                    scheduler: SyncScheduler | None = None, **kwargs: Any) -> TestClient[web.Request, web.Application]:
         app = create_app(settings or ServerSettings(), kwargs.pop("served_store", store),
-                         statuses or (lambda: []), scheduler)
+                         statuses or (lambda: []), scheduler, clock=kwargs.pop("clock", SYSTEM))
         server = TestServer(app)
         await server.start_server(**runner_options(app))
         client = TestClient(server)

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import bcrypt
@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from support.clock import FakeClock, settle
 from trivy_mirror.errors import UsageError
 from trivy_mirror.server.app import create_app
 from trivy_mirror.server.errors import OciError
@@ -126,10 +127,13 @@ async def test_static_tokens(make_client: ClientFactory, token_file: Path, db: A
 
 
 async def test_token_file_is_reread_when_it_changes(make_client: ClientFactory, token_file: Path) -> None:
-    client = await make_client(ServerSettings(token_file=token_file))
+    clock = FakeClock()
+    client = await make_client(ServerSettings(token_file=token_file), clock=clock)
     assert (await client.get("/v2/", headers=bearer(STATIC_TOKEN))).status == 200
     await asyncio.to_thread(token_file.write_text, "rotated-token\n")
-    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    await clock.advance(CHECK_INTERVAL - 0.1)  # looked at no more than once per interval: still the old file
+    assert (await client.get("/v2/", headers=bearer(STATIC_TOKEN))).status == 200
+    await clock.advance(0.1)
     assert (await client.get("/v2/", headers=bearer("rotated-token"))).status == 200
     assert (await client.get("/v2/", headers=bearer(STATIC_TOKEN))).status == 401
 
@@ -318,17 +322,25 @@ async def test_wrong_passwords_cannot_lock_out_other_clients(htpasswd: Path, mon
 
     calls: list[bytes] = []
     original = module._checkpw
+    gate = threading.Event()  # holds every password check until all the attempts are in the queue
 
     def slow(password: bytes, hashed: bytes) -> bool:
         calls.append(password)
-        time.sleep(0.2)
+        gate.wait(10)
         return original(password, hashed)
+
+    async def open_gate_once_queued() -> str:
+        await settle()  # every attempt started before this task: each is now waiting for a check or refused
+        gate.set()
+        return "gate"
 
     monkeypatch.setattr(module, "_checkpw", slow)
     users = module.Htpasswd(htpasswd)
     try:
+        gate.set()
         assert await users.verify(USER, PASSWORD, "192.0.2.1")  # known good from now on
         calls.clear()
+        gate.clear()
 
         async def attempt(password: str, client: str) -> str:
             try:
@@ -338,7 +350,7 @@ async def test_wrong_passwords_cannot_lock_out_other_clients(htpasswd: Path, mon
 
         flood = [attempt(f"guess-{n}", "198.51.100.7") for n in range(40)]
         others = [attempt(PASSWORD, "192.0.2.1"), attempt(PULL_PASSWORD, "203.0.113.9")]
-        results = await asyncio.gather(*flood, *others)
+        results = await asyncio.gather(*flood, *others, open_gate_once_queued())
         assert results[:40].count("wrong") == module.MAX_PENDING_PER_CLIENT
         assert results[:40].count("TOOMANYREQUESTS") == 40 - module.MAX_PENDING_PER_CLIENT
         assert results[40] == "ok"  # cached: no bcrypt, no queue
@@ -347,6 +359,36 @@ async def test_wrong_passwords_cannot_lock_out_other_clients(htpasswd: Path, mon
         for _ in range(5):
             assert not await users.verify(USER, "guess-0", "198.51.100.7")
         assert calls == []  # the failure is remembered
+    finally:
+        users.close()
+
+
+async def test_password_answers_are_remembered_for_their_ttl(htpasswd: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong password costs one bcrypt per FAILURE_TTL, a right one one per CACHE_TTL; then it is checked
+    again (a changed or revoked password takes effect)."""
+    from trivy_mirror.server import htpasswd as module
+
+    calls: list[bytes] = []
+    original = module._checkpw
+
+    def counted(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        return original(password, hashed)
+
+    monkeypatch.setattr(module, "_checkpw", counted)
+    clock = FakeClock()
+    users = module.Htpasswd(htpasswd, clock)
+    try:
+        for password, expected, ttl in (("wrong", False, module.FAILURE_TTL), (PASSWORD, True, module.CACHE_TTL)):
+            calls.clear()
+            assert await users.verify(USER, password, "192.0.2.1") is expected
+            await clock.advance(ttl - 0.1)
+            assert await users.verify(USER, password, "192.0.2.1") is expected
+            assert len(calls) == 1, password
+            await clock.advance(0.1)
+            assert await users.verify(USER, password, "192.0.2.1") is expected
+            assert len(calls) == 2, password
     finally:
         users.close()
 
@@ -368,12 +410,13 @@ def test_htpasswd_without_bcrypt_entries_is_refused_at_start(store: Store, tmp_p
 
 async def test_deleted_htpasswd_keeps_the_last_good_copy_and_says_so(
         make_client: ClientFactory, htpasswd: Path, caplog: pytest.LogCaptureFixture) -> None:
-    client = await make_client(ServerSettings(htpasswd=htpasswd))
+    clock = FakeClock()
+    client = await make_client(ServerSettings(htpasswd=htpasswd), clock=clock)
     assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
     await asyncio.to_thread(htpasswd.unlink)
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            await asyncio.sleep(CHECK_INTERVAL + 0.05)
+            await clock.advance(CHECK_INTERVAL)
             assert (await client.get("/v2/", headers=basic(PULL_USER, PULL_PASSWORD))).status == 200
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "is missing" in errors[0].getMessage(), caplog.text
@@ -381,13 +424,13 @@ async def test_deleted_htpasswd_keeps_the_last_good_copy_and_says_so(
     assert body["credentials"] == ["the htpasswd file is missing; the last good version stays in force"]
     # A refused replacement (not bcrypt) is the same: logged, the last good copy stays, /readyz says why.
     await asyncio.to_thread(htpasswd.write_text, "alice:plaintext\n")
-    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    await clock.advance(CHECK_INTERVAL)
     assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 200
     body = await (await client.get("/readyz", headers=basic(USER, PASSWORD))).json()
     assert "line 1 is not a bcrypt entry" in body["credentials"][0]
     # An empty file is a deliberate "nobody": it is accepted and locks everyone out.
     await asyncio.to_thread(htpasswd.write_text, "# revoked\n")
-    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    await clock.advance(CHECK_INTERVAL)
     assert (await client.get("/v2/", headers=basic(USER, PASSWORD))).status == 401
 
 

@@ -141,7 +141,7 @@ async def test_delete_is_405_without_allow_delete(make_client: ClientFactory, ht
 
 def test_allow_delete_needs_allow_push(htpasswd: Path) -> None:
     with pytest.raises(UsageError, match="--allow-delete needs --allow-push"):
-        ServerSettings(htpasswd=htpasswd, allow_delete=True).validate()
+        ServerSettings(htpasswd=htpasswd, allow_delete=True)
 
 
 async def test_pull_credentials_cannot_delete(client: Client) -> None:

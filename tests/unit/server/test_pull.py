@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 
+from support.clock import FakeClock
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.server.app import CACHE_KEY
@@ -212,12 +213,15 @@ async def test_new_version_visible_after_refresh(make_client: ClientFactory, db:
 
 async def test_new_version_noticed_by_stat(make_client: ClientFactory, db: Artifact, store: Store) -> None:
     """Another process (a CLI sync) moves the tag: the server notices by the index's stat within a second."""
-    client = await make_client()
+    clock = FakeClock()
+    client = await make_client(clock=clock)
     await client.get("/v2/aquasec/trivy-db/manifests/2")
     newer = make_artifact(b"newer layer 2")
     await push(store.layout("aquasec/trivy-db"), newer, "2")
     assert (await client.get("/v2/aquasec/trivy-db/manifests/2")).headers["Docker-Content-Digest"] == db.digest
-    await asyncio.sleep(CHECK_INTERVAL + 0.05)
+    await clock.advance(CHECK_INTERVAL - 0.1)  # a stat at most once per interval: not seen yet
+    assert (await client.get("/v2/aquasec/trivy-db/manifests/2")).headers["Docker-Content-Digest"] == db.digest
+    await clock.advance(0.1)
     seen = []
     for _ in range(100):  # the request noticing the change starts a reload and is answered from the old snapshot
         seen.append((await client.get("/v2/aquasec/trivy-db/manifests/2")).headers["Docker-Content-Digest"])

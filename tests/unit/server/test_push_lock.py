@@ -19,7 +19,7 @@ from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.server import storage
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.store import Store
-from trivy_mirror.store import layout as layout_module
+from trivy_mirror.store import stream as stream_module
 
 from .conftest import PASSWORD, USER, ClientFactory
 from .helpers import basic, error_codes, make_artifact
@@ -51,7 +51,7 @@ def hold_lock(store: Store, seconds: float, held: threading.Event) -> threading.
 async def test_a_sync_starting_during_a_blob_push_waits_for_it(client: Client, store: Store,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     layer = make_artifact(b"pushed layer " * 10_000).layer
-    real_write = layout_module.write_stream
+    real_write = stream_module.write_stream
     sync_locked = threading.Event()
     sync: list[threading.Thread] = []
 
@@ -63,7 +63,7 @@ async def test_a_sync_starting_during_a_blob_push_waits_for_it(client: Client, s
         await asyncio.sleep(0.5)
         assert not sync_locked.is_set(), "the sync got the lock while the push was writing"
 
-    monkeypatch.setattr(layout_module, "write_stream", write_then_a_sync_starts)
+    monkeypatch.setattr(stream_module, "write_stream", write_then_a_sync_starts)
     response = await client.post(f"/v2/{NAME}/blobs/uploads/", params={"digest": str(layer[0].digest)},
                                  data=layer[1], headers=AUTH)
     assert response.status == 201, await response.text()

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from support.clock import FakeClock
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.server import cache as cache_module
 from trivy_mirror.server.cache import ManifestCache, Snapshot, load_snapshot
@@ -131,13 +132,27 @@ async def test_a_refresh_during_a_load_gets_a_load_that_started_after_it(store: 
     await cache.close()
 
 
-async def test_another_process_s_change_is_picked_up_without_a_request(store: Store) -> None:
+async def test_another_process_s_change_is_picked_up_without_a_request(store: Store,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     layout = store.layout(REPOSITORY)
     write_versions(layout, 2)
-    cache = ManifestCache(store)
+    clock = FakeClock()
+    cache = ManifestCache(store, clock)
     first = await cache.get(REPOSITORY)
+    loaded = threading.Event()
+
+    def noted_load(served: Layout) -> Snapshot:
+        snapshot = load_snapshot(served)
+        loaded.set()
+        return snapshot
+
+    monkeypatch.setattr(cache_module, "load_snapshot", noted_load)
     newer = write_versions(layout, 1, start=2)
-    await asyncio.sleep(CHECK_INTERVAL * 2.5)  # no request meanwhile: the watcher reloads on its own
+    await clock.advance(CHECK_INTERVAL - 0.1)
+    assert not loaded.is_set()  # the watcher looks once per interval
+    await clock.advance(0.1)  # no request meanwhile: the watcher reloads on its own
+    assert await asyncio.to_thread(loaded.wait, 10)
+    await cache.close()  # waits for the load to be installed
     current = await cache.get(REPOSITORY)
     assert current is not first and current is not None
     assert current.manifests["2"].headers["Docker-Content-Digest"] == newer[-1]

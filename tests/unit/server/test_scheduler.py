@@ -1,14 +1,18 @@
-"""The sync loop: runs at start, on interval, early when NextUpdate passes, backs off, never dies."""
+"""The sync loop: runs at start, on interval, early when NextUpdate passes, backs off, never dies.
+
+Time is a :class:`FakeClock` the tests move: every expected run is checked to happen exactly when due, and not
+a second earlier, without sleeping.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
+from support.clock import START, FakeClock, settle, until
 from trivy_mirror.errors import Unreachable
 from trivy_mirror.orchestrate import SyncOutcome
 from trivy_mirror.server.scheduler import SyncScheduler
@@ -17,51 +21,60 @@ from trivy_mirror.server.scheduler import SyncScheduler
 class FakeSync:
     """Plays a list of behaviours (an outcome or an exception), then succeeds; records when it ran."""
 
-    def __init__(self, *script: SyncOutcome | BaseException) -> None:
+    def __init__(self, clock: FakeClock, *script: SyncOutcome | BaseException) -> None:
+        self.clock = clock
         self.script = list(script)
         self.times: list[float] = []
-        self.ran = asyncio.Event()
 
     async def __call__(self) -> SyncOutcome:
-        self.times.append(time.monotonic())
-        self.ran.set()
+        self.times.append(self.clock.now - START)
         step = self.script.pop(0) if self.script else OK
         if isinstance(step, BaseException):
             raise step
         return step
-
-    async def wait_runs(self, count: int, within: float = 5.0) -> None:
-        deadline = time.monotonic() + within
-        while len(self.times) < count:
-            assert time.monotonic() < deadline, f"only {len(self.times)} runs"
-            await asyncio.sleep(0.005)
 
 
 OK = SyncOutcome(True, "everything up to date", 0.01)
 FAILED = SyncOutcome(False, "cannot reach mirror.gcr.io", 0.02)
 
 
-async def run(scheduler: SyncScheduler, until: Callable[[], bool], within: float = 5.0) -> None:
+def when(clock: FakeClock, seconds: float) -> datetime:
+    """The fake clock's now plus ``seconds``, as a date (what ``next_due`` answers)."""
+    return datetime.fromtimestamp(clock.now + seconds, UTC)
+
+
+async def expect_runs(clock: FakeClock, sync: FakeSync, gaps: Sequence[float]) -> None:
+    """The next runs come exactly ``gaps`` seconds apart: not a second before, at once when due."""
+    for gap in gaps:
+        runs = len(sync.times)
+        await clock.advance(gap - 1)
+        assert len(sync.times) == runs, f"ran {clock.now - START - sync.times[-1]} s after the last run, not {gap}"
+        await clock.advance(1)
+        await until(lambda runs=runs: len(sync.times) > runs)  # type: ignore[misc]
+        assert sync.times[-1] - sync.times[-2] == gap
+
+
+async def started(scheduler: SyncScheduler, sync: FakeSync) -> None:
     scheduler.start()
-    try:
-        deadline = time.monotonic() + within
-        while not until():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.005)
-    finally:
-        await scheduler.stop()
+    await until(lambda: len(sync.times) == 1)
+    await settle()
 
 
 async def test_runs_at_start_then_every_interval() -> None:
-    sync = FakeSync()
-    scheduler = SyncScheduler(sync, every=0.1, jitter=0.0)
-    await run(scheduler, lambda: len(sync.times) >= 3)
-    gaps = [b - a for a, b in zip(sync.times, sync.times[1:], strict=False)]
-    assert all(0.08 <= gap < 0.5 for gap in gaps), gaps
-    state = scheduler.state()
-    assert state.runs >= 3 and state.failures == 0
-    assert state.last_success is not None and state.last_error is None
-    assert state.last_duration == pytest.approx(0.01)
+    clock = FakeClock()
+    sync = FakeSync(clock)
+    scheduler = SyncScheduler(sync, every=3600, jitter=0.0, clock=clock)
+    try:
+        await started(scheduler, sync)
+        assert sync.times == [0]
+        await expect_runs(clock, sync, [3600, 3600])
+        state = scheduler.state()
+        assert state.runs == 3 and state.failures == 0
+        assert state.last_success == when(clock, 0) and state.last_error is None
+        assert state.last_duration == pytest.approx(0.01)
+        assert state.next_run == when(clock, 3600)
+    finally:
+        await scheduler.stop()
 
 
 async def test_start_does_not_wait_for_the_first_sync() -> None:
@@ -71,87 +84,102 @@ async def test_start_does_not_wait_for_the_first_sync() -> None:
         await release.wait()
         return OK
 
-    scheduler = SyncScheduler(slow, every=10)
+    scheduler = SyncScheduler(slow, every=10, clock=FakeClock())
     scheduler.start()
-    await asyncio.sleep(0.01)
+    await settle()
     assert scheduler.state().running
     await scheduler.stop()  # cancels the sync in progress
 
 
 async def test_failures_back_off_exponentially_then_recover() -> None:
-    sync = FakeSync(FAILED, FAILED, FAILED, OK)
-    scheduler = SyncScheduler(sync, every=10, jitter=0.0, retry_base=0.04)
-    await run(scheduler, lambda: len(sync.times) >= 4)
-    gaps = [b - a for a, b in zip(sync.times, sync.times[1:], strict=False)]
-    # Lower bounds are exact (the loop sleeps at least that long); upper bounds leave room for a busy machine.
-    assert 0.035 <= gaps[0] < 1 and 0.075 <= gaps[1] < 1 and 0.155 <= gaps[2] < 1, gaps
-    state = scheduler.state()
-    assert state.failures == 3
-    assert state.consecutive_failures == 0
-    assert state.last_failure is not None and state.last_success is not None
-    assert state.last_success > state.last_failure
+    clock = FakeClock()
+    sync = FakeSync(clock, FAILED, FAILED, FAILED, OK)
+    scheduler = SyncScheduler(sync, every=3600, jitter=0.0, retry_base=30, clock=clock)
+    try:
+        await started(scheduler, sync)
+        await expect_runs(clock, sync, [30, 60, 120])
+        state = scheduler.state()
+        assert state.failures == 3
+        assert state.consecutive_failures == 0
+        assert state.last_failure == when(clock, -120) and state.last_success == when(clock, 0)
+        await expect_runs(clock, sync, [3600])  # recovered: back to the interval
+    finally:
+        await scheduler.stop()
 
 
 async def test_backoff_is_capped_by_the_interval() -> None:
-    sync = FakeSync(*[FAILED] * 10)
-    scheduler = SyncScheduler(sync, every=0.05, jitter=0.0, retry_base=0.04)
-    await run(scheduler, lambda: len(sync.times) >= 5)
-    gaps = [b - a for a, b in zip(sync.times, sync.times[1:], strict=False)]
-    assert max(gaps) < 0.1
-    assert scheduler.state().last_error == "cannot reach mirror.gcr.io"
+    clock = FakeClock()
+    sync = FakeSync(clock, *[FAILED] * 10)
+    scheduler = SyncScheduler(sync, every=100, jitter=0.0, retry_base=40, clock=clock)
+    try:
+        await started(scheduler, sync)
+        await expect_runs(clock, sync, [40, 80, 100, 100])
+        assert scheduler.state().last_error == "cannot reach mirror.gcr.io"
+    finally:
+        await scheduler.stop()
 
 
 async def test_exceptions_do_not_kill_the_loop(caplog: pytest.LogCaptureFixture) -> None:
-    sync = FakeSync(RuntimeError("boom"), Unreachable("no route to ghcr.io"), OK)
-    scheduler = SyncScheduler(sync, every=10, retry_base=0.01)
-    await run(scheduler, lambda: scheduler.state().successes >= 1)
-    state = scheduler.state()
-    assert state.failures == 2
-    assert "sync crashed" in caplog.text
-    assert "no route to ghcr.io" in caplog.text
+    clock = FakeClock()
+    sync = FakeSync(clock, RuntimeError("boom"), Unreachable("no route to ghcr.io"), OK)
+    scheduler = SyncScheduler(sync, every=3600, retry_base=10, clock=clock)
+    try:
+        await started(scheduler, sync)
+        await expect_runs(clock, sync, [10, 20])
+        state = scheduler.state()
+        assert state.failures == 2 and state.successes == 1
+        assert "sync crashed" in caplog.text
+        assert "no route to ghcr.io" in caplog.text
+    finally:
+        await scheduler.stop()
 
 
 async def test_runs_early_when_next_update_passes() -> None:
-    sync = FakeSync()
-    due = {"at": datetime.now(UTC) + timedelta(days=1)}
-    scheduler = SyncScheduler(sync, every=3600, next_due=lambda: due["at"])
-    scheduler.start()
+    clock = FakeClock()
+    sync = FakeSync(clock)
+    due = {"at": when(clock, 86400)}
+    scheduler = SyncScheduler(sync, every=3600, jitter=0.0, next_due=lambda: due["at"], clock=clock)
     try:
-        await sync.wait_runs(1)
-        await asyncio.sleep(0.05)
-        assert len(sync.times) == 1
-        next_run = scheduler.state().next_run
-        assert next_run is not None and next_run > datetime.now(UTC) + timedelta(minutes=50)
-        # The first sync brought a DB due in 0.1 s (in practice: the sleeping loop re-reads it every minute).
-        due["at"] = datetime.now(UTC) + timedelta(seconds=0.1)
+        await started(scheduler, sync)
+        assert scheduler.state().next_run == when(clock, 3600)
+        # A sync brought a DB due in 100 s (in practice: the sleeping loop re-reads it every minute).
+        due["at"] = when(clock, 100)
         scheduler.trigger()
-        await sync.wait_runs(2)
-        due["at"] = datetime.now(UTC) + timedelta(seconds=0.1)
-        started = time.monotonic()
-        await sync.wait_runs(3)
-        assert time.monotonic() - started < 1.0
+        await until(lambda: len(sync.times) == 2)
+        await settle()
+        assert sync.times == [0, 0]
+        assert scheduler.state().next_run == due["at"]
+        await expect_runs(clock, sync, [100])
     finally:
         await scheduler.stop()
 
 
 async def test_still_overdue_after_sync_backs_off() -> None:
     """Upstream has not published yet: NextUpdate stays in the past; retry with backoff, not in a tight loop."""
-    sync = FakeSync()
-    past = datetime.now(UTC) - timedelta(hours=1)
-    scheduler = SyncScheduler(sync, every=10, retry_base=0.05, next_due=lambda: past)
-    await run(scheduler, lambda: len(sync.times) >= 3)
-    gaps = [b - a for a, b in zip(sync.times, sync.times[1:], strict=False)]
-    assert gaps[0] >= 0.04 and gaps[1] >= 0.09
-    assert scheduler.state().failures == 0
+    clock = FakeClock()
+    sync = FakeSync(clock)
+    past = when(clock, -3600)
+    scheduler = SyncScheduler(sync, every=3600, retry_base=50, next_due=lambda: past, clock=clock)
+    try:
+        await started(scheduler, sync)
+        await expect_runs(clock, sync, [50, 100, 200])
+        assert scheduler.state().failures == 0
+    finally:
+        await scheduler.stop()
 
 
 async def test_next_due_raising_is_ignored() -> None:
     def broken() -> datetime | None:
         raise OSError("cannot read metadata")
 
-    sync = FakeSync()
-    scheduler = SyncScheduler(sync, every=0.05, jitter=0.0, next_due=broken)
-    await run(scheduler, lambda: len(sync.times) >= 2)
+    clock = FakeClock()
+    sync = FakeSync(clock)
+    scheduler = SyncScheduler(sync, every=100, jitter=0.0, next_due=broken, clock=clock)
+    try:
+        await started(scheduler, sync)
+        await expect_runs(clock, sync, [100])
+    finally:
+        await scheduler.stop()
 
 
 async def test_after_run_hook_runs_after_failures_too_and_its_failure_is_contained() -> None:
@@ -161,10 +189,16 @@ async def test_after_run_hook_runs_after_failures_too_and_its_failure_is_contain
         seen.append(outcome)
         raise RuntimeError("gc failed")
 
-    sync = FakeSync(FAILED, OK, OK)
-    scheduler = SyncScheduler(sync, every=0.05, jitter=0.0, retry_base=0.01, after_run=hook)
-    await run(scheduler, lambda: len(seen) >= 3)
-    assert [outcome.ok for outcome in seen[:3]] == [False, True, True]
+    clock = FakeClock()
+    sync = FakeSync(clock, FAILED, OK, OK)
+    scheduler = SyncScheduler(sync, every=100, jitter=0.0, retry_base=10, after_run=hook, clock=clock)
+    try:
+        await started(scheduler, sync)
+        await expect_runs(clock, sync, [10, 100])
+        await until(lambda: len(seen) == 3)
+        assert [outcome.ok for outcome in seen] == [False, True, True]
+    finally:
+        await scheduler.stop()
 
 
 def test_invalid_parameters() -> None:

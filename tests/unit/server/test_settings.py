@@ -31,7 +31,6 @@ def test_parse_listen_refuses(text: str) -> None:
 
 def test_defaults() -> None:
     settings = ServerSettings()
-    settings.validate()
     assert settings.listen == "127.0.0.1:5000"
     assert dict(settings.aliases) == dict(DEFAULT_ALIASES)
     assert settings.aliases["aquasecurity/trivy-checks"] == "aquasec/trivy-checks"
@@ -52,10 +51,10 @@ def test_defaults() -> None:
 ])
 def test_refused_combinations(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        ServerSettings(**kwargs).validate()  # type: ignore[arg-type]
+        ServerSettings(**kwargs)  # type: ignore[arg-type]
 
 
 def test_push_with_auth_is_fine(tmp_path: Path) -> None:
-    ServerSettings(allow_push=True, token_file=tmp_path / "t").validate()
+    ServerSettings(allow_push=True, token_file=tmp_path / "t")
     ServerSettings(allow_push=True, htpasswd=tmp_path / "h", anonymous_pull=True,
-                   push_users=frozenset({"robot"})).validate()
+                   push_users=frozenset({"robot"}))

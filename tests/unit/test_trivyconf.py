@@ -11,8 +11,8 @@ import yaml
 from trivy_mirror.errors import UsageError
 from trivy_mirror.trivyconf import (
     ClientConfig,
-    Credentials,
     asset_reference,
+    client_credentials,
     env_lines,
     flag_line,
     parse_mirror,
@@ -59,10 +59,10 @@ def test_bad_mirror_urls(text: str, said: str) -> None:
 
 def test_credentials_rules() -> None:
     with pytest.raises(UsageError, match="either"):
-        Credentials("u", "p", "t")
+        client_credentials("u", "p", "t")
     with pytest.raises(UsageError, match="go together"):
-        Credentials("u")
-    assert not Credentials() and Credentials(token="t") and Credentials("u", "p")
+        client_credentials("u")
+    assert not client_credentials() and client_credentials(token="t") and client_credentials("u", "p")
 
 
 def test_vex_needs_a_url_and_valid_names() -> None:
@@ -80,7 +80,7 @@ def _config(url: str = "http://mirror.example:5000", **kwargs: object) -> Client
 
 
 def test_trivy_yaml_for_a_public_plain_http_mirror() -> None:
-    config = _config(credentials=Credentials(token="s3cret"), ca_file=Path("/etc/ca.pem"))
+    config = _config(credentials=client_credentials(token="s3cret"), ca_file=Path("/etc/ca.pem"))
     text = trivy_yaml(config)
     document = yaml.safe_load(text)
     assert document["insecure"] is True and document["cacert"] == "/etc/ca.pem"
@@ -100,7 +100,7 @@ def test_trivy_yaml_for_a_public_plain_http_mirror() -> None:
 
 
 def test_repository_yaml() -> None:
-    config = _config("https://mirror.example", credentials=Credentials("u", "p"), insecure=True)
+    config = _config("https://mirror.example", credentials=client_credentials("u", "p"), insecure=True)
     repositories = yaml.safe_load(repository_yaml(config))["repositories"]
     assert repositories == [
         {"name": "vexhub", "url": "https://mirror.example/vex/vexhub", "enabled": True, "username": "u",
@@ -110,7 +110,7 @@ def test_repository_yaml() -> None:
 
 
 def test_env_and_flags_quote_and_agree() -> None:
-    config = _config("https://mirror.example", credentials=Credentials("bob", "it's $ecret"))
+    config = _config("https://mirror.example", credentials=client_credentials("bob", "it's $ecret"))
     env = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
                for line in env_lines(config).splitlines() if line.startswith("export "))
     assert env["TRIVY_PASSWORD"] == "it's $ecret" and env["TRIVY_DISABLE_TELEMETRY"] == "true"
@@ -137,7 +137,7 @@ def test_select_vex_enables_what_is_served_or_refuses_what_is_not() -> None:
 
 def test_trivy_yaml_without_vex_and_with_basic_credentials() -> None:
     mirror = parse_mirror("harbor.example/trivy")
-    document = yaml.safe_load(trivy_yaml(ClientConfig(mirror, Credentials("u", "p"))))
+    document = yaml.safe_load(trivy_yaml(ClientConfig(mirror, client_credentials("u", "p"))))
     assert "vulnerability" not in document
     assert document["registry"] == {"mirrors": {"mirror.gcr.io": ["harbor.example/trivy"]}, "username": ["u"],
                                     "password": ["p"]}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from support.stores import put
 from support.trivy_assets import CHECKS_REPOSITORY, AssetSet, build_checks_bundle
 from trivy_mirror.catalog.assets import CATALOG
 from trivy_mirror.errors import StoreError, UnsafeMember
@@ -19,8 +20,6 @@ from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store import Store
 from trivy_mirror.timefmt import go_time
 from trivy_mirror.trivycache import TrivyCacheWriter, extract_layer, trivy_command
-
-from .conftest import put
 
 NOW = datetime(2026, 5, 6, 7, 8, 9, 120000, tzinfo=UTC)
 
