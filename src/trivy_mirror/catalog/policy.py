@@ -25,10 +25,18 @@ recorded in state), in this order: :func:`quorum_hold` while fewer than ``--quor
 digest; :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
 ``rollback``); :func:`shrink_hold` when it is much smaller than the served version (``--max-shrink``);
 :func:`soak_hold` while a new version has not yet been the candidate for the asset's ``--hold``
-(``trivy-mirror approve`` lifts it for one digest). A pin or a hold is a decision, not a failure: the sync
-reports what it would publish and exits 0; too few agreeing sources or a failed sanity check make it exit 1.
-The settings are one :class:`TrustSettings`. With ``check_archive``, a DB layer must also hold its database
-file with the right magic bytes (:class:`~trivy_mirror.catalog.assets.DbFile`), or it is refused.
+(``trivy-mirror approve`` lifts it for one digest); :func:`archive_hold`, with ``check_archive``, when a DB
+layer is not a readable tar.gz holding its database file with the right magic bytes
+(:class:`~trivy_mirror.catalog.assets.DbFile`) and a parsable metadata.json. A pin or a hold is a decision, not
+a failure: the sync reports what it would publish and exits 0; too few agreeing sources or a failed sanity check
+(``sanity``: size, archive) make it exit 1. The settings are one :class:`TrustSettings`.
+
+Refused or held: a refusal (:class:`RefusedCandidate`) is for what no operator decision can make right, because
+Trivy refuses it itself (the shape, the schema Version against the tag) or because publishing it would poison
+later decisions (UpdatedAt in the future, older than what is served). A sanity hold is the mirror's own
+judgement that a candidate looks wrong (much smaller than the served one, a layer that does not look like a DB):
+an upstream format change can make it wrong, so ``approve`` publishes that digest anyway, with the refusals
+still applied (a layer whose metadata.json cannot be read is then refused: Trivy fails on it).
 
 What cannot be compared never refuses: a served version with no readable metadata, or a checks bundle without
 a version annotation (a custom build, which Trivy accepts), may be replaced. Equal values are not older: the
@@ -332,7 +340,14 @@ def shrink_hold(spec: AssetSpec, settings: TrustSettings, candidate: int, served
     if settings.max_shrink <= 0 or not served or candidate >= served * settings.max_shrink:
         return None
     return Hold(spec.name, "sanity", f"the candidate is {candidate} bytes, {candidate / served:.0%} of the served "
-                                     f"{served}; below --max-shrink {settings.max_shrink:g}")
+                                     f"{served}; below --max-shrink {settings.max_shrink:g} (trivy-mirror approve "
+                                     f"{spec.name} publishes it anyway)")
+
+
+def archive_hold(spec: AssetSpec, problem: str) -> Hold:
+    """Hold a candidate whose layer failed the archive check (``problem``: what the layer reader found)."""
+    return Hold(spec.name, "sanity", f"archive check failed: {problem} (trivy-mirror approve {spec.name} "
+                                     "publishes it anyway)")
 
 
 def is_dated_tag(spec: AssetSpec, tag: str) -> bool:

@@ -43,6 +43,15 @@ DRY_RUN_UNCHECKED = ("metadata.json Version (schema)", "UpdatedAt (not older tha
 """A DB's metadata.json comes after the DB file in its layer: a dry run cannot read it without the whole download."""
 
 
+class _Held(Exception):
+    """The archive check failed while the candidate was copied: it is held, not published (never leaves this
+    module)."""
+
+    def __init__(self, hold: policy.Hold) -> None:
+        super().__init__(str(hold))
+        self.hold = hold
+
+
 class AssetSync:
     """Syncs the catalog's assets from source prefixes into one destination."""
 
@@ -258,8 +267,9 @@ class AssetSync:
         layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
         state = self.destination.state.load(spec.mirror_repository)
+        approved = approved_of(state, tag) == str(manifest.digest)
         held = policy.pin_hold(spec, pin_of(state, tag), str(manifest.digest))
-        if held is None and current is not None:  # an empty mirror is filled at once: there is nothing to keep
+        if held is None and current is not None and not approved:  # an empty mirror is filled at once
             held = policy.shrink_hold(spec, self.trust, _artifact_size(manifest),
                                       await self._served_size(spec, tag, current, target))
         if held is None and current is not None:
@@ -271,7 +281,7 @@ class AssetSync:
         decisions = self._passed(spec, state, tag, str(manifest.digest), current is not None)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
-        expect = spec.db_file if self.trust.check_archive else None
+        expect = spec.db_file if self.trust.check_archive and not approved else None
         reader = LayerInfoReader(expect) if spec.has_metadata else None
         seen_layer = False
 
@@ -298,6 +308,8 @@ class AssetSync:
                     else:
                         metadata = await read_layer_metadata(target, layer, expect)
                 except LayerInfoError as err:
+                    if self.trust.check_archive and not approved:
+                        raise _Held(policy.archive_hold(spec, str(err))) from None
                     raise RefusedCandidate(f"{spec.name}: {err}") from None
             policy.check_version(spec, tag, parsed, metadata)
             if current is not None:
@@ -308,6 +320,10 @@ class AssetSync:
         hooks.before_publish = check
         try:
             stats = await copier.copy(source, manifest, target, tag, hooks)
+        except _Held as held_by:  # its blobs stay: the next sync or approve reads them there, no new download
+            return TagResult(spec.name, reference, "held",
+                             f"{held_by.hold}; would publish {manifest.digest} from {source_ref}",
+                             str(manifest.digest), _artifact_size(manifest), source_ref, held=held_by.hold.reason)
         finally:
             if reader is not None:
                 reader.close()
@@ -322,14 +338,16 @@ class AssetSync:
         passed = []
         if pin_of(state, tag) is not None:
             passed.append("pin: it is the pinned digest")
+        approved = approved_of(state, tag) == digest
         hold = self.trust.hold_for(spec.name)
         if replaces and hold:
-            passed.append("hold: approved by an operator" if approved_of(state, tag) == digest
-                          else f"hold: the candidate for at least {hold}")
+            passed.append("hold: approved by an operator" if approved else f"hold: the candidate for at least {hold}")
         if replaces and self.trust.max_shrink:
-            passed.append(f"size: at least {self.trust.max_shrink:g} of the served version")
+            passed.append("size: not checked, approved by an operator" if approved
+                          else f"size: at least {self.trust.max_shrink:g} of the served version")
         if spec.db_file is not None and self.trust.check_archive:
-            passed.append(f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
+            passed.append("archive: not checked, approved by an operator" if approved
+                          else f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
         return passed
 
     async def _tag_dated(self, spec: AssetSpec, tag: str, manifest: ManifestBytes, metadata: LayerMetadata | None,
