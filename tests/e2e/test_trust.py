@@ -261,3 +261,40 @@ def test_a_failed_archive_check_holds_the_candidate_until_approved(mirror: Mirro
     provenance = row["provenance"]
     assert isinstance(provenance, dict)
     assert "archive: not checked, approved by an operator" in provenance["decisions"]
+
+
+def test_import_holds_a_shrunken_db_until_approved_and_records_its_provenance(
+        mirror: MirrorCli, registry: RegistryFactory, tmp_path: Path) -> None:
+    """``import`` applies sync's sanity holds: a DB a tenth of the served size fails the import with one line,
+    nothing published, the candidate recorded; ``approve`` (no sync: the bundle brought it) then a second import
+    publishes it, with the bundle as the source of its provenance."""
+    upstream = registry()
+    big = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000)
+    small = build_vuln_db(updated_at=NOW - timedelta(hours=6))
+    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db"]
+    isolated, connected = ["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")]
+    push_artifact(upstream.host, DB_REPOSITORY, "2", big)
+    assert mirror.run(["sync", *isolated, *source]).returncode == 0
+    push_artifact(upstream.host, DB_REPOSITORY, "2", small)
+    assert mirror.run(["sync", *connected, *source]).returncode == 0
+    bundle = tmp_path / "bundle.tar"
+    assert mirror.run(["export", str(bundle), *connected, "--assets", "db"]).returncode == 0
+
+    line = assert_one_error_line(mirror.run(["import", str(bundle), *isolated]))
+    assert "held (sanity)" in line and "below --max-shrink 0.5" in line and "nothing imported" in line, line
+    row = db_row(mirror, isolated)
+    assert (row["digest"], row["held"]) == (big.digest, "sanity")
+    candidate = row["candidate"]
+    assert isinstance(candidate, dict) and candidate["digest"] == small.digest
+    assert candidate["source"].startswith("bundle")
+
+    approved = mirror.run(["approve", "db", small.digest, *isolated])  # no --from: nothing is synced
+    assert approved.returncode == 0, approved.stderr
+    assert "import the bundle again" in approved.stdout
+    assert mirror.run(["import", str(bundle), *isolated]).returncode == 0
+    row = db_row(mirror, isolated)
+    assert (row["digest"], row["held"]) == (small.digest, None)
+    provenance = row["provenance"]
+    assert isinstance(provenance, dict) and provenance["source"].startswith("bundle")
+    assert provenance["decisions"][:2] == ["import: from a bundle", "size: not checked, approved by an operator"]
+    assert provenance["first_seen"] == candidate["first_seen"]  # held since the first import

@@ -56,7 +56,7 @@ from typing import Any, Literal
 
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
-from trivy_mirror.catalog.state import Candidate, Pin, tag_record
+from trivy_mirror.catalog.state import Candidate, Pin, approved_of, candidate_of, pin_of, tag_record
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
@@ -364,3 +364,60 @@ def check_dated_tag(spec: AssetSpec, tag: str, digest: str, held: bool, existing
                                f"tag first")
     if existing is not None and existing != digest:
         raise RefusedCandidate(f"{spec.name}: {tag} already names {existing}; dated tags are never moved")
+
+
+def candidate_hold(spec: AssetSpec, settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str,
+                   size: int, served_size: int | None, replaces: bool, now: datetime) -> Hold | None:
+    """The hold a candidate meets before it is downloaded, in order: the pin, the size against the served one
+    (not for a digest an operator approved), the soak period. ``replaces``: something is served (an empty
+    mirror is filled at once: there is nothing to keep). ``sync``, ``import`` and catalog pushes all call it."""
+    approved = approved_of(dict(state), tag)
+    held = pin_hold(spec, pin_of(dict(state), tag), digest)
+    if held is None and replaces and approved != digest:
+        held = shrink_hold(spec, settings, size, served_size)
+    if held is None and replaces:
+        held = soak_hold(spec, settings, candidate_of(dict(state), tag), digest, approved, now)
+    return held
+
+
+def waives_archive_check(settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str) -> bool:
+    """No archive check for this candidate: it is off, or an operator approved the digest."""
+    return not settings.check_archive or approved_of(dict(state), tag) == digest
+
+
+def passed_checks(spec: AssetSpec, settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str,
+                  replaces: bool) -> list[str]:
+    """The trust checks a published candidate passed, as a person reads them (its provenance's ``decisions``)."""
+    passed = []
+    if pin_of(dict(state), tag) is not None:
+        passed.append("pin: it is the pinned digest")
+    approved = approved_of(dict(state), tag) == digest
+    hold = settings.hold_for(spec.name)
+    if replaces and hold:
+        passed.append("hold: approved by an operator" if approved else f"hold: the candidate for at least {hold}")
+    if replaces and settings.max_shrink:
+        passed.append("size: not checked, approved by an operator" if approved
+                      else f"size: at least {settings.max_shrink:g} of the served version")
+    if spec.db_file is not None and settings.check_archive:
+        passed.append("archive: not checked, approved by an operator" if approved
+                      else f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
+    return passed
+
+
+def held_candidate(state: Mapping[str, Any], tag: str, digest: str, source: str, hold: Hold, now: datetime,
+                   reports: Mapping[str, str | None] | None = None) -> Candidate:
+    """The candidate to record for a held digest: its first sighting is kept while the digest stays the same."""
+    previous = candidate_of(dict(state), tag)
+    first_seen = previous.first_seen if previous is not None and previous.digest == digest else now
+    return Candidate(digest, source, first_seen, hold.reason, str(hold), dict(reports or {}))
+
+
+def provenance_record(state: Mapping[str, Any], tag: str, digest: str, source: str, now: datetime,
+                      decisions: list[str], reports: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Where a version published now came from (``source``: a source reference, ``bundle (...)``, ``push by
+    USER``), what each source reported (``--quorum``), since when it was the candidate (held before: its first
+    sighting), when it was published and the checks that let it through."""
+    held = candidate_of(dict(state), tag)
+    first_seen = held.first_seen if held is not None and held.digest == digest else now
+    return {"digest": digest, "source": source, "reports": dict(reports) if reports is not None else None,
+            "first_seen": iso(first_seen), "published_at": iso(now), "decisions": decisions}

@@ -163,6 +163,16 @@ def approve(destination: Destination, asset: AssetTag, digest: str | None) -> st
     return wanted
 
 
+def delivered_candidate(destination: Destination, asset: AssetTag, digest: str) -> str | None:
+    """Where the held candidate ``digest`` came from when no sync fetches it: ``bundle (...)`` (an import) or
+    ``push by USER`` (a push into ``serve``); None when a sync found it (or it is not the held candidate). Such a
+    candidate is published by importing or pushing it again once approved."""
+    candidate = candidate_of(destination.state.load(asset.spec.mirror_repository), asset.tag)
+    if candidate is None or candidate.digest != digest:
+        return None
+    return candidate.source if candidate.source.startswith(("bundle", "push by ")) else None
+
+
 async def _history(target: WriteTarget, tag: str, remembered: list[str]) -> list[str]:
     """Older digests of ``tag``, newest first: a store layout's index history first, then what the state
     remembers (the only history a registry has)."""
