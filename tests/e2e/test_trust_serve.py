@@ -136,6 +136,8 @@ def test_serve_holds_while_its_sources_disagree_and_publishes_once_they_agree(
         assert (held["reason"], held["served"]) == ("quorum", dbs["old"].digest)
         assert set(held["candidate"]["reports"].values()) == {dbs["new"].digest, dbs["other"].digest}
         assert server.get("/readyz")[0] == 200  # what is served is still good
+        page = server.get("/")[1].decode()  # the status page names the hold and both candidates
+        assert "held (quorum)" in page and all(f'title="{dbs[n].digest}"' in page for n in ("new", "other"))
         metrics = server.get("/metrics")[1].decode()
         assert 'trivy_mirror_asset_held{asset="db",reason="quorum",reference="aquasec/trivy-db:2"} 1.0' in metrics
         repository = f"{server.host}/{DB_REPOSITORY}:2"
