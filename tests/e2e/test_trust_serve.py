@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 
-from support.cli import MirrorCli
+from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
 from support.trivy import TrivySandbox, vuln_ids
@@ -170,3 +170,37 @@ def test_serve_publishes_a_new_version_only_after_its_hold(mirror: MirrorCli, re
     assert "hold: the candidate for at least 0:00:04" in provenance["decisions"]
 
 
+
+
+def test_serve_holds_a_pushed_db_that_shrank_and_the_pushing_sync_says_why(
+        mirror: MirrorCli, registry: RegistryFactory, tmp_path: Path) -> None:
+    """A push into serve meets serve's holds: the pushing ``sync --to`` fails with serve's ``DENIED`` reason in
+    one line, serve keeps its version and records the held candidate (``push by USER``); ``approve`` on serve's
+    store lets the next push through."""
+    upstream = registry()
+    big = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000)
+    small = build_vuln_db(updated_at=NOW - timedelta(hours=6))
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, text=True,
+                                       check=True).stdout)
+    store = ["--store", str(tmp_path / "served")]
+    sync = ["sync", "--dest-creds", f"{USER}:{PASSWORD}", "--from", f"{upstream.host}/aquasec", "--assets", "db",
+            "--max-shrink", "0"]  # the pushing side does not check the size: serve does
+    with ServeProcess(mirror, [*store, "--no-sync", "--assets", "db", "--htpasswd", str(htpasswd),
+                               "--allow-push", "--push-user", USER]) as server:
+        push_artifact(upstream.host, DB_REPOSITORY, "2", big)
+        assert mirror.run([*sync, "--to", server.host]).returncode == 0
+        push_artifact(upstream.host, DB_REPOSITORY, "2", small)
+        line = assert_one_error_line(mirror.run([*sync, "--to", server.host]))
+        assert "DENIED" in line and "held (sanity)" in line and "below --max-shrink 0.5" in line, line
+        row = json.loads(mirror.run(["status", *store, "--assets", "db", "--json"]).stdout)["assets"][0]
+        assert (row["digest"], row["held"]) == (big.digest, "sanity")
+        assert (row["candidate"]["digest"], row["candidate"]["source"]) == (small.digest, f"push by {USER}")
+        [held] = json.loads(_get(server, "/readyz")[1])["held"]  # with auth on, only credentials see why
+        assert held["reason"] == "sanity"
+
+        approved = mirror.run(["approve", "db", small.digest, *store])
+        assert approved.returncode == 0 and "push it again" in approved.stdout, approved.stderr
+        assert mirror.run([*sync, "--to", server.host]).returncode == 0
+        row = json.loads(mirror.run(["status", *store, "--assets", "db", "--json"]).stdout)["assets"][0]
+        assert (row["digest"], row["held"]) == (small.digest, None)
