@@ -366,14 +366,23 @@ def check_dated_tag(spec: AssetSpec, tag: str, digest: str, held: bool, existing
         raise RefusedCandidate(f"{spec.name}: {tag} already names {existing}; dated tags are never moved")
 
 
+def sanity_waived(state: Mapping[str, Any], tag: str, digest: str) -> bool:
+    """An operator approved ``digest`` while it was held by a sanity check (``approve`` after ``held (sanity)``):
+    the size and archive checks are waived for it. An approval given during a soak period waives only the soak:
+    a sanity check failing after it holds the candidate again, for a second, informed approval."""
+    candidate = candidate_of(dict(state), tag)
+    return (approved_of(dict(state), tag) == digest and candidate is not None and candidate.digest == digest
+            and candidate.held == "sanity")
+
+
 def candidate_hold(spec: AssetSpec, settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str,
                    size: int, served_size: int | None, replaces: bool, now: datetime) -> Hold | None:
     """The hold a candidate meets before it is downloaded, in order: the pin, the size against the served one
-    (not for a digest an operator approved), the soak period. ``replaces``: something is served (an empty
-    mirror is filled at once: there is nothing to keep). ``sync``, ``import`` and catalog pushes all call it."""
+    (:func:`sanity_waived` aside), the soak period. ``replaces``: something is served (an empty mirror is filled
+    at once: there is nothing to keep). ``sync``, ``import`` and catalog pushes all call it."""
     approved = approved_of(dict(state), tag)
     held = pin_hold(spec, pin_of(dict(state), tag), digest)
-    if held is None and replaces and approved != digest:
+    if held is None and replaces and not sanity_waived(state, tag, digest):
         held = shrink_hold(spec, settings, size, served_size)
     if held is None and replaces:
         held = soak_hold(spec, settings, candidate_of(dict(state), tag), digest, approved, now)
@@ -381,8 +390,8 @@ def candidate_hold(spec: AssetSpec, settings: TrustSettings, state: Mapping[str,
 
 
 def waives_archive_check(settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str) -> bool:
-    """No archive check for this candidate: it is off, or an operator approved the digest."""
-    return not settings.check_archive or approved_of(dict(state), tag) == digest
+    """No archive check for this candidate: it is off, or :func:`sanity_waived`."""
+    return not settings.check_archive or sanity_waived(state, tag, digest)
 
 
 def passed_checks(spec: AssetSpec, settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str,
@@ -392,14 +401,15 @@ def passed_checks(spec: AssetSpec, settings: TrustSettings, state: Mapping[str, 
     if pin_of(dict(state), tag) is not None:
         passed.append("pin: it is the pinned digest")
     approved = approved_of(dict(state), tag) == digest
+    waived = sanity_waived(state, tag, digest)
     hold = settings.hold_for(spec.name)
     if replaces and hold:
         passed.append("hold: approved by an operator" if approved else f"hold: the candidate for at least {hold}")
     if replaces and settings.max_shrink:
-        passed.append("size: not checked, approved by an operator" if approved
+        passed.append("size: not checked, approved by an operator" if waived
                       else f"size: at least {settings.max_shrink:g} of the served version")
     if spec.db_file is not None and settings.check_archive:
-        passed.append("archive: not checked, approved by an operator" if approved
+        passed.append("archive: not checked, approved by an operator" if waived
                       else f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
     return passed
 

@@ -113,7 +113,8 @@ def approve(asset: str, digest: str | None, store: Path | None, destination: str
             lock_timeout: float) -> None:
     """Publish ASSET's candidate held by --hold, --max-shrink or --check-archive now: record the approval, then
     sync ASSET (its bytes are fetched now, by digest-checked copy; the policy's refusals still apply, --quorum
-    and the sanity checks do not: an approval is an operator's decision).
+    does not; the sanity checks are waived for a candidate they held). A candidate an import or a push brought
+    is published by the next import or push of it.
 
     DIGEST defaults to the held candidate status shows; a digest the sources do not serve stays approved until
     they do or another version is published. Exit 1 when the sync did not publish it.

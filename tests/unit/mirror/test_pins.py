@@ -327,3 +327,25 @@ def _fake_db(updated: datetime) -> Artifact:
     layer = targz([("trivy.db", b"\0" * 4096), ("metadata.json", metadata)], mtime=updated)
     return build_artifact([layer], layer_media_type=DB.layer_media_type, artifact_type=TRIVY_ARTIFACT_TYPE,
                           title="db.tar.gz", created=updated)
+
+
+async def test_an_approval_during_a_soak_period_does_not_waive_the_archive_check(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Prefix("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                     trust=TrustSettings(holds={"db": timedelta(days=1)}, max_shrink=0))
+    await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12)))
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    fake = _fake_db(NOW - timedelta(hours=1))
+    await _upstream(upstream, fake)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held) == ("held", "hold")  # not downloaded yet: the archive is unchecked
+    approve(destination, AssetTag.parse("db"), None)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held) == ("held", "sanity") and "archive check failed" in result.message
+    approve(destination, AssetTag.parse("db"), None)  # a second, informed approval
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "updated" and await _served(mirror) == fake.digest
+    assert "archive: not checked, approved by an operator" in result.decisions
