@@ -21,7 +21,17 @@ from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
 from support.trivy import TrivySandbox, vuln_ids
-from support.trivy_assets import PIP_CVE, AssetSet, build_vuln_db
+from support.trivy_assets import (
+    DB_LAYER,
+    PIP_CVE,
+    TRIVY_ARTIFACT_TYPE,
+    Artifact,
+    AssetSet,
+    build_artifact,
+    build_vuln_db,
+    go_time,
+    targz,
+)
 from trivy_mirror.signing import PublicKey
 
 pytestmark = pytest.mark.e2e
@@ -208,3 +218,83 @@ def test_import_does_not_move_a_pinned_tag_and_adds_the_dated_tag(mirror: Mirror
     tags = {m["annotations"].get("org.opencontainers.image.ref.name"): m["digest"] for m in index["manifests"]}
     assert tags["2"] == new.digest
     assert tags[f"2-{NOW - timedelta(hours=6):%Y%m%d.%H%M}"] == new.digest
+
+
+def _not_a_db(updated: datetime) -> Artifact:
+    """A DB artifact whose trivy.db is not a bbolt file (a truncated build, or an upstream format change)."""
+    metadata = json.dumps({"Version": 2, "UpdatedAt": go_time(updated),
+                           "NextUpdate": go_time(updated + timedelta(hours=24))}).encode()
+    layer = targz([("trivy.db", b"\0" * 4096), ("metadata.json", metadata)], mtime=updated)
+    return build_artifact([layer], layer_media_type=DB_LAYER, artifact_type=TRIVY_ARTIFACT_TYPE,
+                          title="db.tar.gz", created=updated)
+
+
+def test_a_failed_archive_check_holds_the_candidate_until_approved(mirror: MirrorCli, registry: RegistryFactory,
+                                                                    tmp_path: Path) -> None:
+    """The archive check holds (it does not refuse): the served DB stays, sync exits 1 with one line naming the
+    reason, status, /readyz and /metrics say ``sanity``; ``approve`` publishes it when an operator decides."""
+    upstream = registry()
+    good, odd = build_vuln_db(updated_at=NOW - timedelta(hours=6)), _not_a_db(NOW - timedelta(hours=1))
+    store = ["--store", str(tmp_path / "store")]
+    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db", "--max-shrink", "0"]  # the archive alone
+    push_artifact(upstream.host, DB_REPOSITORY, "2", good)
+    assert mirror.run(["sync", *store, *source]).returncode == 0
+    push_artifact(upstream.host, DB_REPOSITORY, "2", odd)
+    held = mirror.run(["sync", *store, *source])
+    line = assert_one_error_line(held)
+    assert "held (sanity): archive check failed: trivy.db in the layer is not a bbolt database" in line, line
+    assert odd.digest in line
+    row = db_row(mirror, store)
+    assert (row["digest"], row["held"]) == (good.digest, "sanity")
+    with ServeProcess(mirror, [*store, "--no-sync", "--assets", "db"]) as server:
+        readiness = json.loads(server.get("/readyz")[1])
+        [hold] = readiness["held"]
+        assert (hold["reason"], hold["candidate"]["digest"]) == ("sanity", odd.digest)
+        assert "archive check failed" in hold["candidate"]["detail"]
+        metrics = server.get("/metrics")[1].decode()
+        assert 'trivy_mirror_asset_held{asset="db",reason="sanity",reference="aquasec/trivy-db:2"} 1.0' in metrics
+
+    approved = mirror.run(["approve", "db", *store, "--from", f"{upstream.host}/aquasec"])
+    assert approved.returncode == 0, approved.stderr
+    row = db_row(mirror, store)
+    assert row["digest"] == odd.digest and row["held"] is None
+    provenance = row["provenance"]
+    assert isinstance(provenance, dict)
+    assert "archive: not checked, approved by an operator" in provenance["decisions"]
+
+
+def test_import_holds_a_shrunken_db_until_approved_and_records_its_provenance(
+        mirror: MirrorCli, registry: RegistryFactory, tmp_path: Path) -> None:
+    """``import`` applies sync's sanity holds: a DB a tenth of the served size fails the import with one line,
+    nothing published, the candidate recorded; ``approve`` (no sync: the bundle brought it) then a second import
+    publishes it, with the bundle as the source of its provenance."""
+    upstream = registry()
+    big = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000)
+    small = build_vuln_db(updated_at=NOW - timedelta(hours=6))
+    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db"]
+    isolated, connected = ["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")]
+    push_artifact(upstream.host, DB_REPOSITORY, "2", big)
+    assert mirror.run(["sync", *isolated, *source]).returncode == 0
+    push_artifact(upstream.host, DB_REPOSITORY, "2", small)
+    assert mirror.run(["sync", *connected, *source]).returncode == 0
+    bundle = tmp_path / "bundle.tar"
+    assert mirror.run(["export", str(bundle), *connected, "--assets", "db"]).returncode == 0
+
+    line = assert_one_error_line(mirror.run(["import", str(bundle), *isolated]))
+    assert "held (sanity)" in line and "below --max-shrink 0.5" in line and "nothing imported" in line, line
+    row = db_row(mirror, isolated)
+    assert (row["digest"], row["held"]) == (big.digest, "sanity")
+    candidate = row["candidate"]
+    assert isinstance(candidate, dict) and candidate["digest"] == small.digest
+    assert candidate["source"].startswith("bundle")
+
+    approved = mirror.run(["approve", "db", small.digest, *isolated])  # no --from: nothing is synced
+    assert approved.returncode == 0, approved.stderr
+    assert "import the bundle again" in approved.stdout
+    assert mirror.run(["import", str(bundle), *isolated]).returncode == 0
+    row = db_row(mirror, isolated)
+    assert (row["digest"], row["held"]) == (small.digest, None)
+    provenance = row["provenance"]
+    assert isinstance(provenance, dict) and provenance["source"].startswith("bundle")
+    assert provenance["decisions"][:2] == ["import: from a bundle", "size: not checked, approved by an operator"]
+    assert provenance["first_seen"] == candidate["first_seen"]  # held since the first import

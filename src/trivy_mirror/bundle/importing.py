@@ -61,7 +61,7 @@ async def import_bundle(bundle: BinaryIO, store: Path | None, destination: str |
         skip = STATIC_VEX_SKIP if static is not None else None
         where = stream_name(bundle, "stream")
         name = f"bundle from {where}" if where in ("stdin", "stream") else f"bundle {where}"
-        importer = BundleImport(staging, [OciImport(staging.root, target, events),
+        importer = BundleImport(staging, [OciImport(staging.root, target, events=events),
                                           VexImport(staging.root, vex_store, skip_reason=skip)], events, name)
         report = await importer.run(bundle, allow_downgrade=allow_downgrade, expected_sha256=expected_sha256,
                                     verify_key=verify_key)

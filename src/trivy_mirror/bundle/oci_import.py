@@ -2,7 +2,14 @@
 
 The staged layouts are ordinary :class:`~trivy_mirror.store.Layout` read targets, so publishing is
 ``copier.copy`` exactly as ``sync --to`` does it (into the store it hard-links the staged blobs). A DB layer's
-``metadata.json`` is read while the layer streams in, not in a second pass.
+``metadata.json`` (and, with the archive check, its database file's magic bytes) is read while the layer streams
+in, not in a second pass.
+
+The publish policy is sync's (:mod:`trivy_mirror.catalog.policy`): the refusals, then the holds a bundle can meet
+(a pin, ``--max-shrink``, the archive check; the settings are :class:`~trivy_mirror.catalog.policy.TrustSettings`,
+the defaults unless given). A held asset fails the whole import (nothing is published) with one line, and is
+recorded as the held candidate (``status`` shows it; ``approve ASSET DIGEST`` lets the next import publish it).
+A published version's provenance names the bundle as its source.
 """
 
 from __future__ import annotations
@@ -22,7 +29,15 @@ from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.attempt import Attempt
 from trivy_mirror.catalog.dated import dated_tag
 from trivy_mirror.catalog.layerinfo import LayerInfoError, LayerInfoReader, read_layer_metadata
-from trivy_mirror.catalog.state import Destination, TagRecord, pin_of, with_attempt
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, Hold, TrustSettings
+from trivy_mirror.catalog.state import (
+    Destination,
+    TagRecord,
+    with_approved,
+    with_attempt,
+    with_candidate,
+    with_provenance,
+)
 from trivy_mirror.engine import copier
 from trivy_mirror.engine.events import Listener, as_item
 from trivy_mirror.errors import BundleError, InvalidDigest, InvalidReference, MirrorError, RefusedCandidate
@@ -82,9 +97,11 @@ class OciImport:
     kind = "oci"
     root = ROOT
 
-    def __init__(self, staging_root: Path, destination: Destination, events: Listener | None = None) -> None:
+    def __init__(self, staging_root: Path, destination: Destination, trust: TrustSettings = DEFAULT_TRUST,
+                 events: Listener | None = None) -> None:
         self.staged = Store(staging_root / ROOT)
         self.destination = destination
+        self.trust = trust
         self.events = events
         """Receives each asset's layer pushed into the destination, as a named item (a registry; into the store
         the staged blobs are linked, not copied)."""
@@ -120,7 +137,7 @@ class OciImport:
                 manifest = layout.read_manifest(str(entry.digest))
                 parsed = manifest.parsed if manifest is not None else None
                 if isinstance(parsed, Manifest) and [layer.digest for layer in parsed.layers] == [member.digest]:
-                    reader = LayerInfoReader()
+                    reader = LayerInfoReader(spec.db_file if self.trust.check_archive else None)
                     self._readers[(member.repository, member.digest)] = reader
                     return reader.feed
         except MirrorError:
@@ -148,36 +165,82 @@ class OciImport:
         parsed = manifest.parsed
         layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
-        metadata = await self._layer_metadata(spec, repository, layer) if spec.has_metadata else None
-        policy.check_version(spec, tag, parsed, metadata)
-        self._check_entry(entry, parsed, metadata)
         target = await self.destination.target(repository)
         current = await target.resolve(tag)
-        planned = OciPlanned(entry, spec, tag, manifest, metadata, staged, target, self.destination,
-                             changed=current is None or current.digest != manifest.digest, events=self.events)
-        if planned.changed:
-            held = policy.pin_hold(spec, pin_of(self.destination.state.load(repository), tag), str(manifest.digest))
+        changed = current is None or current.digest != manifest.digest
+        state = self.destination.state.load(repository)
+        digest = str(manifest.digest)
+        size = sum(blob.size for blob in parsed.blobs)
+        if changed:
+            served_size = await _served_size(target, current) if current is not None else None
+            held = policy.candidate_hold(spec, self.trust, state, tag, digest, size, served_size,
+                                         current is not None, datetime.now(UTC))
             if held is not None:
-                raise RefusedCandidate(f"{held}; the bundle's {manifest.digest} is not imported over a pin "
-                                       f"(trivy-mirror unpin {spec.name})")
-        if planned.changed and current is not None:
+                self._hold(entry, spec, tag, digest, held)
+        check_archive = changed and not policy.waives_archive_check(self.trust, state, tag, digest)
+        metadata = None
+        if spec.has_metadata:
+            try:
+                metadata = await self._layer_metadata(spec, repository, layer, check_archive)
+            except _ArchiveFailed as failed:
+                self._hold(entry, spec, tag, digest, policy.archive_hold(spec, str(failed)))
+        policy.check_version(spec, tag, parsed, metadata)
+        self._check_entry(entry, parsed, metadata)
+        planned = OciPlanned(entry, spec, tag, manifest, metadata, staged, target, self.destination,
+                             changed=changed, events=self.events)
+        if changed:
+            planned.decisions = policy.passed_checks(spec, self.trust, state, tag, digest, current is not None)
+        if changed and current is not None:
             planned.downgrade = await self._downgrade(spec, target, tag, current, metadata, parsed)
         return planned
 
-    async def _layer_metadata(self, spec: AssetSpec, repository: str, layer: Descriptor) -> LayerMetadata:
+    def _hold(self, entry: AssetEntry, spec: AssetSpec, tag: str, digest: str, held: Hold) -> None:
+        """Record the held candidate (``status`` shows it) and refuse the import: nothing is published."""
+        book = self.destination.state
+        state = book.load(spec.mirror_repository)
+        candidate = policy.held_candidate(state, tag, digest, _source(entry), held, datetime.now(UTC))
+        if held.reason == "pinned":
+            message = f"{held}; the bundle's {digest} is not imported over a pin (trivy-mirror unpin {spec.name})"
+        else:
+            message = (f"{held}; nothing imported: after trivy-mirror approve {spec.name} {digest}, import the "
+                       "bundle again")
+        attempt = Attempt.now("held" if held.reason == "pinned" else "failed", message)
+        try:
+            book.save(spec.mirror_repository, with_attempt(with_candidate(state, tag, candidate), tag, attempt))
+        except (OSError, MirrorError) as err:
+            log.warning("cannot record the held candidate of %s: %s", entry.reference, err)
+        raise RefusedCandidate(message)
+
+    async def _layer_metadata(self, spec: AssetSpec, repository: str, layer: Descriptor,
+                              check_archive: bool) -> LayerMetadata:
+        """The layer's metadata.json; :class:`_ArchiveFailed` when ``check_archive`` and the layer fails the
+        archive check, RefusedCandidate when the metadata cannot be read at all."""
         key = (repository, layer.digest)
         if key not in self._metadata:
+            expect = spec.db_file if self.trust.check_archive else None
             try:
                 reader = self._readers.pop(key, None)
                 if reader is not None:
                     self._metadata[key] = await reader.result()
                 else:
-                    source: ReadTarget = (self.staged.layout(repository) if key in self._staged_blobs
-                                          else await self.destination.target(repository))
-                    self._metadata[key] = await read_layer_metadata(source, layer)
+                    self._metadata[key] = await read_layer_metadata(await self._layer_source(repository, key), layer,
+                                                                    expect)
             except LayerInfoError as err:
-                raise RefusedCandidate(f"{spec.name}: {err}") from None
+                if check_archive:
+                    raise _ArchiveFailed(str(err)) from None
+                if expect is None:
+                    raise RefusedCandidate(f"{spec.name}: {err}") from None
+                try:  # the archive check is waived (approved): only the metadata is needed
+                    self._metadata[key] = await read_layer_metadata(await self._layer_source(repository, key), layer)
+                except LayerInfoError as again:
+                    raise RefusedCandidate(f"{spec.name}: {again}") from None
         return self._metadata[key]
+
+    async def _layer_source(self, repository: str, key: tuple[str, Digest]) -> ReadTarget:
+        """Where the layer is: staged, or already in the destination (it was not staged again)."""
+        if key in self._staged_blobs:
+            return self.staged.layout(repository)
+        return await self.destination.target(repository)
 
     @staticmethod
     def _check_entry(entry: AssetEntry, parsed: Manifest, metadata: LayerMetadata | None) -> None:
@@ -226,6 +289,8 @@ class OciPlanned:
         self.changed = changed
         self.events = events
         self.downgrade: str | None = None
+        self.decisions: list[str] = []
+        """The trust checks it passed, for its provenance."""
 
     async def publish(self) -> ImportResult:
         updated_at = self.metadata.updated_at if self.metadata else None
@@ -254,12 +319,38 @@ class OciPlanned:
             await self.target.push_manifest(self.manifest, name)
 
     def _record(self) -> None:
-        source = f"bundle ({self.entry.source})" if self.entry.source else "bundle"
-        record = TagRecord(str(self.manifest.digest), self.entry.size, source, datetime.now(UTC), self.metadata)
+        """The published version, its provenance (the bundle as its source); no held candidate or approval left."""
+        source = _source(self.entry)
+        now = datetime.now(UTC)
+        digest = str(self.manifest.digest)
+        record = TagRecord(digest, self.entry.size, source, now, self.metadata)
         attempt = Attempt.now("imported", f"from {source}")
         book = self.destination.state
         repository = self.spec.mirror_repository
         try:
-            book.save(repository, with_attempt(book.load(repository), self.tag, attempt, record))
+            state = book.load(repository)
+            provenance = policy.provenance_record(state, self.tag, digest, source, now,
+                                                  ["import: from a bundle", *self.decisions])
+            state = with_approved(with_candidate(with_provenance(state, self.tag, provenance), self.tag, None),
+                                  self.tag, None)
+            book.save(repository, with_attempt(state, self.tag, attempt, record))
         except (OSError, MirrorError) as err:
             log.warning("cannot record the import of %s: %s", self.entry.reference, err)
+
+
+class _ArchiveFailed(Exception):
+    """The layer failed the archive check (the reader's words); the asset is held (never leaves this module)."""
+
+
+def _source(entry: AssetEntry) -> str:
+    return f"bundle ({entry.source})" if entry.source else "bundle"
+
+
+async def _served_size(target: WriteTarget, current: Descriptor) -> int | None:
+    """The served artifact's size, from its manifest; None when it cannot be read (no size check then)."""
+    try:
+        parsed = (await target.get_manifest(str(current.digest))).parsed
+    except MirrorError as err:
+        log.warning("cannot read the served version's size: %s", err)
+        return None
+    return sum(blob.size for blob in (parsed.blobs if isinstance(parsed, Manifest) else parsed.manifests))

@@ -25,10 +25,18 @@ recorded in state), in this order: :func:`quorum_hold` while fewer than ``--quor
 digest; :func:`pin_hold` when an operator pinned the tag to another digest (``trivy-mirror pin``,
 ``rollback``); :func:`shrink_hold` when it is much smaller than the served version (``--max-shrink``);
 :func:`soak_hold` while a new version has not yet been the candidate for the asset's ``--hold``
-(``trivy-mirror approve`` lifts it for one digest). A pin or a hold is a decision, not a failure: the sync
-reports what it would publish and exits 0; too few agreeing sources or a failed sanity check make it exit 1.
-The settings are one :class:`TrustSettings`. With ``check_archive``, a DB layer must also hold its database
-file with the right magic bytes (:class:`~trivy_mirror.catalog.assets.DbFile`), or it is refused.
+(``trivy-mirror approve`` lifts it for one digest); :func:`archive_hold`, with ``check_archive``, when a DB
+layer is not a readable tar.gz holding its database file with the right magic bytes
+(:class:`~trivy_mirror.catalog.assets.DbFile`) and a parsable metadata.json. A pin or a hold is a decision, not
+a failure: the sync reports what it would publish and exits 0; too few agreeing sources or a failed sanity check
+(``sanity``: size, archive) make it exit 1. The settings are one :class:`TrustSettings`.
+
+Refused or held: a refusal (:class:`RefusedCandidate`) is for what no operator decision can make right, because
+Trivy refuses it itself (the shape, the schema Version against the tag) or because publishing it would poison
+later decisions (UpdatedAt in the future, older than what is served). A sanity hold is the mirror's own
+judgement that a candidate looks wrong (much smaller than the served one, a layer that does not look like a DB):
+an upstream format change can make it wrong, so ``approve`` publishes that digest anyway, with the refusals
+still applied (a layer whose metadata.json cannot be read is then refused: Trivy fails on it).
 
 What cannot be compared never refuses: a served version with no readable metadata, or a checks bundle without
 a version annotation (a custom build, which Trivy accepts), may be replaced. Equal values are not older: the
@@ -48,7 +56,7 @@ from typing import Any, Literal
 
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
 from trivy_mirror.catalog.layerinfo import LayerInfoError, read_layer_metadata
-from trivy_mirror.catalog.state import Candidate, Pin, tag_record
+from trivy_mirror.catalog.state import Candidate, Pin, approved_of, candidate_of, pin_of, tag_record
 from trivy_mirror.errors import MirrorError, RefusedCandidate
 from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
@@ -332,7 +340,14 @@ def shrink_hold(spec: AssetSpec, settings: TrustSettings, candidate: int, served
     if settings.max_shrink <= 0 or not served or candidate >= served * settings.max_shrink:
         return None
     return Hold(spec.name, "sanity", f"the candidate is {candidate} bytes, {candidate / served:.0%} of the served "
-                                     f"{served}; below --max-shrink {settings.max_shrink:g}")
+                                     f"{served}; below --max-shrink {settings.max_shrink:g} (trivy-mirror approve "
+                                     f"{spec.name} publishes it anyway)")
+
+
+def archive_hold(spec: AssetSpec, problem: str) -> Hold:
+    """Hold a candidate whose layer failed the archive check (``problem``: what the layer reader found)."""
+    return Hold(spec.name, "sanity", f"archive check failed: {problem} (trivy-mirror approve {spec.name} "
+                                     "publishes it anyway)")
 
 
 def is_dated_tag(spec: AssetSpec, tag: str) -> bool:
@@ -349,3 +364,70 @@ def check_dated_tag(spec: AssetSpec, tag: str, digest: str, held: bool, existing
                                f"tag first")
     if existing is not None and existing != digest:
         raise RefusedCandidate(f"{spec.name}: {tag} already names {existing}; dated tags are never moved")
+
+
+def sanity_waived(state: Mapping[str, Any], tag: str, digest: str) -> bool:
+    """An operator approved ``digest`` while it was held by a sanity check (``approve`` after ``held (sanity)``):
+    the size and archive checks are waived for it. An approval given during a soak period waives only the soak:
+    a sanity check failing after it holds the candidate again, for a second, informed approval."""
+    candidate = candidate_of(dict(state), tag)
+    return (approved_of(dict(state), tag) == digest and candidate is not None and candidate.digest == digest
+            and candidate.held == "sanity")
+
+
+def candidate_hold(spec: AssetSpec, settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str,
+                   size: int, served_size: int | None, replaces: bool, now: datetime) -> Hold | None:
+    """The hold a candidate meets before it is downloaded, in order: the pin, the size against the served one
+    (:func:`sanity_waived` aside), the soak period. ``replaces``: something is served (an empty mirror is filled
+    at once: there is nothing to keep). ``sync``, ``import`` and catalog pushes all call it."""
+    approved = approved_of(dict(state), tag)
+    held = pin_hold(spec, pin_of(dict(state), tag), digest)
+    if held is None and replaces and not sanity_waived(state, tag, digest):
+        held = shrink_hold(spec, settings, size, served_size)
+    if held is None and replaces:
+        held = soak_hold(spec, settings, candidate_of(dict(state), tag), digest, approved, now)
+    return held
+
+
+def waives_archive_check(settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str) -> bool:
+    """No archive check for this candidate: it is off, or :func:`sanity_waived`."""
+    return not settings.check_archive or sanity_waived(state, tag, digest)
+
+
+def passed_checks(spec: AssetSpec, settings: TrustSettings, state: Mapping[str, Any], tag: str, digest: str,
+                  replaces: bool) -> list[str]:
+    """The trust checks a published candidate passed, as a person reads them (its provenance's ``decisions``)."""
+    passed = []
+    if pin_of(dict(state), tag) is not None:
+        passed.append("pin: it is the pinned digest")
+    approved = approved_of(dict(state), tag) == digest
+    waived = sanity_waived(state, tag, digest)
+    hold = settings.hold_for(spec.name)
+    if replaces and hold:
+        passed.append("hold: approved by an operator" if approved else f"hold: the candidate for at least {hold}")
+    if replaces and settings.max_shrink:
+        passed.append("size: not checked, approved by an operator" if waived
+                      else f"size: at least {settings.max_shrink:g} of the served version")
+    if spec.db_file is not None and settings.check_archive:
+        passed.append("archive: not checked, approved by an operator" if waived
+                      else f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
+    return passed
+
+
+def held_candidate(state: Mapping[str, Any], tag: str, digest: str, source: str, hold: Hold, now: datetime,
+                   reports: Mapping[str, str | None] | None = None) -> Candidate:
+    """The candidate to record for a held digest: its first sighting is kept while the digest stays the same."""
+    previous = candidate_of(dict(state), tag)
+    first_seen = previous.first_seen if previous is not None and previous.digest == digest else now
+    return Candidate(digest, source, first_seen, hold.reason, str(hold), dict(reports or {}))
+
+
+def provenance_record(state: Mapping[str, Any], tag: str, digest: str, source: str, now: datetime,
+                      decisions: list[str], reports: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Where a version published now came from (``source``: a source reference, ``bundle (...)``, ``push by
+    USER``), what each source reported (``--quorum``), since when it was the candidate (held before: its first
+    sighting), when it was published and the checks that let it through."""
+    held = candidate_of(dict(state), tag)
+    first_seen = held.first_seen if held is not None and held.digest == digest else now
+    return {"digest": digest, "source": source, "reports": dict(reports) if reports is not None else None,
+            "first_seen": iso(first_seen), "published_at": iso(now), "decisions": decisions}

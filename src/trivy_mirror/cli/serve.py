@@ -91,14 +91,14 @@ def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str |
     from trivy_mirror.store import Store, default_store_dir
 
     log_format = ctx.find_root().params.get("log_format", "text")
-    settings = ServerSettings(listen=listen, public_url=public_url, tls_cert=tls_cert, tls_key=tls_key,
-                              htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
-                              allow_push=allow_push, allow_delete=allow_delete, push_users=frozenset(push_user),
-                              sync_every=sync_every, keep=keep, log_format=log_format, workers=workers)
-    the_store = Store(store or default_store_dir())
     names = parse_assets(asset_names)
     prefixes, vex_parent = parse_sources(sources, parent, names)
     trust = trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive, provenance, sign_key)
+    settings = ServerSettings(listen=listen, public_url=public_url, tls_cert=tls_cert, tls_key=tls_key,
+                              htpasswd=htpasswd, token_file=token_file, anonymous_pull=anonymous_pull,
+                              allow_push=allow_push, allow_delete=allow_delete, push_users=frozenset(push_user),
+                              sync_every=sync_every, keep=keep, log_format=log_format, workers=workers, trust=trust)
+    the_store = Store(store or default_store_dir())
     store_sync = serve_sync(the_store, select_assets(asset_names), prefixes,
                             connection_options(src_creds, "src", insecure, ca_file, prefixes), lock_timeout=600,
                             vex=explicit_vex(vex_sources, names, parent), parent=vex_parent, trust=trust)

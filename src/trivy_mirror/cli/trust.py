@@ -111,9 +111,10 @@ def rollback(asset: str, store: Path | None, destination: str | None, dest_creds
 def approve(asset: str, digest: str | None, store: Path | None, destination: str | None, dest_creds: str | None,
             sources: tuple[str, ...], src_creds: str | None, insecure: bool, ca_file: Path | None, as_json: bool,
             lock_timeout: float) -> None:
-    """Publish ASSET's candidate held by --hold now: record the approval, then sync ASSET (its bytes are
-    fetched now, by digest-checked copy; the policy and sanity checks still apply, --quorum does not: an
-    approval is an operator's decision).
+    """Publish ASSET's candidate held by --hold, --max-shrink or --check-archive now: record the approval, then
+    sync ASSET (its bytes are fetched now, by digest-checked copy; the policy's refusals still apply, --quorum
+    does not; the sanity checks are waived for a candidate they held). A candidate an import or a push brought
+    is published by the next import or push of it.
 
     DIGEST defaults to the held candidate status shows; a digest the sources do not serve stays approved until
     they do or another version is published. Exit 1 when the sync did not publish it.

@@ -13,7 +13,7 @@ from typing import Literal
 from trivy_mirror.catalog.policy import TrustSettings
 from trivy_mirror.errors import UsageError
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.mirror.pins import AssetTag, PinResult, approve, pin, rollback, unpin
+from trivy_mirror.mirror.pins import AssetTag, PinResult, approve, delivered_candidate, pin, rollback, unpin
 from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import sync_destination
 from trivy_mirror.static import StaticDestination
@@ -62,6 +62,15 @@ async def run_approve(asset_text: str, digest: str | None, sources: Sequence[Pla
             else contextlib.nullcontext()
         async with locked:
             approved = approve(target, asset, digest)
+            delivered = delivered_candidate(target, asset, approved)
+    if delivered is not None:  # no sync would fetch it: the import or push that brought it publishes it now
+        again = "import the bundle" if delivered.startswith("bundle") else "push it"
+        if as_json:
+            print(json.dumps({"approved": approved, "published": False, "source": delivered}, indent=2))
+        else:
+            console.stdout.print(f"{asset.reference}: approved {approved} (held from {delivered}); {again} again "
+                                 "to publish it", markup=False, highlight=False)
+        return 0
     spec = replace(asset.spec, tags=tuple(t for t in asset.spec.tags if t.tag == asset.tag))
     only_approved = TrustSettings(holds={spec.name: APPROVED_ONLY})  # never another candidate than the approved
     report = await sync_destination([spec], sources, source_options, dest_options, store, destination,

@@ -17,9 +17,7 @@ from trivy_mirror.catalog.state import (
     Candidate,
     Destination,
     TagRecord,
-    approved_of,
     candidate_of,
-    pin_of,
     tag_record,
     with_approved,
     with_attempt,
@@ -35,12 +33,20 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.place import Place
 from trivy_mirror.target import ReadTarget, WriteTarget
-from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
 
 DRY_RUN_UNCHECKED = ("metadata.json Version (schema)", "UpdatedAt (not older than the served version)")
 """A DB's metadata.json comes after the DB file in its layer: a dry run cannot read it without the whole download."""
+
+
+class _Held(Exception):
+    """The archive check failed while the candidate was copied: it is held, not published (never leaves this
+    module)."""
+
+    def __init__(self, hold: policy.Hold) -> None:
+        super().__init__(str(hold))
+        self.hold = hold
 
 
 class AssetSync:
@@ -142,7 +148,8 @@ class AssetSync:
                                   result.reports or {})
         provenance = None
         if result.outcome == "updated" and result.digest:  # before the candidate it was is cleared
-            provenance = self._provenance(state, tag, result, now)
+            provenance = policy.provenance_record(state, tag, result.digest, result.source or "", now,
+                                                  result.decisions, result.reports)
             state = with_provenance(state, tag, provenance)
         if result.outcome in ("updated", "unchanged", "held"):
             state = with_candidate(state, tag, candidate)
@@ -204,15 +211,6 @@ class AssetSync:
             return TagResult(spec.name, reference, "refused", f"kept the current version: {summary}")
         return TagResult(spec.name, reference, "failed", f"no source could be used: {summary}")
 
-    @staticmethod
-    def _provenance(state: dict[str, object], tag: str, result: TagResult, now: datetime) -> dict[str, object]:
-        """Where a published version came from: the source, what each source reported, since when it was the
-        candidate (held before: its first sighting), when it was published, and the checks that let it through."""
-        held = candidate_of(state, tag)
-        first_seen = held.first_seen if held is not None and held.digest == result.digest else now
-        return {"digest": result.digest, "source": result.source, "reports": result.reports,
-                "first_seen": iso(first_seen), "published_at": iso(now), "decisions": result.decisions}
-
     async def _agree(self, spec: AssetSpec, tag: str, reference: str,
                      target: WriteTarget) -> TagResult | tuple[list[Place], str, dict[str, str | None]]:
         """``--quorum``: one manifest HEAD per source, no blob traffic. The sources serving the agreed digest and
@@ -258,20 +256,18 @@ class AssetSync:
         layer = policy.check_shape(spec, parsed)
         assert isinstance(parsed, Manifest)
         state = self.destination.state.load(spec.mirror_repository)
-        held = policy.pin_hold(spec, pin_of(state, tag), str(manifest.digest))
-        if held is None and current is not None:  # an empty mirror is filled at once: there is nothing to keep
-            held = policy.shrink_hold(spec, self.trust, _artifact_size(manifest),
-                                      await self._served_size(spec, tag, current, target))
-        if held is None and current is not None:
-            held = policy.soak_hold(spec, self.trust, candidate_of(state, tag), str(manifest.digest),
-                                    approved_of(state, tag), datetime.now(UTC))
+        digest = str(manifest.digest)
+        served_size = await self._served_size(spec, tag, current, target) if current is not None else None
+        held = policy.candidate_hold(spec, self.trust, state, tag, digest, _artifact_size(manifest), served_size,
+                                     current is not None, datetime.now(UTC))
         if held is not None:
-            return TagResult(spec.name, reference, "held", f"{held}; would publish {manifest.digest} from {source_ref}",
-                             str(manifest.digest), _artifact_size(manifest), source_ref, held=held.reason)
-        decisions = self._passed(spec, state, tag, str(manifest.digest), current is not None)
+            return TagResult(spec.name, reference, "held", f"{held}; would publish {digest} from {source_ref}",
+                             digest, _artifact_size(manifest), source_ref, held=held.reason)
+        decisions = policy.passed_checks(spec, self.trust, state, tag, digest, current is not None)
         if self.dry_run:
             return self._dry_run(spec, tag, reference, source_ref, manifest, parsed)
-        expect = spec.db_file if self.trust.check_archive else None
+        check_archive = not policy.waives_archive_check(self.trust, state, tag, digest)
+        expect = spec.db_file if check_archive else None
         reader = LayerInfoReader(expect) if spec.has_metadata else None
         seen_layer = False
 
@@ -299,6 +295,8 @@ class AssetSync:
                     else:
                         metadata = await read_layer_metadata(target, layer, expect)
                 except LayerInfoError as err:
+                    if check_archive:
+                        raise _Held(policy.archive_hold(spec, str(err))) from None
                     raise RefusedCandidate(f"{spec.name}: {err}") from None
             policy.check_version(spec, tag, parsed, metadata)
             if current is not None:
@@ -309,6 +307,10 @@ class AssetSync:
         hooks.before_publish = check
         try:
             stats = await copier.copy(source, manifest, target, tag, hooks)
+        except _Held as held_by:  # its blobs stay: the next sync or approve reads them there, no new download
+            return TagResult(spec.name, reference, "held",
+                             f"{held_by.hold}; would publish {manifest.digest} from {source_ref}",
+                             str(manifest.digest), _artifact_size(manifest), source_ref, held=held_by.hold.reason)
         finally:
             if reader is not None:
                 reader.close()
@@ -317,21 +319,6 @@ class AssetSync:
         return TagResult(spec.name, reference, "updated", f"copied {manifest.digest.short} from {source_ref}{also}",
                          str(manifest.digest), _artifact_size(manifest), source_ref, metadata, stats,
                          decisions=decisions)
-
-    def _passed(self, spec: AssetSpec, state: dict[str, object], tag: str, digest: str, replaces: bool) -> list[str]:
-        """The trust checks a candidate passed on its way to publication, for its provenance."""
-        passed = []
-        if pin_of(state, tag) is not None:
-            passed.append("pin: it is the pinned digest")
-        hold = self.trust.hold_for(spec.name)
-        if replaces and hold:
-            passed.append("hold: approved by an operator" if approved_of(state, tag) == digest
-                          else f"hold: the candidate for at least {hold}")
-        if replaces and self.trust.max_shrink:
-            passed.append(f"size: at least {self.trust.max_shrink:g} of the served version")
-        if spec.db_file is not None and self.trust.check_archive:
-            passed.append(f"archive: {spec.db_file.name} ({spec.db_file.kind}) and metadata.json")
-        return passed
 
     async def _tag_dated(self, spec: AssetSpec, tag: str, manifest: ManifestBytes, metadata: LayerMetadata | None,
                          target: WriteTarget) -> str | None:

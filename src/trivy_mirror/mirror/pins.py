@@ -5,7 +5,8 @@ must have it, e.g. from an earlier sync) and records who, when and why; from the
 sources and reports what it would publish, but the tag stays (:func:`trivy_mirror.catalog.policy.pin_hold`).
 ``rollback`` pins the previous version: the newest older digest of the tag's history that still resolves (the
 store's index keeps older versions; the state remembers the digests published, for registries). ``unpin``
-lets the next sync publish again. ``approve`` lets a candidate held by ``--hold`` be published at once.
+lets the next sync publish again. ``approve`` lets a candidate held by ``--hold`` or a sanity check
+(``--max-shrink``, ``--check-archive``) be published at once.
 """
 
 from __future__ import annotations
@@ -142,9 +143,9 @@ async def rollback(destination: Destination, asset: AssetTag, by: str, reason: s
 
 
 def approve(destination: Destination, asset: AssetTag, digest: str | None) -> str:
-    """Record that ``digest`` (default: the held candidate) may be published regardless of the hold; the next
-    sync fetches and publishes it (all other checks still apply). The digest approved. UsageError when there is
-    nothing to approve or the tag is pinned to another digest."""
+    """Record that ``digest`` (default: the held candidate) may be published regardless of the hold and the
+    sanity checks; the next sync fetches and publishes it (the policy's refusals still apply). The digest
+    approved. UsageError when there is nothing to approve or the tag is pinned to another digest."""
     book = destination.state
     state = book.load(asset.spec.mirror_repository)
     candidate = candidate_of(state, asset.tag)
@@ -160,6 +161,16 @@ def approve(destination: Destination, asset: AssetTag, digest: str | None) -> st
         raise UsageError(f"{asset.reference} is pinned to {pinned.digest}: unpin it first")
     book.save(asset.spec.mirror_repository, with_approved(state, asset.tag, wanted))
     return wanted
+
+
+def delivered_candidate(destination: Destination, asset: AssetTag, digest: str) -> str | None:
+    """Where the held candidate ``digest`` came from when no sync fetches it: ``bundle (...)`` (an import) or
+    ``push by USER`` (a push into ``serve``); None when a sync found it (or it is not the held candidate). Such a
+    candidate is published by importing or pushing it again once approved."""
+    candidate = candidate_of(destination.state.load(asset.spec.mirror_repository), asset.tag)
+    if candidate is None or candidate.digest != digest:
+        return None
+    return candidate.source if candidate.source.startswith(("bundle", "push by ")) else None
 
 
 async def _history(target: WriteTarget, tag: str, remembered: list[str]) -> list[str]:

@@ -159,4 +159,4 @@ class RegistryClient:
             return f"no credentials found for {self.registry}"
         if status == 401:
             return f"the credentials for {self.registry} were rejected"
-        return f"the credentials for {self.registry} do not grant this access"
+        return f"the credentials for {self.registry} do not grant this access, or its policy refuses it"

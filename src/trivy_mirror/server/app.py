@@ -65,7 +65,7 @@ def create_app(
     metrics = Metrics(statuses, scheduler_state)
     uploads = Uploads(settings.upload_dir, settings.max_uploads, settings.max_uploads_per_user,
                       settings.max_spool_per_user) if settings.allow_push else None
-    push = PushApi(cache, settings.aliases, uploads) if uploads is not None else None
+    push = PushApi(cache, settings.aliases, uploads, settings.trust) if uploads is not None else None
     delete = DeleteApi(cache, settings.aliases, settings.gc_grace) if settings.allow_delete else None
     v2 = V2(auth, PullApi(store, cache, settings.aliases, audit), push, delete)
 

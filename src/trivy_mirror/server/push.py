@@ -1,5 +1,10 @@
 """The write side of the registry API (only with ``allow_push``): blob uploads, cross-repository mounts and
 manifest pushes, all stored through the store's verified, atomic writes.
+
+A push into a catalog tag meets sync's publish policy (:mod:`trivy_mirror.server.catalogpush`): a refusal is
+``400 MANIFEST_INVALID``, a hold ``403 DENIED`` with the reason (``held (sanity): ...``), which registry clients
+print as they get it; the held candidate is recorded in the store's state. A published version is recorded with
+its provenance (``push by USER``) and, with ``--provenance`` or ``--sign``, gets the provenance referrer.
 """
 
 from __future__ import annotations
@@ -8,9 +13,11 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 
 from aiohttp import web
 
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.chunks import CHUNK_SIZE as CHUNK
 from trivy_mirror.errors import (
     InvalidManifest,
@@ -20,13 +27,14 @@ from trivy_mirror.errors import (
     StoreError,
     VerificationError,
 )
+from trivy_mirror.mirror import provenance as provenance_referrer
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.server.accesslog import USER_KEY
 from trivy_mirror.server.cache import ManifestCache
-from trivy_mirror.server.catalogpush import check_catalog_push
+from trivy_mirror.server.catalogpush import AcceptedPush, PushHeld, check_catalog_push
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
 from trivy_mirror.server.manifestcheck import check_pushed_manifest
 from trivy_mirror.server.params import parse_digest, repository_of
@@ -45,10 +53,12 @@ MAX_TAG_PARAMS = 32
 class PushApi:
     """Upload sessions and manifest pushes for the names the server answers (aliases included)."""
 
-    def __init__(self, cache: ManifestCache, aliases: Mapping[str, str], uploads: Uploads) -> None:
+    def __init__(self, cache: ManifestCache, aliases: Mapping[str, str], uploads: Uploads,
+                 trust: TrustSettings = DEFAULT_TRUST) -> None:
         self._cache = cache
         self._aliases = aliases
         self._uploads = uploads
+        self._trust = trust
 
     async def start_upload(self, request: web.Request, route: Route) -> web.Response:
         """POST: a mount (``?mount=&from=``), a monolithic upload (``?digest=``) or a new session."""
@@ -128,19 +138,29 @@ class PushApi:
         if missing:
             raise OciError("MANIFEST_BLOB_UNKNOWN", "the manifest references content that was not pushed",
                            detail=[str(digest) for digest in missing])
+        who = _owner(request)
+        accepted: list[AcceptedPush] = []
         try:
             untagged: list[str | None] = [None]
             for each in tags or untagged:
-                await check_catalog_push(layout.repository, layout, manifest, each)
+                found = await check_catalog_push(layout.repository, layout, manifest, each, self._trust,
+                                                 layout.read_state())
+                if found is not None:
+                    accepted.append(found)
         except RefusedCandidate as err:
             log.warning("push of %s:%s refused: %s", layout.repository, route.reference[:140], err)
             raise OciError("MANIFEST_INVALID", str(err)) from None
+        except PushHeld as held:
+            await self._record_held(layout, held, who)
+            raise OciError("DENIED", f"{held.hold}; the served version stays") from None
         try:
             async with push_lock(self._cache.store, commit=True):
                 if not tags:
                     await layout.push_untagged(manifest)
                 for tag in tags:
                     await layout.push_manifest(manifest, tag)
+                for each_accepted in accepted:
+                    await self._record_published(layout, manifest, each_accepted, who)
         except StoreError as err:
             raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
         except MirrorError as err:
@@ -153,6 +173,30 @@ class PushApi:
         if manifest.parsed.subject is not None:
             response.headers["OCI-Subject"] = str(manifest.parsed.subject.digest)
         return response
+
+    async def _record_held(self, layout: ServedLayout, held: PushHeld, who: str) -> None:
+        """The held candidate into the store's state (``status``, ``/readyz``, ``approve``); the push is denied
+        whether or not this works."""
+        log.warning("push of %s:%s by %s held: %s", layout.repository, held.tag, who, held.hold)
+        try:
+            async with push_lock(self._cache.store, commit=True):
+                layout.write_state(held.recorded(layout.read_state(), who, datetime.now(UTC)))
+        except (OciError, MirrorError) as err:
+            log.warning("cannot record the held push of %s:%s: %s", layout.repository, held.tag, err)
+
+    async def _record_published(self, layout: ServedLayout, manifest: ManifestBytes, accepted: AcceptedPush,
+                                who: str) -> None:
+        """(Under the push lock.) The published version and its provenance into the store's state; with
+        ``--provenance`` or ``--sign``, its provenance referrer too. A failure here leaves the push published."""
+        try:
+            state, provenance = accepted.recorded(layout.read_state(), who, datetime.now(UTC))
+            layout.write_state(state)
+            if self._trust.provenance or self._trust.sign_key is not None:
+                await provenance_referrer.attach(layout, f"{layout.repository}:{accepted.tag}", manifest.descriptor,
+                                                 provenance, self._trust.sign_key)
+        except (MirrorError, OSError) as err:
+            log.warning("cannot record the provenance of the push of %s:%s: %s", layout.repository, accepted.tag,
+                        err)
 
     def _layout(self, name: str) -> ServedLayout:
         layout = self._cache.layout(repository_of(name, self._aliases))

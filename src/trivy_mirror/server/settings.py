@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.errors import InvalidReference, UsageError
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE
 from trivy_mirror.oci.reference import validate_repository
@@ -67,6 +68,9 @@ class ServerSettings:
     """Processes serving the port (``SO_REUSEPORT``; the kernel spreads connections); the first one syncs."""
     max_spool_per_user: int = 4 << 30
     """Bytes the unfinished chunked uploads of one credential may spool (Trivy's largest asset is under 1 GiB)."""
+    trust: TrustSettings = DEFAULT_TRUST
+    """The publish holds (pin, ``--max-shrink``, the archive check, ``--hold``) and ``--provenance``/``--sign``
+    also apply to pushes into the catalog's tags (``--quorum`` does not: a push is one source)."""
 
     @property
     def auth_enabled(self) -> bool:

@@ -1,8 +1,10 @@
 """``GET /``: the mirror's state on one plain HTML page, for a person with a browser.
 
 Per asset the version served (digest, size, UpdatedAt, NextUpdate), whether it is fresh, and its last attempts
-(the history the state keeps); the VEX repositories; the client census; and how to point Trivy at this mirror
-(``trivy-config``'s own output for this server's URL). Server-rendered, every value escaped, inline CSS only,
+(the history the state keeps); the trust decisions (pins with who, when and why; held candidates with the reason,
+since when, their digest and what each source reported; where the served version came from); the VEX
+repositories; the client census; and how to point Trivy at this mirror (``trivy-config``'s own output for this
+server's URL). Server-rendered, every value escaped, inline CSS only,
 no script (the Content-Security-Policy forbids any), so it works without JavaScript and loads nothing else.
 
 Who may see it: with auth on, only requests with valid credentials, even with ``--anonymous-pull``: the page
@@ -65,7 +67,7 @@ table{border-collapse:collapse;width:100%;margin:.3rem 0}th,td{text-align:left;p
 border-bottom:1px solid #e5e8eb;vertical-align:top}th{background:#f3f5f7;font-weight:600}
 code,pre{font:12.5px/1.4 ui-monospace,monospace}pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.6rem;
 overflow-x:auto}.state{display:inline-block;padding:0 .5rem;border-radius:.7rem;font-weight:600;color:#fff}
-.fresh,.ok,.imported{background:#1a7f37}.stale,.refused,.held{background:#9a6700}.missing,.failed{background:#cf222e}
+.fresh,.ok,.imported{background:#1a7f37}.stale,.refused,.held,.pinned{background:#9a6700}.missing,.failed{background:#cf222e}
 .none{background:#6e7781}.muted{color:#57606a}.banner{padding:.6rem .8rem;border-radius:.4rem;margin:.6rem 0;
 font-weight:600}.banner.ready{background:#dafbe1}.banner.unready{background:#ffebe9}
 details summary{cursor:pointer;color:#0969da}time,.size{white-space:nowrap}.msg{max-width:34rem;overflow-wrap:anywhere}
@@ -229,6 +231,8 @@ def render(snapshot: Snapshot, url: str, settings: ServerSettings, now: datetime
         _sync_section(snapshot.sync, now),
         "<h2>Assets</h2>",
         _asset_table(rows, snapshot.histories, now),
+        "<h2>Pins, holds and provenance</h2>",
+        _trust_table(rows, now),
         "<h2>VEX repositories</h2>",
         _vex_table(vex_rows, snapshot.histories, url, now) if vex_rows else "<p>This mirror serves none.</p>",
         "<h2>Clients</h2>",
@@ -293,6 +297,54 @@ def _asset_table(rows: Sequence[AssetStatus], histories: dict[str, tuple[Attempt
                     f'<td class="size">{_size(row.size)}</td>'
                     f"<td>{_ago(row.updated_at, now)}</td><td>{_ago(row.next_update, now)}</td>"
                     f"<td>{_last(row, histories.get(row.reference, ()), now)}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _short(digest: object) -> str:
+    text = str(digest or "")
+    if not text:
+        return "—"
+    return f'<code title="{e(text)}">{e(text.split(":", 1)[-1][:12])}</code>'
+
+
+def _pin_cell(pin: dict[str, Any], now: datetime) -> str:
+    why = f'<div class="msg">{e(pin.get("reason"))}</div>' if pin.get("reason") else ""
+    return (f'{_badge("pinned")} to {_short(pin.get("digest"))} by {e(pin.get("by") or "—")} '
+            f'{_ago(parse_time(pin.get("at")), now)}{why}')
+
+
+def _held_cell(row: AssetStatus, now: datetime) -> str:
+    candidate = row.candidate or {}
+    reports = candidate.get("reports") or {}
+    sources = "".join(f"<li><code>{e(source)}</code>: {_short(digest) if digest else 'nothing'}</li>"
+                      for source, digest in reports.items())
+    return (f'<span class="state held">held ({e(row.held)})</span> candidate {_short(candidate.get("digest"))} '
+            f'from <code>{e(candidate.get("source") or "—")}</code>, since '
+            f'{_ago(parse_time(candidate.get("first_seen")), now)}'
+            f'<div class="msg">{e(candidate.get("detail"))}</div>' + (f"<ul>{sources}</ul>" if sources else ""))
+
+
+def _provenance_cell(provenance: dict[str, Any] | None, now: datetime) -> str:
+    if not provenance:
+        return '<span class="muted">not published by this mirror</span>'
+    decisions = "".join(f"<li>{e(d)}</li>" for d in provenance.get("decisions") or [])
+    return (f'from <code>{e(provenance.get("source") or "—")}</code>, first seen '
+            f'{_ago(parse_time(provenance.get("first_seen")), now)}, published '
+            f'{_ago(parse_time(provenance.get("published_at")), now)}'
+            + (f"<details><summary>checks passed</summary><ul>{decisions}</ul></details>" if decisions else ""))
+
+
+def _trust_table(rows: Sequence[AssetStatus], now: datetime) -> str:
+    """Per asset: its pin, its held candidate and the provenance of the served version."""
+    if not rows:
+        return "<p>No asset is configured.</p>"
+    head = "<tr><th>reference</th><th>pin</th><th>held candidate</th><th>served version came</th></tr>"
+    body = []
+    for row in rows:
+        pin = _pin_cell(row.pinned, now) if row.pinned else '<span class="muted">not pinned</span>'
+        held = _held_cell(row, now) if row.held else '<span class="muted">nothing held</span>'
+        body.append(f'<tr id="trust-{e(row.reference)}"><td><code>{e(row.reference)}</code></td><td>{pin}</td>'
+                    f"<td>{held}</td><td>{_provenance_cell(row.provenance, now)}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from trivy_mirror.errors import StoreError
 from trivy_mirror.oci.content import ManifestBytes
@@ -41,6 +41,12 @@ class ServedLayout(WriteTarget, Protocol):
         ...
 
     def tags(self) -> dict[str, Descriptor]: ...
+
+    def read_state(self) -> dict[str, Any]:
+        """The repository's state (held candidates, pins, provenance); {} when there is none."""
+        ...
+
+    def write_state(self, state: dict[str, Any]) -> None: ...
 
     def manifests(self) -> list[Descriptor]: ...
 

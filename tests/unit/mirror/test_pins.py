@@ -236,7 +236,7 @@ async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path:
     assert row.provenance["first_seen"] < row.provenance["published_at"]  # held since the first sighting
 
 
-async def test_a_db_that_shrinks_to_a_tenth_is_held(tmp_path: Path) -> None:
+async def test_a_db_that_shrinks_to_a_tenth_is_held_until_approved(tmp_path: Path) -> None:
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
     sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
@@ -246,26 +246,77 @@ async def test_a_db_that_shrinks_to_a_tenth_is_held(tmp_path: Path) -> None:
     sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
     await _upstream(upstream, small)
     result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
     assert (result.outcome, result.held, result.failed) == ("held", "sanity", True)
     assert "below --max-shrink 0.5" in result.message and await _served(mirror) == big.digest
+    assert approve(destination, AssetTag.parse("db"), None) == small.digest  # an operator decides it is right
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "updated" and await _served(mirror) == small.digest
+    assert "size: not checked, approved by an operator" in result.decisions
+
+
+async def test_a_db_that_shrinks_is_published_without_the_size_check(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
     lenient = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
                         trust=TrustSettings(max_shrink=0))
+    await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000))
+    assert (await lenient.sync_tag(DB, DB.tags[0])).outcome == "updated"
+    await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=6)))
     assert (await lenient.sync_tag(DB, DB.tags[0])).outcome == "updated"
 
 
-async def test_a_db_layer_without_a_bbolt_file_is_refused(tmp_path: Path) -> None:
+async def test_a_db_layer_without_a_bbolt_file_is_held_until_approved(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                     trust=TrustSettings(max_shrink=0))
+    good = build_vuln_db(updated_at=NOW - timedelta(hours=12))
+    await _upstream(upstream, good)
+    assert (await sync.sync_tag(DB, DB.tags[0])).outcome == "updated"
+    fake = _fake_db(NOW - timedelta(hours=1))
+    await _upstream(upstream, fake)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held, result.failed, result.digest) == ("held", "sanity", True, fake.digest)
+    assert "archive check failed: trivy.db in the layer is not a bbolt database" in result.message
+    assert await _served(mirror) == good.digest
+    [row] = await asset_statuses(destination, [DB])
+    assert row.held == "sanity" and row.to_json()["candidate"]["digest"] == fake.digest
+    again = await sync.sync_tag(DB, DB.tags[0])  # the blobs are in the destination: checked there again
+    assert (again.outcome, again.held) == ("held", "sanity")
+
+    assert approve(destination, AssetTag.parse("db"), None) == fake.digest
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "updated" and await _served(mirror) == fake.digest
+    assert "archive: not checked, approved by an operator" in result.decisions
+
+
+async def test_an_approved_layer_without_metadata_is_still_refused(tmp_path: Path) -> None:
+    """An approval waives the mirror's own judgement, not what Trivy needs: metadata.json with the schema."""
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
     sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
                      trust=TrustSettings(max_shrink=0))
     await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12)))
     assert (await sync.sync_tag(DB, DB.tags[0])).outcome == "updated"
-    fake = _fake_db(NOW - timedelta(hours=1))
-    await _upstream(upstream, fake)
+    layer = targz([("README", b"no database here")], mtime=NOW)
+    bare = build_artifact([layer], layer_media_type=DB.layer_media_type, artifact_type=TRIVY_ARTIFACT_TYPE,
+                          title="db.tar.gz", created=NOW)
+    await _upstream(upstream, bare)
     result = await sync.sync_tag(DB, DB.tags[0])
-    assert result.outcome == "refused" and "trivy.db in the layer is not a bbolt database" in result.message
-    unchecked = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
-                          trust=TrustSettings(check_archive=False, max_shrink=0))
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held) == ("held", "sanity") and "no metadata.json" in result.message
+    approve(destination, AssetTag.parse("db"), bare.digest)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "refused" and "no metadata.json" in result.message
+
+
+async def test_without_the_archive_check_a_fake_db_is_published(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    unchecked = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)),
+                          StoreDestination(mirror), trust=TrustSettings(check_archive=False, max_shrink=0))
+    await _upstream(upstream, _fake_db(NOW - timedelta(hours=1)))
     assert (await unchecked.sync_tag(DB, DB.tags[0])).outcome == "updated"
 
 
@@ -276,3 +327,25 @@ def _fake_db(updated: datetime) -> Artifact:
     layer = targz([("trivy.db", b"\0" * 4096), ("metadata.json", metadata)], mtime=updated)
     return build_artifact([layer], layer_media_type=DB.layer_media_type, artifact_type=TRIVY_ARTIFACT_TYPE,
                           title="db.tar.gz", created=updated)
+
+
+async def test_an_approval_during_a_soak_period_does_not_waive_the_archive_check(tmp_path: Path) -> None:
+    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
+    destination = StoreDestination(mirror)
+    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
+                     trust=TrustSettings(holds={"db": timedelta(days=1)}, max_shrink=0))
+    await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12)))
+    sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
+    fake = _fake_db(NOW - timedelta(hours=1))
+    await _upstream(upstream, fake)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held) == ("held", "hold")  # not downloaded yet: the archive is unchecked
+    approve(destination, AssetTag.parse("db"), None)
+    result = await sync.sync_tag(DB, DB.tags[0])
+    sync._record(DB, "2", result)
+    assert (result.outcome, result.held) == ("held", "sanity") and "archive check failed" in result.message
+    approve(destination, AssetTag.parse("db"), None)  # a second, informed approval
+    result = await sync.sync_tag(DB, DB.tags[0])
+    assert result.outcome == "updated" and await _served(mirror) == fake.digest
+    assert "archive: not checked, approved by an operator" in result.decisions

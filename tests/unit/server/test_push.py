@@ -305,10 +305,10 @@ async def test_catalog_pushes_pass_the_sync_checks(client: Client, store: Store)
         for name in ("aquasec/trivy-db", "aquasecurity/trivy-db"):
             body = await push_trivy(client, name, "2", artifact, status=400)
             assert error_codes(body) == ["MANIFEST_INVALID"] and reason in body.decode(), (reason, body)
-    empty = make_artifact(b"not a tar.gz")
+    empty = make_artifact(b"not a tar.gz")  # held, not refused: an operator may decide otherwise (approve)
     body = await push_trivy(client, "aquasec/trivy-db", "2", TrivyArtifact(
-        empty.manifest.data, empty.config[1], [empty.layer_bytes]), status=400)
-    assert b"not a readable tar.gz" in body
+        empty.manifest.data, empty.config[1], [empty.layer_bytes]), status=403)
+    assert error_codes(body) == ["DENIED"] and b"held (sanity)" in body
     body = await push_trivy(client, "aquasec/trivy-db", "latest", served, status=400)
     assert b"only the tag(s) 2" in body
     body = await push_trivy(client, "aquasec/trivy-db", served.digest, served, status=400)

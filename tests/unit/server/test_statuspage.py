@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -128,3 +129,27 @@ async def test_an_unreadable_state_is_a_503_page_naming_no_file(make_client: Cli
     response = await client.get("/")
     page = await response.text()
     assert response.status == 503 and "Permission denied" in page and "secret-path" not in page
+
+
+async def test_the_page_shows_pins_holds_and_provenance(make_client: ClientFactory) -> None:
+    """Who pinned what, when and why; a held candidate with the reason, since when, its digest and each source's
+    digest; where the served version came from: everything escaped."""
+    candidate = {"digest": "sha256:" + "c" * 64, "source": "one.example/aquasec/trivy-db:2",
+                 "first_seen": "2026-11-30T06:00:00Z", "held": "quorum", "detail": "db: held (quorum): 1 of the 2 <b>",
+                 "reports": {"one.example/aquasec/trivy-db:2": "sha256:" + "c" * 64,
+                             "two.example/aquasec/trivy-db:2": "sha256:" + "d" * 64}}
+    held = replace(FRESH, candidate=candidate, held="quorum",
+                   provenance={"digest": FRESH.digest, "source": "push by ci", "first_seen": "2026-11-30T05:00:00Z",
+                               "published_at": "2026-11-30T05:10:00Z", "decisions": ["push: by ci"]})
+    pinned = replace(STALE, pinned={"digest": "sha256:" + "b" * 64, "by": "alice", "at": "2026-11-30T07:00:00Z",
+                                    "reason": "INC-1: bad <build>"})
+    client = await make_client(statuses=lambda: [held, pinned])
+    page = await (await client.get("/")).text()
+    trust = page.split("<h2>Pins, holds and provenance</h2>", 1)[1].split("<h2>", 1)[0]
+    assert '<span class="state held">held (quorum)</span>' in trust and 'title="sha256:' + "c" * 64 + '"' in trust
+    assert "2026-11-30T06:00:00Z" in trust and 'title="sha256:' + "d" * 64 + '"' in trust
+    assert "two.example/aquasec/trivy-db:2" in trust and "1 of the 2 &lt;b&gt;" in trust
+    assert '<span class="state pinned">pinned</span>' in trust and "by alice" in trust
+    assert "2026-11-30T07:00:00Z" in trust and "INC-1: bad &lt;build&gt;" in trust
+    assert "from <code>push by ci</code>" in trust and "2026-11-30T05:10:00Z" in trust
+    assert "<li>push: by ci</li>" in trust
