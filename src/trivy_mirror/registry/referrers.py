@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from yarl import URL
+
 from trivy_mirror.errors import InvalidManifest, NotFound, RegistryError
 from trivy_mirror.http.failures import error_from_response
 from trivy_mirror.http.transport import host_label, read_limited, wire_errors
@@ -13,6 +15,7 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.oci.referrers import MAX_REFERRERS, fallback_tag, listed, referrer_descriptor, referrers_index
+from trivy_mirror.registry.pages import Pages
 
 if TYPE_CHECKING:
     from trivy_mirror.registry.repository import RemoteRepository
@@ -25,25 +28,34 @@ SUBJECT_HEADER = "OCI-Subject"
 
 
 async def list_referrers(repository: RemoteRepository, subject: Digest) -> list[Descriptor]:
-    """The referrers API's answer, or where there is none the fallback tag's index (none when that tag does not
-    exist)."""
+    """The referrers API's answer, every page of it (at most :data:`MAX_REFERRERS` entries), or where there is
+    no such API the fallback tag's index (none when that tag does not exist)."""
     operation = f"list referrers of {repository.name}@{subject.short}"
-    async with await repository.client.request(
-        "GET", f"/v2/{repository.name}/referrers/{subject}", operation=operation, repository=repository.name,
-        scopes=repository.pull_scopes, headers={"Accept": mediatype.OCI_INDEX}, follow_redirects=True,
-    ) as response:
-        if response.status == 200:
+    client = repository.client
+    pages = Pages(client.host, operation, await client.base_url())
+    target: str | URL = f"/v2/{repository.name}/referrers/{subject}"
+    found: list[Descriptor] = []
+    while True:
+        async with await client.request(
+            "GET", target, operation=operation, repository=repository.name, scopes=repository.pull_scopes,
+            headers={"Accept": mediatype.OCI_INDEX}, follow_redirects=True,
+        ) as response:
+            if response.status != 200:
+                if pages.read == 0 and response.status in NO_REFERRERS_API:
+                    return await _tagged(repository, subject)
+                raise await error_from_response(response, host_label(response.url), operation)
             async with wire_errors(host_label(response.url), operation):
                 data = await read_limited(response, MAX_MANIFEST_SIZE)
             try:
                 if data is None:
                     raise InvalidManifest(f"the list is over the {MAX_MANIFEST_SIZE}-byte limit")
-                return listed(data, response.headers.get("Content-Type"))
+                found += listed(data, response.headers.get("Content-Type"))
             except InvalidManifest as err:
                 raise RegistryError(f"{repository.location}: {operation}: {err}") from None
-        if response.status not in NO_REFERRERS_API:
-            raise await error_from_response(response, host_label(response.url), operation)
-    return await _tagged(repository, subject)
+            following = pages.next(response)
+        if following is None or len(found) >= MAX_REFERRERS:
+            return found[:MAX_REFERRERS]
+        target = following
 
 
 async def _tagged(repository: RemoteRepository, subject: Digest) -> list[Descriptor]:

@@ -26,6 +26,7 @@ from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.registry.auth import repository_scope
 from trivy_mirror.registry.download import download_blob
+from trivy_mirror.registry.pages import Pages
 from trivy_mirror.registry.referrers import SUBJECT_HEADER, list_in_fallback_tag, list_referrers
 from trivy_mirror.registry.upload import cancel_upload, upload_blob, upload_location
 from trivy_mirror.target import ReadTarget
@@ -192,11 +193,11 @@ class RemoteRepository:
         return await list_referrers(self, subject)
 
     async def tags(self) -> list[str]:
-        """Every tag, following ``Link: <...>; rel="next"`` pagination."""
+        """Every tag, following ``Link: <...>; rel="next"`` pagination (:class:`~.pages.Pages`)."""
         operation = f"list tags of {self.name}"
         target: str | URL = f"/v2/{self.name}/tags/list"
         tags: list[str] = []
-        seen: set[str] = set()
+        pages = Pages(self.client.host, operation, await self.client.base_url())
         while True:
             async with await self.client.request(
                 "GET", target, operation=operation, repository=self.name, scopes=self.pull_scopes
@@ -205,15 +206,13 @@ class RemoteRepository:
                     raise await error_from_response(response, self.client.host, operation)
                 async with wire_errors(self.client.host, operation):
                     data = await read_limited(response, MAX_TAGS_PAGE)
-                link = response.links.get("next")
-                following = link.get("url") if link is not None else None
+                following = pages.next(response)
             page = _tags_page(data)
             if page is None:
                 raise RegistryError(f"{self.client.host}: {operation}: the registry sent an invalid tag list")
             tags += page
-            if not isinstance(following, URL) or str(following) in seen:
+            if following is None:
                 return tags
-            seen.add(str(following))
             target = following
 
 
