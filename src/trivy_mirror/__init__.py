@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from trivy_mirror.bundle.exporting import ExportReport
     from trivy_mirror.bundle.importer import ImportReport
     from trivy_mirror.catalog.freshness import AssetStatus
+    from trivy_mirror.catalog.policy import TrustSettings
     from trivy_mirror.catalog.result import TagResult
     from trivy_mirror.engine.events import Event, Item
     from trivy_mirror.facade import (
@@ -63,6 +64,7 @@ _LAZY = {
     "import_bundle": "trivy_mirror.facade", "async_import_bundle": "trivy_mirror.facade",
     "ExportReport": "trivy_mirror.bundle.exporting", "ImportReport": "trivy_mirror.bundle.importer",
     "Event": "trivy_mirror.engine.events", "Item": "trivy_mirror.engine.events",
+    "TrustSettings": "trivy_mirror.catalog.policy",
 }
 
 
@@ -97,6 +99,7 @@ __all__ = [
     "SyncReport",
     "TagResult",
     "Timeouts",
+    "TrustSettings",
     "Unreachable",
     "UsageError",
     "__version__",

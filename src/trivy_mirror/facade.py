@@ -19,6 +19,7 @@ from trivy_mirror.bundle.exporting import ExportReport
 from trivy_mirror.bundle.importer import ImportReport
 from trivy_mirror.catalog import assets as catalog
 from trivy_mirror.catalog.freshness import AssetStatus
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.engine.events import Listener, Progress
 from trivy_mirror.errors import BundleError
@@ -137,7 +138,7 @@ async def async_import_bundle(bundle: str | Path | BinaryIO, *, store: str | Pat
                               options: ClientOptions | None = None, verify_key: str | Path | None = None,
                               sha256: str | None = None, allow_downgrade: bool = False, lock_timeout: float = 600.0,
                               public_url: str | None = None, keep: int | None = None,
-                              events: Listener | None = None) -> ImportReport:
+                              trust: TrustSettings = DEFAULT_TRUST, events: Listener | None = None) -> ImportReport:
     """:func:`import_bundle` in the running event loop."""
     key = PublicKey.load(Path(verify_key)) if verify_key is not None else None
     expected = sha256.lower().removeprefix("sha256:") if sha256 is not None else None
@@ -150,13 +151,13 @@ async def async_import_bundle(bundle: str | Path | BinaryIO, *, store: str | Pat
         return await importing.import_bundle(
             bundle, Path(store) if store is not None else None, to, options or ClientOptions(),
             allow_downgrade=allow_downgrade, expected_sha256=expected, lock_timeout=lock_timeout,
-            public_url=public_url, keep=keep, verify_key=key, events=events)
+            public_url=public_url, keep=keep, verify_key=key, trust=trust, events=events)
 
 
 def import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = None, to: str | None = None,
                   options: ClientOptions | None = None, verify_key: str | Path | None = None,
                   sha256: str | None = None, allow_downgrade: bool = False, lock_timeout: float = 600.0,
-                  public_url: str | None = None, keep: int | None = None,
+                  public_url: str | None = None, keep: int | None = None, trust: TrustSettings = DEFAULT_TRUST,
                   events: Listener | None = None) -> ImportReport:
     """Import a bundle made by :func:`export_bundle` (a file or a binary stream) into the store (``store``, or
     the default) or ``to`` a registry prefix (reached with ``options``) or ``static:DIR``, taking its lock.
@@ -164,11 +165,14 @@ def import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = N
     Every member is verified while it is read into a staging directory; nothing becomes visible unless the
     whole bundle passed, so a refused bundle (damaged, hostile, older than what is served without
     ``allow_downgrade``, not the expected ``sha256``, not signed by the holder of ``verify_key``, a public key
-    file) leaves the destination unchanged and raises. ``events`` receives the reading as one named item, and
+    file) leaves the destination unchanged and raises. ``trust`` sets the sanity checks (``max_shrink``,
+    ``check_archive``; a pin always applies): an asset they hold fails the import (:class:`~trivy_mirror.errors.
+    RefusedCandidate`) and is recorded as the held candidate; ``quorum`` and ``holds`` do not apply to a bundle,
+    one source imported at once. ``events`` receives the reading as one named item, and
     each asset's layer pushed into a registry as one more. The report holds one result per asset tag and VEX
     repository (``updated``, ``unchanged`` or ``skipped``).
     """
     return asyncio.run(async_import_bundle(bundle, store=store, to=to, options=options, verify_key=verify_key,
                                            sha256=sha256, allow_downgrade=allow_downgrade,
                                            lock_timeout=lock_timeout, public_url=public_url, keep=keep,
-                                           events=events))
+                                           trust=trust, events=events))

@@ -298,3 +298,42 @@ def test_import_holds_a_shrunken_db_until_approved_and_records_its_provenance(
     assert isinstance(provenance, dict) and provenance["source"].startswith("bundle")
     assert provenance["decisions"][:2] == ["import: from a bundle", "size: not checked, approved by an operator"]
     assert provenance["first_seen"] == candidate["first_seen"]  # held since the first import
+
+
+def test_import_takes_the_sanity_settings(mirror: MirrorCli, registry: RegistryFactory, tmp_path: Path) -> None:
+    """``import --max-shrink 0`` publishes the bundle the default 0.5 holds; a bundle whose DB is not a bbolt file
+    is held by the archive check and imported with ``--no-check-archive``; the settings' variables apply too."""
+    upstream = registry()
+    big = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000)
+    small, odd = build_vuln_db(updated_at=NOW - timedelta(hours=6)), _not_a_db(NOW - timedelta(hours=1))
+    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db"]
+    isolated, connected = ["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")]
+    push_artifact(upstream.host, DB_REPOSITORY, "2", big)
+    assert mirror.run(["sync", *isolated, *source]).returncode == 0
+    push_artifact(upstream.host, DB_REPOSITORY, "2", small)
+    assert mirror.run(["sync", *connected, *source]).returncode == 0
+    shrunk, fake = tmp_path / "shrunk.tar", tmp_path / "fake.tar"
+    assert mirror.run(["export", str(shrunk), *connected, "--assets", "db"]).returncode == 0
+    push_artifact(upstream.host, DB_REPOSITORY, "2", odd)
+    synced = mirror.run(["sync", *connected, *source, "--max-shrink", "0", "--no-check-archive"])
+    assert synced.returncode == 0, synced.stderr
+    assert mirror.run(["export", str(fake), *connected, "--assets", "db"]).returncode == 0
+
+    imported = mirror.run(["import", str(shrunk), *isolated, "--max-shrink", "0"])
+    assert imported.returncode == 0, imported.stderr
+    assert db_row(mirror, isolated)["digest"] == small.digest
+
+    held = mirror.run(["import", str(fake), *isolated], env={"TRIVY_MIRROR_MAX_SHRINK": "0"})  # the size aside
+    line = assert_one_error_line(held)
+    assert "held (sanity): archive check failed: trivy.db in the layer is not a bbolt database" in line, line
+    assert "nothing imported" in line, line
+    row = db_row(mirror, isolated)
+    assert (row["digest"], row["held"]) == (small.digest, "sanity")
+
+    imported = mirror.run(["import", str(fake), *isolated, "--max-shrink", "0", "--no-check-archive"])
+    assert imported.returncode == 0, imported.stderr
+    row = db_row(mirror, isolated)
+    assert (row["digest"], row["held"]) == (odd.digest, None)
+    provenance = row["provenance"]
+    assert isinstance(provenance, dict)
+    assert not any(decision.startswith(("size", "archive")) for decision in provenance["decisions"])

@@ -17,6 +17,7 @@ from trivy_mirror.bundle.members import stream_name
 from trivy_mirror.bundle.oci_import import OciImport
 from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_import import VexImport
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.engine.events import Listener
 from trivy_mirror.errors import UsageError
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
@@ -33,10 +34,12 @@ STATIC_VEX_SKIP = "a static tree publishes VEX repositories only with --public-u
 async def import_bundle(bundle: BinaryIO, store: Path | None, destination: str | None, options: ConnectionOptions,
                         *, allow_downgrade: bool = False, expected_sha256: str | None = None,
                         lock_timeout: float = 600.0, public_url: str | None = None, keep: int | None = None,
-                        verify_key: PublicKey | None = None, events: Listener | None = None) -> ImportReport:
+                        verify_key: PublicKey | None = None, trust: TrustSettings = DEFAULT_TRUST,
+                        events: Listener | None = None) -> ImportReport:
     """Import ``bundle`` into the store at ``store`` (or the default), or ``destination`` (a registry prefix or
     ``static:DIR``), holding its lock. ``verify_key``: refuse the bundle unless the holder of this key signed
-    exactly its contents; ``expected_sha256`` (hex): refuse it unless it has this digest."""
+    exactly its contents; ``expected_sha256`` (hex): refuse it unless it has this digest; ``trust``: the sanity
+    checks the OCI assets meet (``quorum`` and ``holds`` do not apply to a bundle)."""
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(RegistryPool(options))
         target = open_destination(store, destination, pool)
@@ -61,7 +64,7 @@ async def import_bundle(bundle: BinaryIO, store: Path | None, destination: str |
         skip = STATIC_VEX_SKIP if static is not None else None
         where = stream_name(bundle, "stream")
         name = f"bundle from {where}" if where in ("stdin", "stream") else f"bundle {where}"
-        importer = BundleImport(staging, [OciImport(staging.root, target, events=events),
+        importer = BundleImport(staging, [OciImport(staging.root, target, trust, events),
                                           VexImport(staging.root, vex_store, skip_reason=skip)], events, name)
         report = await importer.run(bundle, allow_downgrade=allow_downgrade, expected_sha256=expected_sha256,
                                     verify_key=verify_key)

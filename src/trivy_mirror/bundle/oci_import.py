@@ -7,8 +7,9 @@ in, not in a second pass.
 
 The publish policy is sync's (:mod:`trivy_mirror.catalog.policy`): the refusals, then the holds a bundle can meet
 (a pin, ``--max-shrink``, the archive check; the settings are :class:`~trivy_mirror.catalog.policy.TrustSettings`,
-the defaults unless given). A held asset fails the whole import (nothing is published) with one line, and is
-recorded as the held candidate (``status`` shows it; ``approve ASSET DIGEST`` lets the next import publish it).
+the defaults unless given; its ``quorum`` and ``holds`` do not apply: a bundle is one source, imported at once).
+A held asset fails the whole import (nothing is published) with one line, and is recorded as the held candidate
+(``status`` shows it; ``approve ASSET DIGEST`` lets the next import publish it).
 A published version's provenance names the bundle as its source.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,7 +102,8 @@ class OciImport:
                  events: Listener | None = None) -> None:
         self.staged = Store(staging_root / ROOT)
         self.destination = destination
-        self.trust = trust
+        self.trust = replace(trust, holds={}, quorum=1)
+        """The sanity checks given; no soak period or quorum: a bundle is one source, imported at once."""
         self.events = events
         """Receives each asset's layer pushed into the destination, as a named item (a registry; into the store
         the staged blobs are linked, not copied)."""

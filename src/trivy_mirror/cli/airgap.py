@@ -16,6 +16,7 @@ from trivy_mirror.cli.parsing import (
     parse_assets,
     run,
     static_settings,
+    trust_settings,
 )
 
 ASSETS_HELP = (f"Comma-separated assets: {options.asset_list('vex')} (every VEX repository of the store). "
@@ -93,6 +94,7 @@ def export(bundle: str, store: Path | None, asset_names: str | None, sign_key: P
                    "contents are exactly those signed.")
 @click.option("--allow-downgrade", is_flag=True,
               help="Import assets older than those the destination serves (by default the bundle is refused).")
+@options.sanity
 @options.json_output()
 @options.lock_timeout("Seconds to wait for a sync or import holding the store.")
 @options.static_tree("import", "With --to static:DIR: the URL the tree is served at; VEX manifests name their "
@@ -101,8 +103,8 @@ def export(bundle: str, store: Path | None, asset_names: str | None, sign_key: P
 @click.pass_context
 def import_(ctx: click.Context, bundle: BinaryIO, store: Path | None, destination: str | None,
             dest_creds: str | None, insecure: bool, ca_file: Path | None, expected_sha256: str | None,
-            verify_key: Path | None, allow_downgrade: bool, as_json: bool, lock_timeout: float,
-            public_url: str | None, keep: int | None) -> None:
+            verify_key: Path | None, allow_downgrade: bool, max_shrink: float, check_archive: bool, as_json: bool,
+            lock_timeout: float, public_url: str | None, keep: int | None) -> None:
     """Import a bundle made by export into the store (then serve it) or into a registry.
 
     Every member is verified against the bundle manifest while it is read, into a staging directory; only
@@ -117,6 +119,11 @@ def import_(ctx: click.Context, bundle: BinaryIO, store: Path | None, destinatio
     before any member is read. Without --verify-key a signed bundle imports as an unsigned one (and says so).
 
     A bundle whose assets are older than those the destination serves is refused unless --allow-downgrade.
+    The sanity checks sync applies hold an asset much smaller than the served one (--max-shrink) or a DB layer
+    that does not look like a DB (--check-archive), and a pinned tag is not moved: a held asset fails the
+    import with one line (nothing is imported) and is recorded as the held candidate, which approve ASSET
+    DIGEST lets the next import of the bundle publish. --quorum and --hold do not apply to an import: a
+    bundle is one source, imported at once.
     Re-importing the same bundle changes nothing. Use - as BUNDLE.tar to read stdin. Importing into a
     registry (--to) uses the same copy engine as sync --to; the bundle is staged in $TMPDIR first. VEX
     repositories are unpacked and checked again as sync checks a download; a registry holds none, so an
@@ -132,11 +139,13 @@ def import_(ctx: click.Context, bundle: BinaryIO, store: Path | None, destinatio
     """
     from trivy_mirror.commands.import_ import parse_sha256, run_import
 
+    trust = trust_settings((), max_shrink=max_shrink, check_archive=check_archive)
     connection = connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination))
     public_url, keep = static_settings(ctx, destination, public_url, keep)
     sys.exit(run(run_import(bundle, store, destination, connection, allow_downgrade=allow_downgrade,
                             expected_sha256=parse_sha256(expected_sha256), as_json=as_json,
-                            lock_timeout=lock_timeout, public_url=public_url, keep=keep, verify_key=verify_key)))
+                            lock_timeout=lock_timeout, public_url=public_url, keep=keep, verify_key=verify_key,
+                            trust=trust)))
 
 
 @click.command("trivy-cache")

@@ -173,6 +173,16 @@ def mirror(help_text: str, required: bool = False) -> Callable[[F], F]:
     return click.option("--mirror", metavar="URL", required=required, help=help_text)
 
 
+sanity = stack(
+    click.option("--max-shrink", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
+                 metavar="FACTOR", help="Hold a new version smaller than FACTOR times the served one (a truncated "
+                                        "or emptied build); 0 turns the check off."),
+    click.option("--check-archive/--no-check-archive", default=True, show_default=True,
+                 help="Before publishing a DB, check that its layer holds the database file with the right magic "
+                      "bytes (bbolt, SQLite) besides a parsable metadata.json; held otherwise."),
+)
+"""The sanity checks before publishing (``sync``, ``serve`` and ``import``)."""
+
 trust = stack(
     click.option("--hold", "holds", multiple=True, metavar="[ASSET=]DURATION",
                  help="Soak period: a new version is published only after it has been the candidate, continuously, "
@@ -181,12 +191,7 @@ trust = stack(
     click.option("--quorum", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Publish a new version only when at least this many sources (--from) serve the same manifest "
                       "digest (one manifest HEAD each); below it the current version stays and the asset is held."),
-    click.option("--max-shrink", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
-                 metavar="FACTOR", help="Hold a new version smaller than FACTOR times the served one (a truncated "
-                                        "or emptied build); 0 turns the check off."),
-    click.option("--check-archive/--no-check-archive", default=True, show_default=True,
-                 help="Before publishing a DB, check that its layer holds the database file with the right magic "
-                      "bytes (bbolt, SQLite) besides a parsable metadata.json; refused otherwise."),
+    sanity,
     click.option("--provenance", is_flag=True,
                  help="Attach an in-toto provenance statement (sources, their digests, first seen, published at, "
                       "decisions) to each published version as an OCI referrer (oras discover lists it)."),

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from trivy_mirror import facade
 from trivy_mirror.bundle.importer import ImportReport
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.engine.events import item_listener
 from trivy_mirror.errors import UsageError
 from trivy_mirror.facade import ClientOptions
@@ -38,14 +39,16 @@ def parse_sha256(text: str | None) -> str | None:
 
 async def run_import(bundle: BinaryIO, store: Path | None, destination: str | None, options: ClientOptions, *,
                      allow_downgrade: bool, expected_sha256: str | None, as_json: bool, lock_timeout: float,
-                     public_url: str | None = None, keep: int | None = None, verify_key: Path | None = None) -> int:
-    """``verify_key``: refuse the bundle unless the holder of this public key signed exactly its contents."""
+                     public_url: str | None = None, keep: int | None = None, verify_key: Path | None = None,
+                     trust: TrustSettings = DEFAULT_TRUST) -> int:
+    """``verify_key``: refuse the bundle unless the holder of this public key signed exactly its contents;
+    ``trust``: the sanity checks (``--max-shrink``, ``--check-archive``)."""
     progress = make_progress(not as_json)
     with progress if progress is not None else contextlib.nullcontext():
         report = await facade.async_import_bundle(
             bundle, store=store, to=destination, options=options, allow_downgrade=allow_downgrade,
             sha256=expected_sha256, verify_key=verify_key, lock_timeout=lock_timeout, public_url=public_url,
-            keep=keep, events=item_listener(progress) if progress is not None else None)
+            keep=keep, trust=trust, events=item_listener(progress) if progress is not None else None)
     _report(report, as_json)
     return 0
 
