@@ -3,9 +3,10 @@
 Every Trivy names its version first in its ``User-Agent`` (``trivy/0.67.2``), so the server can tell a fleet
 apart: per version, the repositories and tags (and VEX repositories) it asked for and when, and every request
 the mirror could not answer as asked (a 404 on a tag it does not hold, a denied request, a VEX archive sent
-whole because that Trivy cannot take a 304). Nothing grows with request input: at most ``MAX_VERSIONS``
-versions (further ones and every other agent fold into ``other``), ``MAX_RESOURCES`` resources and
-``MAX_PROBLEMS`` problems per version.
+whole because that Trivy cannot take a 304, a push into a catalog tag that the trust policy held: its 403 is
+``held``, with the hold's first words, not ``denied``, which is about credentials). Nothing grows with request
+input: at most ``MAX_VERSIONS`` versions (further ones and every other agent fold into ``other``),
+``MAX_RESOURCES`` resources and ``MAX_PROBLEMS`` problems per version.
 
 The census lives in memory, is counted into ``/metrics`` and is written to ``STORE/.clients.json`` (atomically,
 at most every ``WRITE_EVERY`` seconds and at shutdown) so ``trivy-mirror status`` can show it and a restart
@@ -50,17 +51,33 @@ MAX_PROBLEMS = 16
 MAX_NAME = 128
 OTHER = "other"
 """The label of every agent that is not a released Trivy, and of versions past ``MAX_VERSIONS``."""
-OUTCOMES = ("ok", "not-found", "denied", "no-304", "error")
+OUTCOMES = ("ok", "not-found", "denied", "held", "no-304", "error")
 WRITE_EVERY = 5.0
 CLIENT_ROUTES = frozenset({"ping", "token", "manifests", "blobs", "tags", "vex-list", "vex-manifest", "vex-archive"})
 """Routes a scanner uses; health checks and metric scrapes are not clients."""
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _REQUESTABLE_TAG = re.compile(r"[0-9]{1,3}")
+MAX_DETAIL = 80
+"""Characters of a hold's words kept with a ``held`` problem: enough to name the check."""
+
+HELD_KEY = web.RequestKey("trivy_mirror_push_held", str)
+"""Set by the push API on a push the trust policy held (the hold, as its 403 says it): the census counts that 403
+as ``held``, not ``denied``."""
 
 
-def outcome_of(status: int, no_304: bool) -> str:
+def first_words(text: str, limit: int = MAX_DETAIL) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters (an ellipsis marks the cut)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "\u2026"
+
+
+def outcome_of(status: int, no_304: bool, held: bool = False) -> str:
     if no_304:
         return "no-304"
+    if held and status == 403:
+        return "held"
     if status in (401, 403):
         return "denied"
     if status == 404:
@@ -90,9 +107,12 @@ class Problem:
     outcome: str
     count: int
     last: datetime
+    detail: str | None = None
+    """The latest hold's first words, for a ``held`` push."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"resource": self.resource, "outcome": self.outcome, "count": self.count, "last": iso(self.last)}
+        found = {"resource": self.resource, "outcome": self.outcome, "count": self.count, "last": iso(self.last)}
+        return {**found, "detail": self.detail} if self.detail is not None else found
 
 
 @dataclass
@@ -135,8 +155,9 @@ class ClientRecord:
             for entry in obj.get("problems", [])[:MAX_PROBLEMS]:
                 at = parse_time(entry.get("last"))
                 if at is not None and entry.get("outcome") in OUTCOMES:
+                    detail = entry.get("detail")
                     problem = Problem(str(entry["resource"])[:MAX_NAME + 130], entry["outcome"], int(entry["count"]),
-                                      at)
+                                      at, first_words(detail) if isinstance(detail, str) else None)
                     record.problems[(problem.outcome, problem.resource)] = problem
             return record
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -166,12 +187,13 @@ class Census:
         return OTHER
 
     def record(self, user_agent: str | None, route: str, path: str, status: int, no_304: bool = False,
-               now: datetime | None = None) -> str:
-        """Count one answered request; returns its outcome."""
+               now: datetime | None = None, held: str | None = None) -> str:
+        """Count one answered request; returns its outcome. ``held``: the hold of a push the trust policy held."""
         now = now or datetime.now(UTC)
         client = self.label(user_agent)
         # A 401 on the ping is the auth challenge every client starts with, not a refusal.
-        outcome = "ok" if route == "ping" and status == 401 else outcome_of(status, no_304)
+        outcome = "ok" if route == "ping" and status == 401 else outcome_of(status, no_304, held is not None)
+        detail = first_words(held) if outcome == "held" and held is not None else None
         record = self.clients.get(client)
         if record is None:
             record = self.clients[client] = ClientRecord(client, now, now)
@@ -190,13 +212,14 @@ class Census:
         if problem is not None:
             problem.count += 1
             problem.last = now
+            problem.detail = detail or problem.detail
         elif len(record.problems) < MAX_PROBLEMS:
-            record.problems[key] = Problem(resource, outcome, 1, now)
-            self._warn_once(client, outcome, resource)
+            record.problems[key] = Problem(resource, outcome, 1, now, detail)
+            self._warn_once(client, outcome, resource, detail)
         return outcome
 
     @staticmethod
-    def _warn_once(client: str, outcome: str, resource: str) -> None:
+    def _warn_once(client: str, outcome: str, resource: str, detail: str | None = None) -> None:
         who = f"Trivy {client}" if client != OTHER else "a client that is not a known Trivy"
         if outcome == "not-found":
             log.warning("%s asked for %s, which this mirror does not hold (404); a catalog asset's tag is added to "
@@ -206,6 +229,9 @@ class Census:
                      resource)
         elif outcome == "denied":
             log.warning("%s was denied %s (401/403): check its credentials", who, resource)
+        elif outcome == "held":
+            log.info("%s pushed %s and the trust policy held it (403, not a credentials problem): %s", who,
+                     resource, detail)
 
     def to_json(self) -> dict[str, Any]:
         clients = sorted(self.clients.values(), key=lambda r: (r.client == OTHER, _sort_key(r.client)))
@@ -254,7 +280,7 @@ class Census:
         route = request.get(ROUTE_KEY, "other")
         if route in CLIENT_ROUTES:
             self.record(request.headers.get("User-Agent"), route, request.path, status,
-                        request.get(NO_304_KEY, False))
+                        request.get(NO_304_KEY, False), held=request.get(HELD_KEY))
 
     def collector(self) -> Collector:
         return _CensusCollector(self)

@@ -35,6 +35,7 @@ from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.server.accesslog import USER_KEY
 from trivy_mirror.server.cache import ManifestCache
 from trivy_mirror.server.catalogpush import AcceptedPush, PushHeld, check_catalog_push
+from trivy_mirror.server.census import HELD_KEY
 from trivy_mirror.server.errors import API_VERSION_HEADER, OciError
 from trivy_mirror.server.manifestcheck import check_pushed_manifest
 from trivy_mirror.server.params import parse_digest, repository_of
@@ -152,6 +153,7 @@ class PushApi:
             raise OciError("MANIFEST_INVALID", str(err)) from None
         except PushHeld as held:
             await self._record_held(layout, held, who)
+            request[HELD_KEY] = str(held.hold)
             raise OciError("DENIED", f"{held.hold}; the served version stays") from None
         try:
             async with push_lock(self._cache.store, commit=True):

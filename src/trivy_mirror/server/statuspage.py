@@ -375,7 +375,8 @@ def _census_table(clients: Sequence[dict[str, Any]]) -> str:
         outcomes = ", ".join(f"{e(k)}: {e(v)}" for k, v in (client.get("outcomes") or {}).items())
         pulled = "<br>".join(f"<code>{e(p.get('resource'))}</code>" for p in client.get("pulled") or [])
         problems = "<br>".join(f"<code>{e(p.get('resource'))}</code> {e(p.get('outcome'))} "
-                               f"&times;{e(p.get('count'))}" for p in client.get("problems") or [])
+                               f"&times;{e(p.get('count'))}" + (f" ({e(p['detail'])})" if p.get("detail") else "")
+                               for p in client.get("problems") or [])
         body.append(f"<tr><td>{e(label)}</td><td>{e(client.get('first_seen'))}</td>"
                     f"<td>{e(client.get('last_seen'))}</td><td>{e(client.get('requests'))}</td><td>{outcomes}</td>"
                     f"<td>{pulled or '—'}</td><td>{problems or '—'}</td></tr>")

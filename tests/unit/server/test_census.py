@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from trivy_mirror.server.census import (
+    MAX_DETAIL,
     MAX_PROBLEMS,
     MAX_RESOURCES,
     MAX_VERSIONS,
@@ -140,3 +141,18 @@ def test_manifests_by_digest_are_not_resources_and_the_auth_challenge_is_no_refu
     census = Census()
     census.record("trivy/0.76.0", "manifests", "/v2/aquasec/trivy-db/manifests/sha256:" + "b" * 64, 200)
     assert census.clients["0.76.0"].pulled == {} and census.clients["0.76.0"].outcomes == {"ok": 1}
+
+
+def test_a_held_push_is_held_with_its_first_words_and_read_back(tmp_path: Path) -> None:
+    census = Census(census_path(tmp_path))
+    hold = "db: held (sanity): the candidate is 1200 bytes, 10% of the served 12000; below --max-shrink 0.5 " * 3
+    path = "/v2/aquasec/trivy-db/manifests/2"
+    assert census.record("oras/1.2.0", "manifests", path, 403, held=hold, now=T0) == "held"
+    assert census.record("oras/1.2.0", "manifests", path, 403, now=T0) == "denied"  # no hold: credentials
+    [denied, held] = census.to_json()["clients"][0]["problems"]
+    assert (denied["outcome"], held["outcome"]) == ("denied", "held") and "detail" not in denied
+    assert held["detail"].startswith("db: held (sanity): the candidate is 1200 bytes")
+    assert held["detail"].endswith("\u2026")  # cut at a word
+    assert len(held["detail"]) <= MAX_DETAIL and held["detail"][:-1] in hold
+    census.save()
+    assert Census(census_path(tmp_path)).to_json() == census.to_json()

@@ -6,9 +6,11 @@ provenance referrer."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -18,11 +20,12 @@ from trivy_mirror.catalog.policy import TrustSettings
 from trivy_mirror.catalog.state import candidate_of, provenance_of
 from trivy_mirror.mirror.endpoints import StoreDestination
 from trivy_mirror.mirror.pins import AssetTag, approve, delivered_candidate, pin
+from trivy_mirror.server.app import CENSUS_KEY
 from trivy_mirror.server.settings import ServerSettings
 from trivy_mirror.signing import generate_key
 from trivy_mirror.store import Store
 
-from .conftest import PASSWORD, USER, ClientFactory
+from .conftest import PASSWORD, PULL_PASSWORD, PULL_USER, USER, ClientFactory
 from .helpers import basic, error_codes
 from .test_push import push_trivy
 
@@ -102,3 +105,30 @@ async def test_a_signed_provenance_referrer_is_attached_to_a_pushed_version(
     assert referrer["artifactType"] == "application/vnd.dsse.envelope.v1+json"
     provenance = provenance_of(store.layout(DB.mirror_repository).read_state(), "2", db.digest)
     assert provenance is not None and provenance["source"] == f"push by {USER}"
+
+
+async def test_the_census_counts_a_held_push_as_held_not_denied(
+        make_client: ClientFactory, htpasswd: Path, store: Store, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A hold is the trust policy's decision, not a credentials problem: the census says ``held`` with the hold's
+    first words; a push by a pull-only user stays ``denied``."""
+    client = await _client(make_client, htpasswd, tmp_path, TrustSettings(max_shrink=0))
+    await push_trivy(client, DB.mirror_repository, "2", build_vuln_db(updated_at=NOW - timedelta(hours=6)))
+    caplog.set_level(logging.INFO, logger="trivy_mirror.server.census")
+    await push_trivy(client, DB.mirror_repository, "2", _not_a_db(NOW - timedelta(hours=1)), status=403)
+    other = build_vuln_db(updated_at=NOW - timedelta(hours=2))
+    response = await client.put(f"/v2/{DB.mirror_repository}/manifests/2", data=other.manifest,
+                                headers={**basic(PULL_USER, PULL_PASSWORD), "Content-Type": other.media_type})
+    assert response.status == 403 and error_codes(await response.read()) == ["DENIED"]
+    census = client.app[CENSUS_KEY].to_json()
+    [record] = census["clients"]
+    assert record["outcomes"]["held"] == 1 and record["outcomes"]["denied"] == 1
+    problems = {p["outcome"]: p for p in record["problems"]}
+    assert problems["held"]["resource"] == f"{DB.mirror_repository}:2"
+    assert problems["held"]["detail"].startswith("db: held (sanity): archive check failed")
+    assert len(problems["held"]["detail"]) <= 80 and "detail" not in problems["denied"]
+    [held, denied] = [r.getMessage() for r in caplog.records if r.name == "trivy_mirror.server.census"]
+    assert "the trust policy held it" in held and "archive check failed" in held
+    assert "check its credentials" not in held and "check its credentials" in denied
+    page = await (await client.get("/", headers=basic(USER, PASSWORD))).text()
+    assert f"<code>{DB.mirror_repository}:2</code> held &times;1 (db: held (sanity): archive check failed" in page
