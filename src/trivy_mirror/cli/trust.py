@@ -28,17 +28,15 @@ reason_option = click.option("--reason", metavar="TEXT", default="", help="Why, 
                                                                           "by status.")
 destination = options.destination("Act on this registry prefix instead of the store (the tag is moved there; the "
                                   "digest must exist in it).")
+decision = options.stack(destination, options.transport(), by_option, reason_option, options.json_output(),
+                         options.lock_timeout())
+"""The options of a decision recorded with who and why (``pin``, ``rollback``)."""
 
 
 @click.command()
 @click.argument("asset")
 @click.argument("digest")
-@destination
-@options.transport()
-@by_option
-@reason_option
-@options.json_output()
-@options.lock_timeout()
+@decision
 def pin(asset: str, digest: str, store: Path | None, destination: str | None, dest_creds: str | None,
         insecure: bool, ca_file: Path | None, by: str | None, reason: str, as_json: bool,
         lock_timeout: float) -> None:
@@ -80,12 +78,7 @@ def unpin(asset: str, store: Path | None, destination: str | None, dest_creds: s
 
 @click.command()
 @click.argument("asset")
-@destination
-@options.transport()
-@by_option
-@reason_option
-@options.json_output()
-@options.lock_timeout()
+@decision
 def rollback(asset: str, store: Path | None, destination: str | None, dest_creds: str | None, insecure: bool,
              ca_file: Path | None, by: str | None, reason: str, as_json: bool, lock_timeout: float) -> None:
     """Serve the previous kept version of ASSET and pin it (unpin to let syncs publish again).
