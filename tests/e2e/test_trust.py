@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -194,18 +195,35 @@ def test_signed_provenance_is_a_referrer_serve_lists(mirror: MirrorCli, registry
     assert statement["predicate"]["source"] == f"{upstream.host}/{DB_REPOSITORY}:2"
 
 
+@dataclass(frozen=True)
+class AirGap:
+    """Both sides of an air gap, from one upstream: a store on each side and the options that sync them."""
+
+    isolated: list[str]
+    connected: list[str]
+    source: list[str]
+    """``--from`` the upstream, the DB only."""
+
+
+def air_gap(mirror: MirrorCli, upstream: str, tmp_path: Path, served: Artifact, bundled: Artifact,
+            bundle: Path) -> AirGap:
+    """The isolated store serving ``served``, and ``bundle`` exported from the connected store that synced
+    ``bundled`` after it (the upstream at ``upstream`` serves ``bundled`` from then on)."""
+    sides = AirGap(["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")],
+                   ["--from", f"{upstream}/aquasec", "--assets", "db"])
+    push_artifact(upstream, DB_REPOSITORY, "2", served)
+    assert mirror.run(["sync", *sides.isolated, *sides.source]).returncode == 0
+    push_artifact(upstream, DB_REPOSITORY, "2", bundled)
+    assert mirror.run(["sync", *sides.connected, *sides.source]).returncode == 0
+    assert mirror.run(["export", str(bundle), *sides.connected, "--assets", "db"]).returncode == 0
+    return sides
+
+
 def test_import_does_not_move_a_pinned_tag_and_adds_the_dated_tag(mirror: MirrorCli, registry: RegistryFactory,
                                                                   tmp_path: Path) -> None:
-    upstream = registry()
     old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
-    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db"]
-    isolated, connected = ["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")]
-    push_artifact(upstream.host, DB_REPOSITORY, "2", old)
-    assert mirror.run(["sync", *isolated, *source]).returncode == 0
-    push_artifact(upstream.host, DB_REPOSITORY, "2", new)
-    assert mirror.run(["sync", *connected, *source]).returncode == 0
     bundle = tmp_path / "bundle.tar"
-    assert mirror.run(["export", str(bundle), *connected, "--assets", "db"]).returncode == 0
+    isolated = air_gap(mirror, registry().host, tmp_path, old, new, bundle).isolated
 
     assert mirror.run(["pin", "db", old.digest, *isolated, "--reason", "frozen"]).returncode == 0
     line = assert_one_error_line(mirror.run(["import", str(bundle), *isolated]))
@@ -268,17 +286,10 @@ def test_import_holds_a_shrunken_db_until_approved_and_records_its_provenance(
     """``import`` applies sync's sanity holds: a DB a tenth of the served size fails the import with one line,
     nothing published, the candidate recorded; ``approve`` (no sync: the bundle brought it) then a second import
     publishes it, with the bundle as the source of its provenance."""
-    upstream = registry()
     big = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000)
     small = build_vuln_db(updated_at=NOW - timedelta(hours=6))
-    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db"]
-    isolated, connected = ["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")]
-    push_artifact(upstream.host, DB_REPOSITORY, "2", big)
-    assert mirror.run(["sync", *isolated, *source]).returncode == 0
-    push_artifact(upstream.host, DB_REPOSITORY, "2", small)
-    assert mirror.run(["sync", *connected, *source]).returncode == 0
     bundle = tmp_path / "bundle.tar"
-    assert mirror.run(["export", str(bundle), *connected, "--assets", "db"]).returncode == 0
+    isolated = air_gap(mirror, registry().host, tmp_path, big, small, bundle).isolated
 
     line = assert_one_error_line(mirror.run(["import", str(bundle), *isolated]))
     assert "held (sanity)" in line and "below --max-shrink 0.5" in line and "nothing imported" in line, line
@@ -306,16 +317,11 @@ def test_import_takes_the_sanity_settings(mirror: MirrorCli, registry: RegistryF
     upstream = registry()
     big = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000)
     small, odd = build_vuln_db(updated_at=NOW - timedelta(hours=6)), _not_a_db(NOW - timedelta(hours=1))
-    source = ["--from", f"{upstream.host}/aquasec", "--assets", "db"]
-    isolated, connected = ["--store", str(tmp_path / "isolated")], ["--store", str(tmp_path / "connected")]
-    push_artifact(upstream.host, DB_REPOSITORY, "2", big)
-    assert mirror.run(["sync", *isolated, *source]).returncode == 0
-    push_artifact(upstream.host, DB_REPOSITORY, "2", small)
-    assert mirror.run(["sync", *connected, *source]).returncode == 0
     shrunk, fake = tmp_path / "shrunk.tar", tmp_path / "fake.tar"
-    assert mirror.run(["export", str(shrunk), *connected, "--assets", "db"]).returncode == 0
+    sides = air_gap(mirror, upstream.host, tmp_path, big, small, shrunk)
+    isolated, connected = sides.isolated, sides.connected
     push_artifact(upstream.host, DB_REPOSITORY, "2", odd)
-    synced = mirror.run(["sync", *connected, *source, "--max-shrink", "0", "--no-check-archive"])
+    synced = mirror.run(["sync", *connected, *sides.source, "--max-shrink", "0", "--no-check-archive"])
     assert synced.returncode == 0, synced.stderr
     assert mirror.run(["export", str(fake), *connected, "--assets", "db"]).returncode == 0
 
