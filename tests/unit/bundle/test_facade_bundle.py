@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import trivy_mirror
+from support.stores import put
+from support.trivy_assets import build_vuln_db
 from support.vex_repo import UpstreamVex
 from trivy_mirror.engine.events import Event, Item
 from trivy_mirror.signing import generate_key
@@ -124,3 +127,20 @@ def test_the_blocking_functions_run_their_own_loop(tmp_path: Path) -> None:
     with pytest.raises(trivy_mirror.BundleError, match="not a bundle"):
         (tmp_path / "empty.tar").write_bytes(b"\0" * 1024)
         trivy_mirror.import_bundle(tmp_path / "empty.tar", store=tmp_path / "target")
+
+
+async def test_import_takes_the_sanity_settings_and_no_soak_period(tmp_path: Path) -> None:
+    """``trust`` reaches the import: the size check the defaults hold the bundle with is off with ``max_shrink=0``;
+    a soak period (or a quorum) does not apply to a bundle, though the candidate was first seen just now."""
+    now = datetime.now(UTC)
+    served, smaller = Store(tmp_path / "served"), Store(tmp_path / "smaller")
+    await put(served, "aquasec/trivy-db", "2", build_vuln_db(updated_at=now - timedelta(hours=12),
+                                                              filler_bytes=400_000))
+    await put(smaller, "aquasec/trivy-db", "2", build_vuln_db(updated_at=now - timedelta(hours=6)))
+    bundle = tmp_path / "bundle.tar"
+    await trivy_mirror.async_export_bundle(bundle, store=smaller.root, assets=["db"])
+    with pytest.raises(trivy_mirror.RefusedCandidate, match=r"held \(sanity\).*below --max-shrink 0.5"):
+        await trivy_mirror.async_import_bundle(bundle, store=served.root)
+    trust = trivy_mirror.TrustSettings(max_shrink=0, holds={"": timedelta(days=1)}, quorum=3)
+    imported = await trivy_mirror.async_import_bundle(bundle, store=served.root, trust=trust)
+    assert [result.outcome for result in imported.results] == ["updated"]
