@@ -30,11 +30,24 @@ from trivy_mirror.version import __version__
 
 if TYPE_CHECKING:
     from trivy_mirror.catalog.freshness import AssetStatus
+    from trivy_mirror.catalog.policy import TrustSettings
     from trivy_mirror.catalog.result import TagResult
-    from trivy_mirror.facade import ClientOptions, async_copy, async_status, async_sync, copy, status, sync
+    from trivy_mirror.facade import (
+        ClientOptions,
+        FanOutReport,
+        StatusReport,
+        async_copy,
+        async_status,
+        async_sync,
+        copy,
+        status,
+        sync,
+    )
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.mirror.copy import CopyResult
+    from trivy_mirror.oci.place import Place
     from trivy_mirror.orchestrate import SyncReport
+    from trivy_mirror.server.census import ClientRecord
 
 _LAZY = {
     "sync": "trivy_mirror.facade", "async_sync": "trivy_mirror.facade", "status": "trivy_mirror.facade",
@@ -43,6 +56,9 @@ _LAZY = {
     "AssetStatus": "trivy_mirror.catalog.freshness", "RetryPolicy": "trivy_mirror.http.transport",
     "Timeouts": "trivy_mirror.http.transport",
     "copy": "trivy_mirror.facade", "async_copy": "trivy_mirror.facade", "CopyResult": "trivy_mirror.mirror.copy",
+    "TrustSettings": "trivy_mirror.catalog.policy", "FanOutReport": "trivy_mirror.facade",
+    "StatusReport": "trivy_mirror.facade", "Place": "trivy_mirror.oci.place",
+    "ClientRecord": "trivy_mirror.server.census",
 }
 
 
@@ -61,17 +77,22 @@ __all__ = [
     "AuthError",
     "BundleError",
     "ClientOptions",
+    "ClientRecord",
     "CopyError",
     "CopyResult",
+    "FanOutReport",
     "MirrorError",
     "NotFound",
+    "Place",
     "RefusedCandidate",
     "RegistryError",
     "RetryPolicy",
+    "StatusReport",
     "StoreError",
     "SyncReport",
     "TagResult",
     "Timeouts",
+    "TrustSettings",
     "Unreachable",
     "UsageError",
     "__version__",
