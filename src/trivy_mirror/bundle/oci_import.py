@@ -241,7 +241,7 @@ class OciPlanned:
         assert isinstance(parsed, Manifest)
         name = dated_tag(self.spec, self.tag, parsed, self.metadata, datetime.now(UTC))
         if name is not None and await self.target.resolve(name) is None:
-            await self.target.push_manifest(self.manifest, name)
+            await self.target.tag(name, self.manifest)
 
     def _record(self) -> None:
         source = f"bundle ({self.entry.source})" if self.entry.source else "bundle"

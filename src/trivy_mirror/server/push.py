@@ -140,7 +140,7 @@ class PushApi:
                 if not tags:
                     await layout.push_untagged(manifest)
                 for tag in tags:
-                    await layout.push_manifest(manifest, tag)
+                    await layout.tag(tag, manifest)
         except StoreError as err:
             raise _store_failure(f"push of {layout.repository}:{route.reference[:140]}", err) from None
         except MirrorError as err:
