@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from trivy_mirror.engine.events import Event, Item
     from trivy_mirror.facade import (
         ClientOptions,
+        FanOutReport,
+        StatusReport,
         async_copy,
         async_export_bundle,
         async_import_bundle,
@@ -51,7 +53,9 @@ if TYPE_CHECKING:
     )
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.mirror.copy import CopyResult
+    from trivy_mirror.oci.place import Place
     from trivy_mirror.orchestrate import SyncReport
+    from trivy_mirror.server.census import ClientRecord
 
 _LAZY = {
     "sync": "trivy_mirror.facade", "async_sync": "trivy_mirror.facade", "status": "trivy_mirror.facade",
@@ -64,7 +68,9 @@ _LAZY = {
     "import_bundle": "trivy_mirror.facade", "async_import_bundle": "trivy_mirror.facade",
     "ExportReport": "trivy_mirror.bundle.exporting", "ImportReport": "trivy_mirror.bundle.importer",
     "Event": "trivy_mirror.engine.events", "Item": "trivy_mirror.engine.events",
-    "TrustSettings": "trivy_mirror.catalog.policy",
+    "TrustSettings": "trivy_mirror.catalog.policy", "FanOutReport": "trivy_mirror.facade",
+    "StatusReport": "trivy_mirror.facade", "Place": "trivy_mirror.oci.place",
+    "ClientRecord": "trivy_mirror.server.census",
 }
 
 
@@ -83,18 +89,22 @@ __all__ = [
     "AuthError",
     "BundleError",
     "ClientOptions",
+    "ClientRecord",
     "CopyError",
     "CopyResult",
     "Event",
     "ExportReport",
+    "FanOutReport",
     "ImportReport",
     "Item",
     "MirrorError",
     "NotFound",
+    "Place",
     "RefusedCandidate",
     "RegistryError",
     "RetryPolicy",
     "SignatureError",
+    "StatusReport",
     "StoreError",
     "SyncReport",
     "TagResult",

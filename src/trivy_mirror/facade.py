@@ -2,8 +2,9 @@
 
 Each function takes the store's lock itself where it writes, includes the VEX repositories the asset names or
 ``vex`` ask for, and raises only the errors of :mod:`trivy_mirror.errors`. Nothing is read from flags or the
-environment: credentials, TLS, retries and timeouts come in a :class:`ClientOptions`. Blocking functions run
-their own event loop; ``async_*`` ones run in the caller's.
+environment: credentials, TLS, retries and timeouts come in a :class:`ClientOptions`, the publish policy's
+settings in a :class:`TrustSettings`. Blocking functions run their own event loop; ``async_*`` ones run in the
+caller's. The CLI's ``sync``, ``status`` and ``copy`` are these functions plus printing.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 from trivy_mirror.bundle import exporting, importing
 from trivy_mirror.bundle.exporting import ExportReport
@@ -22,63 +24,222 @@ from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.engine.events import Listener, Progress
-from trivy_mirror.errors import BundleError
+from trivy_mirror.errors import BundleError, UsageError
 from trivy_mirror.mirror.copy import CopyResult, copy_artifact
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
+from trivy_mirror.mirror.parent import Parent
 from trivy_mirror.oci.place import Place
-from trivy_mirror.orchestrate import SyncReport, select_vex_sources, sync_destination
+from trivy_mirror.orchestrate import (
+    SyncReport,
+    select_vex_sources,
+    sync_destination,
+    sync_destinations,
+    vex_status_rows,
+)
+from trivy_mirror.server.audit import AuditState, read_audit
+from trivy_mirror.server.census import ClientRecord, census_path, plan_requested_tags, read_records
 from trivy_mirror.signing import PublicKey, SigningKey
+from trivy_mirror.static import StaticDestination
 from trivy_mirror.store import Store, default_store_dir
-from trivy_mirror.vex import vex_statuses
+from trivy_mirror.vex import VexSource
+from trivy_mirror.vex.source import check_unique
 
 ClientOptions = ConnectionOptions
 """How to reach the registries of one side: credentials, ``insecure``, a CA file, the retry policy, timeouts."""
 
+Destinations = list[str] | tuple[str, ...]
+"""Several destinations at once (a fan-out): a list or tuple, even of one."""
 
-async def async_sync(*, store: str | Path | None = None, to: str | None = None, sources: Sequence[str] = (),
-                     assets: Sequence[str] = (), vex: Sequence[str] = (), source_options: ClientOptions | None = None,
-                     dest_options: ClientOptions | None = None, dry_run: bool = False,
-                     lock_timeout: float = 600.0, keep: int | None = None) -> SyncReport:
+
+@dataclass(frozen=True)
+class FanOutReport:
+    """What a sync into several destinations did: one :class:`SyncReport` per destination, in the order given.
+
+    A destination that failed whole (unreachable, locked, no source answering) is a report with one failed
+    ``destination`` result; the others went on.
+    """
+
+    reports: list[SyncReport]
+
+    @property
+    def ok(self) -> bool:
+        """Every destination synced without a failed or refused asset."""
+        return all(report.ok for report in self.reports)
+
+    def to_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "destinations": [report.to_json() for report in self.reports]}
+
+
+@overload
+async def async_sync(*, store: str | Path | None = None, to: str | None = None, sources: Sequence[str | Place] = (),
+                     assets: Sequence[str] = (), vex: Sequence[str | VexSource] = (),
+                     source_options: ClientOptions | None = None, dest_options: ClientOptions | None = None,
+                     dry_run: bool = False, lock_timeout: float = 600.0, keep: int | None = None,
+                     public_url: str | None = None, referrers: bool = True, parent: str | Parent | None = None,
+                     trust: TrustSettings = DEFAULT_TRUST, requested_tags: bool = True,
+                     progress: Progress | None = None) -> SyncReport: ...
+
+
+@overload
+async def async_sync(*, store: str | Path | None = None, to: Destinations, sources: Sequence[str | Place] = (),
+                     assets: Sequence[str] = (), vex: Sequence[str | VexSource] = (),
+                     source_options: ClientOptions | None = None, dest_options: ClientOptions | None = None,
+                     dry_run: bool = False, lock_timeout: float = 600.0, keep: int | None = None,
+                     public_url: str | None = None, referrers: bool = True, parent: str | Parent | None = None,
+                     trust: TrustSettings = DEFAULT_TRUST, requested_tags: bool = True,
+                     progress: Progress | None = None) -> FanOutReport: ...
+
+
+async def async_sync(*, store: str | Path | None = None, to: str | Destinations | None = None,
+                     sources: Sequence[str | Place] = (), assets: Sequence[str] = (),
+                     vex: Sequence[str | VexSource] = (), source_options: ClientOptions | None = None,
+                     dest_options: ClientOptions | None = None, dry_run: bool = False, lock_timeout: float = 600.0,
+                     keep: int | None = None, public_url: str | None = None, referrers: bool = True,
+                     parent: str | Parent | None = None, trust: TrustSettings = DEFAULT_TRUST,
+                     requested_tags: bool = True, progress: Progress | None = None) -> SyncReport | FanOutReport:
     """:func:`sync` in the running event loop."""
     specs = _select(assets)
-    prefixes = [Place.parse_registry(source) for source in sources] or list(catalog.DEFAULT_SOURCES)
-    return await sync_destination(specs, prefixes, source_options or ClientOptions(), dest_options or ClientOptions(),
-                                  Path(store) if store is not None else None, to, dry_run=dry_run,
-                                  lock_timeout=lock_timeout, vex=select_vex_sources(vex, assets), keep=keep)
+    the_parent = Parent.parse(parent) if isinstance(parent, str) else parent
+    prefixes = _sources(sources, the_parent)
+    vex_sources = _vex_sources(vex, assets, the_parent)
+    vex_parent = the_parent if the_parent is not None and (not assets or "vex" in assets) else None
+    plan = plan_requested_tags if requested_tags else _as_given
+    source_options, dest_options = source_options or ClientOptions(), dest_options or ClientOptions()
+    if isinstance(to, list | tuple):
+        if store is not None:
+            raise UsageError("--store and --to cannot be used together")
+        return FanOutReport(await sync_destinations(
+            list(to), specs, prefixes, source_options, dest_options, dry_run=dry_run, lock_timeout=lock_timeout,
+            vex=vex_sources, public_url=public_url, keep=keep, plan=plan, progress=progress, vex_parent=vex_parent,
+            referrers=referrers, trust=trust))
+    return await sync_destination(
+        specs, prefixes, source_options, dest_options, Path(store) if store is not None else None, to,
+        dry_run=dry_run, lock_timeout=lock_timeout, vex=vex_sources, public_url=public_url, keep=keep, plan=plan,
+        progress=progress, vex_parent=vex_parent, referrers=referrers, trust=trust)
 
 
-def sync(*, store: str | Path | None = None, to: str | None = None, sources: Sequence[str] = (),
-         assets: Sequence[str] = (), vex: Sequence[str] = (), source_options: ClientOptions | None = None,
+@overload
+def sync(*, store: str | Path | None = None, to: str | None = None, sources: Sequence[str | Place] = (),
+         assets: Sequence[str] = (), vex: Sequence[str | VexSource] = (), source_options: ClientOptions | None = None,
          dest_options: ClientOptions | None = None, dry_run: bool = False, lock_timeout: float = 600.0,
-         keep: int | None = None) -> SyncReport:
+         keep: int | None = None, public_url: str | None = None, referrers: bool = True,
+         parent: str | Parent | None = None, trust: TrustSettings = DEFAULT_TRUST,
+         requested_tags: bool = True) -> SyncReport: ...
+
+
+@overload
+def sync(*, store: str | Path | None = None, to: Destinations, sources: Sequence[str | Place] = (),
+         assets: Sequence[str] = (), vex: Sequence[str | VexSource] = (), source_options: ClientOptions | None = None,
+         dest_options: ClientOptions | None = None, dry_run: bool = False, lock_timeout: float = 600.0,
+         keep: int | None = None, public_url: str | None = None, referrers: bool = True,
+         parent: str | Parent | None = None, trust: TrustSettings = DEFAULT_TRUST,
+         requested_tags: bool = True) -> FanOutReport: ...
+
+
+def sync(*, store: str | Path | None = None, to: str | Destinations | None = None, sources: Sequence[str | Place] = (),
+         assets: Sequence[str] = (), vex: Sequence[str | VexSource] = (), source_options: ClientOptions | None = None,
+         dest_options: ClientOptions | None = None, dry_run: bool = False, lock_timeout: float = 600.0,
+         keep: int | None = None, public_url: str | None = None, referrers: bool = True,
+         parent: str | Parent | None = None, trust: TrustSettings = DEFAULT_TRUST,
+         requested_tags: bool = True) -> SyncReport | FanOutReport:
     """Mirror Trivy's assets into the store (``store``, or the default) or ``to`` a registry prefix or
     ``static:DIR``, from ``sources`` (registry prefixes, tried in order; Trivy's own by default).
 
     ``assets`` names the assets (all OCI assets when empty; ``vex`` adds VEX Hub), ``vex`` the VEX repositories
     as ``[NAME=]URL``. The report holds one result per asset tag; a failed asset does not raise (``report.ok``
     is false), a usage error or no source answering at all does.
+
+    ``to`` as a list or tuple is a fan-out: every destination is written at once, each source blob read once, and
+    a :class:`FanOutReport` (one report per destination) is returned; one destination failing does not stop the
+    others. ``public_url`` (where a static tree is served) and ``keep`` (versions kept) apply to a static tree,
+    ``keep`` also to the store. ``referrers`` copies the assets' referrers (not into a static tree). ``parent`` is
+    a central trivy-mirror serve (``http(s)://HOST[:PORT]``): its assets are tried first, and its VEX repositories
+    are mirrored too (VEX Hub is then not the default). ``trust`` holds the publish policy's settings (holds,
+    quorum, sanity checks, provenance); ``requested_tags`` adds, as optional tags, the tags the clients of a
+    ``serve`` on the store asked for and got a 404 on (its census). ``async_sync`` also takes a ``progress``
+    listener (the engine's event stream).
     """
+    if isinstance(to, list | tuple):
+        return asyncio.run(async_sync(store=store, to=to, sources=sources, assets=assets, vex=vex,
+                                      source_options=source_options, dest_options=dest_options, dry_run=dry_run,
+                                      lock_timeout=lock_timeout, keep=keep, public_url=public_url,
+                                      referrers=referrers, parent=parent, trust=trust, requested_tags=requested_tags))
     return asyncio.run(async_sync(store=store, to=to, sources=sources, assets=assets, vex=vex,
                                   source_options=source_options, dest_options=dest_options, dry_run=dry_run,
-                                  lock_timeout=lock_timeout, keep=keep))
+                                  lock_timeout=lock_timeout, keep=keep, public_url=public_url, referrers=referrers,
+                                  parent=parent, trust=trust, requested_tags=requested_tags))
+
+
+def _as_given(specs: Sequence[catalog.AssetSpec], _root: Path) -> Sequence[catalog.AssetSpec]:
+    return specs
+
+
+def _sources(values: Sequence[str | Place], parent: Parent | None) -> list[Place]:
+    """The sources in order: Trivy's own when none is given; a parent's prefix first unless named already."""
+    prefixes = [Place.parse_registry(value) if isinstance(value, str) else value for value in values]
+    if parent is None:
+        return prefixes or list(catalog.DEFAULT_SOURCES)
+    return prefixes if parent.prefix in prefixes else [parent.prefix, *prefixes]
+
+
+def _vex_sources(values: Sequence[str | VexSource], assets: Sequence[str], parent: Parent | None) -> list[VexSource]:
+    """The VEX repositories named; without any, VEX Hub for the asset ``vex``, unless a parent provides them."""
+    if not values:
+        return [] if parent is not None else select_vex_sources((), assets)
+    sources = [VexSource.parse(value) if isinstance(value, str) else value for value in values]
+    check_unique(sources)
+    return sources
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What a destination serves: one row per asset tag (and, in a store or static tree, per VEX repository);
+    for the store also what its ``serve`` recorded: the clients' census and the last integrity audit."""
+
+    destination: str
+    assets: list[AssetStatus]
+    clients: list[ClientRecord] | None = None
+    """The census of a ``serve`` on the store, by Trivy version (None for a registry or static tree)."""
+    integrity: AuditState | None = None
+    """The last audit of a ``serve`` on the store (None when none ran)."""
+
+    @property
+    def damaged(self) -> bool:
+        """The audit found a problem no repair removed."""
+        return bool(self.integrity and self.integrity.outstanding)
+
+    def to_json(self) -> dict[str, object]:
+        """The document of ``trivy-mirror status --json``."""
+        document: dict[str, object] = {"assets": [row.to_json() for row in self.assets]}
+        if self.clients is not None:
+            document["clients"] = [record.to_json() for record in self.clients]
+        if self.integrity is not None:
+            document["integrity"] = self.integrity.to_json()
+        return document
 
 
 async def async_status(*, store: str | Path | None = None, to: str | None = None, assets: Sequence[str] = (),
-                       options: ClientOptions | None = None) -> list[AssetStatus]:
+                       options: ClientOptions | None = None) -> StatusReport:
     """:func:`status` in the running event loop."""
     specs = _select(assets)
     async with RegistryPool(options or ClientOptions()) as pool:
         target = open_destination(Path(store) if store is not None else None, to, pool)
         rows = await asset_statuses(target, specs) if specs else []
-    if isinstance(target, StoreDestination) and (not assets or "vex" in assets):
-        rows += vex_statuses(target.store.root, [])
-    return rows
+    if isinstance(target, StoreDestination):
+        root = target.store.root
+        return StatusReport(target.label, rows + vex_status_rows(target.store, assets),
+                            read_records(census_path(root)), read_audit(root))
+    if isinstance(target, StaticDestination):
+        rows += vex_status_rows(target.tree.work, assets)
+    return StatusReport(target.label, rows)
 
 
 def status(*, store: str | Path | None = None, to: str | None = None, assets: Sequence[str] = (),
-           options: ClientOptions | None = None) -> list[AssetStatus]:
-    """What the destination serves for each asset (and, in a store, each VEX repository), and its state:
-    ``fresh``, ``stale`` or ``missing`` (the rows of ``trivy-mirror status --json``)."""
+           options: ClientOptions | None = None) -> StatusReport:
+    """What the destination serves for each asset (and, in a store or static tree, each VEX repository: those
+    stored, plus VEX Hub when ``assets`` names ``vex``), and its state: ``fresh``, ``stale`` or ``missing``
+    (``report.assets``, the rows of ``trivy-mirror status --json``); for the store also the census and the
+    integrity audit its ``serve`` recorded."""
     return asyncio.run(async_status(store=store, to=to, assets=assets, options=options))
 
 

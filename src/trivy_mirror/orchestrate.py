@@ -1,8 +1,8 @@
-"""Whole syncs as the CLI and the server's scheduler run them: the OCI assets and the VEX repositories of one
+"""Whole syncs as the facade and the server's scheduler run them: the OCI assets and the VEX repositories of one
 destination, under the store's lock, reported as one outcome.
 
-This is library code below the server (the scheduler calls :class:`StoreSync`) and below the CLI; it reads no
-flags and no environment.
+This is library code below the server (the scheduler calls :class:`StoreSync`) and below the facade (which the
+CLI calls); it reads no flags and no environment.
 """
 
 from __future__ import annotations
@@ -186,6 +186,13 @@ def select_vex_sources(values: Sequence[str], asset_names: Sequence[str]) -> lis
         return sources
     return [DEFAULT_SOURCE] if VEX_ASSET in asset_names else []
 
+
+def vex_status_rows(store: StoreRoot, asset_names: Sequence[str], values: Sequence[str] = ()) -> list[AssetStatus]:
+    """``status`` rows: none when ``--assets`` names only OCI assets; otherwise every stored repository, plus a
+    missing row for each configured one not stored yet (``--vex-from``, or VEX Hub for ``--assets vex``)."""
+    if asset_names and VEX_ASSET not in asset_names and not values:
+        return []
+    return vex_statuses(store.root, [source.name for source in select_vex_sources(values, asset_names)])
 
 async def run_vex_sync(store: StoreRoot, sources: Sequence[VexSource], options: ConnectionOptions, *,
                        dry_run: bool, authorization: Mapping[str, str] | None = None,

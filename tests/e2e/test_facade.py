@@ -22,7 +22,7 @@ def test_sync_then_status_in_process(upstream: RegistryProcess, assets: AssetSet
     assert report.ok and report.destination == str(store)
     assert {(r.reference, r.outcome) for r in report.results} == {
         ("aquasec/trivy-db:2", "updated"), ("aquasec/trivy-checks:2", "updated"), ("aquasec/trivy-checks:1", "updated")}
-    rows = {row.reference: row for row in trivy_mirror.status(store=store, assets=["db", "checks"])}
+    rows = {row.reference: row for row in trivy_mirror.status(store=store, assets=["db", "checks"]).assets}
     assert rows["aquasec/trivy-db:2"].state == "fresh" and rows["aquasec/trivy-db:2"].digest == assets.db.digest
     again = trivy_mirror.sync(store=store, sources=source, assets=["db"])
     assert [r.outcome for r in again.results] == ["unchanged"] and again.results[0].stats.bytes_copied == 0
@@ -50,6 +50,20 @@ def test_export_then_import_into_a_registry_in_process(upstream: RegistryProcess
     assert [e.kind for e in pushed if e.kind != "bytes"] == ["start", "done"]
     assert sum(len(e.data) for e in pushed) == len(assets.db.layers[0])
 
+
+def test_fan_out_and_status_report(upstream: RegistryProcess, assets: AssetSet, tmp_path: Path) -> None:
+    """``to`` as a list is a fan-out (one report per destination, in order); ``status`` of a static tree is a
+    report without the store's census and audit."""
+    trees = [f"static:{tmp_path / 'a'}", f"static:{tmp_path / 'b'}"]
+    fan_out = trivy_mirror.sync(to=trees, sources=[f"{upstream.host}/aquasec"], assets=["db"],
+                                trust=trivy_mirror.TrustSettings(quorum=1))
+    assert fan_out.ok and [report.destination for report in fan_out.reports] == trees
+    assert fan_out.to_json() == {"ok": True, "destinations": [report.to_json() for report in fan_out.reports]}
+    report = trivy_mirror.status(to=trees[1], assets=["db"])
+    assert [(row.display_name, row.state) for row in report.assets] == [("trivy-db:2", "fresh")]
+    assert report.clients is None and report.integrity is None and not report.damaged
+    with pytest.raises(trivy_mirror.UsageError, match="together"):
+        trivy_mirror.sync(store=tmp_path / "s", to=trees, assets=["db"])
 
 def test_errors_are_the_public_classes(tmp_path: Path) -> None:
     with pytest.raises(trivy_mirror.UsageError, match="unknown asset"):

@@ -35,7 +35,7 @@ def pushed(store: Path, artifact: Artifact) -> None:
         for digest, blob in artifact.blobs.items():
             await layout.push_blob(Descriptor("application/octet-stream", Digest.parse(digest), len(blob)),
                                    _chunks(blob))
-        await layout.push_manifest(ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST), "2")
+        await layout.tag("2", ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST))
 
     asyncio.run(write())
     assert not (layout.path / "trivy-mirror.json").exists()

@@ -73,8 +73,8 @@ async def test_push_then_read_back(registry: RegistryFactory) -> None:
         for data in (CONFIG, LAYER):
             await repo.push_blob(_descriptor(data), _chunks(data))
             assert await repo.blob_exists(_descriptor(data))
-        await repo.push_manifest(manifest, "2")
-        await repo.push_manifest(manifest, "latest")
+        await repo.tag("2", manifest)
+        await repo.tag("latest", manifest)
 
         assert await repo.resolve("2") == manifest.descriptor
         fetched = await repo.get_manifest("2")
@@ -153,7 +153,7 @@ async def test_htpasswd_registry_with_docker_config(registry: RegistryFactory, t
         repo = client.repository("aquasec/trivy-db")
         await repo.push_blob(_descriptor(CONFIG), _chunks(CONFIG))
         await repo.push_blob(_descriptor(LAYER), _chunks(LAYER))
-        await repo.push_manifest(ManifestBytes.of(_manifest(), mediatype.OCI_MANIFEST), "2")
+        await repo.tag("2", ManifestBytes.of(_manifest(), mediatype.OCI_MANIFEST))
         assert (await repo.get_manifest("2")).data == _manifest()
 
     async with _client(process.host) as anonymous:

@@ -47,7 +47,7 @@ async def _fill(store: Store, assets: AssetSet) -> None:
         for blob in (artifact.config, *artifact.layers):
             descriptor = Descriptor("application/octet-stream", Digest.of(blob), len(blob))
             await layout.push_blob(descriptor, _chunks(blob))
-        await layout.push_manifest(ManifestBytes(artifact.manifest, artifact.media_type), tag)
+        await layout.tag(tag, ManifestBytes(artifact.manifest, artifact.media_type))
 
 
 class ServerThread:

@@ -53,4 +53,4 @@ async def put(store: Store, repository: str, tag: str, artifact: Artifact) -> No
     layout = store.layout(repository)
     for blob in artifact.blobs.values():
         await layout.push_blob(Descriptor("application/octet-stream", Digest.of(blob), len(blob)), _one(blob))
-    await layout.push_manifest(ManifestBytes(artifact.manifest, artifact.media_type), tag)
+    await layout.tag(tag, ManifestBytes(artifact.manifest, artifact.media_type))

@@ -318,7 +318,7 @@ class OciPlanned:
         assert isinstance(parsed, Manifest)
         name = dated_tag(self.spec, self.tag, parsed, self.metadata, datetime.now(UTC))
         if name is not None and await self.target.resolve(name) is None:
-            await self.target.push_manifest(self.manifest, name)
+            await self.target.tag(name, self.manifest)
 
     def _record(self) -> None:
         """The published version, its provenance (the bundle as its source); no held candidate or approval left."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from trivy_mirror.catalog.assets import MIRROR_NAMESPACE
 from trivy_mirror.catalog.attempt import FAILED_RESULTS
 from trivy_mirror.timefmt import iso as _iso
 
@@ -38,6 +39,11 @@ class AssetStatus:
     """Why the candidate is held (pinned, hold, quorum, sanity); None when nothing is held."""
     provenance: dict[str, Any] | None = None
     """Where the served version came from and why it was published, when this mirror published it."""
+
+    @property
+    def display_name(self) -> str:
+        """``trivy-db:2``, ``vex/vexhub``: the reference without the mirror namespace every OCI asset shares."""
+        return self.reference.removeprefix(f"{MIRROR_NAMESPACE}/")
 
     @property
     def last_failed(self) -> bool:

@@ -11,11 +11,9 @@ from trivy_mirror.cli import options
 from trivy_mirror.cli.parsing import (
     connection_options,
     destination_prefixes,
-    explicit_vex,
     parse_assets,
     parse_sources,
     run,
-    select_assets,
     static_settings,
     trust_settings,
 )
@@ -70,14 +68,14 @@ def sync(ctx: click.Context, store: Path | None, destination: tuple[str, ...], d
     names = parse_assets(asset_names)
     statics = [d for d in destination if scheme_of(d) == STATIC]
     public_url, keep = static_settings(ctx, statics[0] if statics else (destination or (None,))[0], public_url, keep)
-    prefixes, vex_parent = parse_sources(sources, parent, names)
+    prefixes, _vex_parent = parse_sources(sources, parent, names)
     trust = trust_settings(holds, quorum, len(prefixes), max_shrink, check_archive, provenance, sign_key)
     code = run(run_sync(
-        select_assets(asset_names), prefixes, connection_options(src_creds, "src", insecure, ca_file, prefixes),
-        connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination)),
-        store, list(destination),
-        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, vex=explicit_vex(vex_sources, names, parent),
-        public_url=public_url, keep=keep, vex_parent=vex_parent, referrers=not no_referrers, trust=trust,
+        store, list(destination), sources=prefixes, assets=names, vex=vex_sources,
+        source_options=connection_options(src_creds, "src", insecure, ca_file, prefixes),
+        dest_options=connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination)),
+        dry_run=dry_run, as_json=as_json, lock_timeout=lock_timeout, public_url=public_url, keep=keep,
+        referrers=not no_referrers, parent=parent, trust=trust,
     ))
     sys.exit(code)
 
@@ -100,8 +98,7 @@ def status(store: Path | None, destination: str | None, dest_creds: str | None, 
 
     names = parse_assets(asset_names)
     connection = connection_options(dest_creds, "dest", insecure, ca_file, destination_prefixes(destination))
-    sys.exit(run(run_status(select_assets(asset_names), connection,
-                            store, destination, as_json=as_json, asset_names=names)))
+    sys.exit(run(run_status(connection, store, destination, as_json=as_json, assets=names)))
 
 
 @click.command()

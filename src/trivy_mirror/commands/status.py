@@ -1,31 +1,19 @@
-"""``trivy-mirror status``."""
+"""``trivy-mirror status``: the facade's :func:`~trivy_mirror.facade.async_status`, printed."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich import box
-from rich.console import Console
-from rich.filesize import decimal
-from rich.measure import Measurement
-from rich.table import Table
-
-from trivy_mirror.catalog.assets import MIRROR_NAMESPACE, AssetSpec
-from trivy_mirror.catalog.freshness import AssetStatus
-from trivy_mirror.catalog.status import asset_statuses
-from trivy_mirror.commands.vex_sync import vex_status_rows
-from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
-from trivy_mirror.server.audit import read_audit
-from trivy_mirror.server.census import ClientRecord, census_path, read_records
-from trivy_mirror.static import StaticDestination
-from trivy_mirror.timefmt import short_time
+from trivy_mirror.facade import ClientOptions, async_status
 from trivy_mirror.ui import console
+from trivy_mirror.ui.status import print_clients, print_table
 
-STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}
-UNBOUNDED = 10_000
-"""A width no table reaches: to measure the width a table wants, not the one it is given."""
+if TYPE_CHECKING:
+    from trivy_mirror import AssetStatus
+
 EXIT_OK, EXIT_STALE, EXIT_LAST_SYNC_FAILED = 0, 3, 4
 """``status`` exit codes: 3 wins over 4 (clients are affected now; a failed sync only will be)."""
 
@@ -38,104 +26,17 @@ def exit_code(rows: Sequence[AssetStatus], damaged: bool = False) -> int:
     return EXIT_LAST_SYNC_FAILED if any(row.last_failed for row in rows) else EXIT_OK
 
 
-async def run_status(specs: Sequence[AssetSpec], options: ConnectionOptions, store: Path | None,
-                     destination: str | None, *, as_json: bool, asset_names: Sequence[str] = ()) -> int:
+async def run_status(options: ClientOptions, store: Path | None, destination: str | None, *, as_json: bool,
+                     assets: Sequence[str] = ()) -> int:
     """Print the status; the exit code of :func:`exit_code`."""
-    async with RegistryPool(options) as pool:
-        target = open_destination(store, destination, pool)
-        rows = await asset_statuses(target, specs) if specs else []
-    clients, audit = None, None
-    if isinstance(target, StoreDestination):
-        rows += vex_status_rows(target.store, asset_names)
-        clients = read_records(census_path(target.store.root))
-        audit = read_audit(target.store.root)
-    elif isinstance(target, StaticDestination):
-        rows += vex_status_rows(target.tree.work, asset_names)
+    report = await async_status(store=store, to=destination, assets=assets, options=options)
     if as_json:
-        document: dict[str, object] = {"assets": [row.to_json() for row in rows]}
-        if clients is not None:
-            document["clients"] = [record.to_json() for record in clients]
-        if audit is not None:
-            document["integrity"] = audit.to_json()
-        print(json.dumps(document, indent=2))
+        print(json.dumps(report.to_json(), indent=2))
     else:
-        print_table(rows)
-        for problem in audit.outstanding if audit is not None else []:
+        print_table(report.assets)
+        for problem in report.integrity.outstanding if report.integrity is not None else []:
             console.stdout.print(f"damaged: {problem.line()} (found by serve's audit)", markup=False,
                                  highlight=False)
-        if clients:
-            print_clients(clients)
-    return exit_code(rows, damaged=bool(audit and audit.outstanding))
-
-
-def print_table(rows: Sequence[AssetStatus], out: Console | None = None) -> None:
-    """The human view, as wide as the terminal allows (80 columns hold it): the digest, then the time of the last
-    sync, are left out when they do not fit. Sources and full digests are in ``--json``."""
-    out = out or console.stdout
-    table = _table(rows, digest=True, last_time=True)
-    for digest, last_time in ((False, True), (False, False)):
-        if Measurement.get(out, out.options.update_width(UNBOUNDED), table).maximum <= out.width:
-            break
-        table = _table(rows, digest=digest, last_time=last_time)
-    out.print(table)
-    for row in rows:
-        if row.error:
-            out.print(row.reason, markup=False, highlight=False)
-        if row.last_failed:
-            out.print(row.failure, markup=False, highlight=False)
-        for line in trust_lines(row):
-            out.print(line, markup=False, highlight=False)
-
-
-def trust_lines(row: AssetStatus) -> list[str]:
-    """What an operator decided for this asset (a pin) and what is held, one line each."""
-    lines = []
-    if row.pinned:
-        why = f" ({row.pinned['reason']})" if row.pinned.get("reason") else ""
-        lines.append(f"{display_name(row)}: pinned to {row.pinned['digest']} by {row.pinned.get('by') or '?'} at "
-                     f"{row.pinned.get('at')}{why}")
-    if row.candidate:
-        lines.append(f"{display_name(row)}: held ({row.held}) candidate {row.candidate['digest']} from "
-                     f"{row.candidate.get('source') or '?'}, first seen {row.candidate.get('first_seen')}")
-    return lines
-
-
-def _table(rows: Sequence[AssetStatus], *, digest: bool, last_time: bool) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False,
-                  caption="times in UTC; full digests, sources and messages: status --json", caption_justify="left")
-    columns = ["asset", "state", *(["digest"] if digest else []), "size", "updated", "next update", "last sync"]
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        last = row.last_result or "-"
-        if last_time and row.last_attempt:
-            last = f"{short_time(row.last_attempt)} {last}"
-        state: str = "damaged" if row.error else row.state
-        if row.held or row.pinned:
-            state += f" ({row.held or 'pinned'})"
-        cells = [display_name(row), f"[{STATE_STYLE[row.state]}]{state}[/]"]
-        if digest:
-            cells.append(row.digest.partition(":")[2][:12] if row.digest else "-")
-        cells += [decimal(row.size) if row.size is not None else "-", short_time(row.updated_at),
-                  short_time(row.next_update), last]
-        table.add_row(*cells)
-    return table
-
-
-def display_name(row: AssetStatus) -> str:
-    """``trivy-db:2``, ``vex/vexhub``: the reference without the mirror namespace every OCI asset shares."""
-    return row.reference.removeprefix(f"{MIRROR_NAMESPACE}/")
-
-
-def print_clients(clients: Sequence[ClientRecord]) -> None:
-    """The fleet census ``serve`` keeps: per Trivy version what it pulled and what the mirror could not answer."""
-    table = Table(title="clients (what serve saw, by Trivy version)")
-    for column in ("client", "last seen", "requests", "pulled", "not answered"):
-        table.add_column(column, no_wrap=column != "pulled" and column != "not answered")
-    for record in clients:
-        problems = [f"[red]{p.outcome}[/] {p.resource} x{p.count}" for p in record.problems.values()]
-        table.add_row(record.client, short_time(record.last_seen), str(record.requests),
-                      ", ".join(sorted(record.pulled)) or "-", "\n".join(problems) or "-")
-    console.stdout.print(table)
-
-
+        if report.clients:
+            print_clients(report.clients)
+    return exit_code(report.assets, damaged=report.damaged)

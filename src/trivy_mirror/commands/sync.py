@@ -1,4 +1,4 @@
-"""``trivy-mirror sync``."""
+"""``trivy-mirror sync``: the facade's :func:`~trivy_mirror.facade.async_sync`, with progress and a report."""
 
 from __future__ import annotations
 
@@ -7,61 +7,45 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.filesize import decimal
 from rich.table import Table
 
-from trivy_mirror.catalog.assets import AssetSpec
-from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
-from trivy_mirror.catalog.result import TagResult
-from trivy_mirror.errors import UsageError
-from trivy_mirror.mirror.endpoints import ConnectionOptions
-from trivy_mirror.mirror.parent import Parent
-from trivy_mirror.oci.place import Place
-from trivy_mirror.orchestrate import sync_destination, sync_destinations
-from trivy_mirror.server.census import plan_requested_tags
+from trivy_mirror.facade import ClientOptions, FanOutReport, async_sync
 from trivy_mirror.ui import console
 from trivy_mirror.ui.progress import make_progress
-from trivy_mirror.vex import VexSource
+
+if TYPE_CHECKING:
+    from trivy_mirror import Place, TagResult, TrustSettings
 
 log = logging.getLogger("trivy_mirror.sync")
 
 
-async def run_sync(specs: Sequence[AssetSpec], sources: Sequence[Place], source_options: ConnectionOptions,
-                   dest_options: ConnectionOptions, store: Path | None, destinations: Sequence[str], *,
-                   dry_run: bool, as_json: bool, lock_timeout: float, vex: Sequence[VexSource] = (),
-                   public_url: str | None = None, keep: int | None = None, referrers: bool = True,
-                   vex_parent: Parent | None = None, trust: TrustSettings = DEFAULT_TRUST) -> int:
+async def run_sync(store: Path | None, destinations: Sequence[str], *, sources: Sequence[str | Place],
+                   assets: Sequence[str], vex: Sequence[str], source_options: ClientOptions,
+                   dest_options: ClientOptions, dry_run: bool, as_json: bool, lock_timeout: float,
+                   public_url: str | None, keep: int | None, referrers: bool, parent: str | None,
+                   trust: TrustSettings) -> int:
     """Sync and report; returns the exit code (1 when any asset failed or was refused).
 
-    ``public_url`` applies to a static tree (``--to static:DIR``) only; ``keep`` to the store and a static tree.
     Several ``destinations`` are a fan-out: one report per destination (``--json``: ``{"ok", "destinations"}``).
     """
+    to = tuple(destinations) if len(destinations) > 1 else next(iter(destinations), None)
     progress = make_progress(not as_json)
     with progress if progress is not None else contextlib.nullcontext():
-        if len(destinations) > 1:
-            if store is not None:
-                raise UsageError("--store and --to cannot be used together")
-            reports = await sync_destinations(destinations, specs, sources, source_options, dest_options,
-                                              dry_run=dry_run, lock_timeout=lock_timeout, vex=vex,
-                                              public_url=public_url, keep=keep, plan=plan_requested_tags,
-                                              progress=progress, vex_parent=vex_parent, referrers=referrers,
-                                              trust=trust)
-        else:
-            reports = [await sync_destination(specs, sources, source_options, dest_options, store,
-                                              destinations[0] if destinations else None, dry_run=dry_run,
-                                              lock_timeout=lock_timeout, vex=vex, public_url=public_url, keep=keep,
-                                              plan=plan_requested_tags, progress=progress, vex_parent=vex_parent,
-                                              referrers=referrers, trust=trust)]
-    if len(reports) == 1:
-        report(reports[0].results, reports[0].destination, as_json)
-    else:
-        for one in reports:
+        outcome = await async_sync(store=store, to=to, sources=sources, assets=assets, vex=vex,
+                                   source_options=source_options, dest_options=dest_options, dry_run=dry_run,
+                                   lock_timeout=lock_timeout, public_url=public_url, keep=keep, referrers=referrers,
+                                   parent=parent, trust=trust, progress=progress)
+    if isinstance(outcome, FanOutReport):
+        for one in outcome.reports:
             report(one.results, one.destination, as_json, fan_out=True)
         if as_json:
-            print(json.dumps({"ok": all(r.ok for r in reports), "destinations": [r.to_json() for r in reports]},
-                             indent=2))
-    return 0 if all(r.ok for r in reports) else 1
+            print(json.dumps(outcome.to_json(), indent=2))
+    else:
+        report(outcome.results, outcome.destination, as_json)
+    return 0 if outcome.ok else 1
 
 
 def report(results: Sequence[TagResult], destination: str, as_json: bool, *, fan_out: bool = False) -> None:

@@ -1,8 +1,10 @@
 """The one copy engine: any artifact from a ReadTarget to a WriteTarget, byte for byte.
 
 Order of work (oras-go's ``Copy``): resolve the source manifest, stop if the destination already has that
-digest, copy every missing blob as a verified stream (server-side mount when both ends share a registry),
-push child manifests, and push the root manifest last, so a tag never points at something incomplete. Then,
+digest, copy every missing blob as a verified stream (a mount instead when the destination is a
+:class:`~trivy_mirror.target.Mounter` and both ends share a registry or file system), push child manifests,
+and push the root manifest last, then tag it (:func:`~trivy_mirror.target.push_and_tag`: one step where the
+destination can), so a tag never points at something incomplete. Then,
 when asked, the referrers of what was copied (signatures, attestations), as ``oras cp -r`` does.
 
 Every failure of one end is raised as :class:`~trivy_mirror.errors.CopyError` naming that side and its location,
@@ -22,7 +24,7 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest, verified
 from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
 from trivy_mirror.oci.referrers import MAX_DEPTH
-from trivy_mirror.target import ReadTarget, ReferrerSource, WriteTarget
+from trivy_mirror.target import Mounter, ReadTarget, ReferrerSource, WriteTarget, push_and_tag
 
 
 @dataclass
@@ -81,7 +83,7 @@ async def copy_blob(src: ReadTarget, dst: WriteTarget, blob: Descriptor, stats: 
             stats.blobs_skipped += 1
             await emit(Event("skipped", blob))
             return
-        if not hooks.read_through(blob) and await dst.mount_blob(blob, src):
+        if not hooks.read_through(blob) and isinstance(dst, Mounter) and await dst.mount_blob(blob, src):
             stats.blobs_mounted += 1
             await emit(Event("mounted", blob))
             return
@@ -170,7 +172,7 @@ async def copy_manifest_tree(src: ReadTarget, dst: WriteTarget, manifest: Manife
             child_manifest = await src.get_manifest(str(child.digest))
         await copy_manifest_tree(src, dst, child_manifest, stats, hooks)
         with side("destination", dst):
-            await dst.push_manifest(child_manifest, None)
+            await dst.push_manifest(child_manifest)
         stats.manifests_pushed += 1
 
 
@@ -183,7 +185,7 @@ async def copy(src: ReadTarget, manifest: ManifestBytes, dst: WriteTarget, tag: 
     if hooks.before_publish is not None:
         await hooks.before_publish(manifest)
     with side("destination", dst):
-        await dst.push_manifest(manifest, tag)
+        await push_and_tag(dst, manifest, tag)
     stats.manifests_pushed += 1
     if hooks.referrer_depth > 0:
         await copy_referrers(src, dst, manifest.digest, stats, hooks, hooks.referrer_depth)
@@ -211,7 +213,7 @@ async def copy_referrers(src: ReadTarget, dst: WriteTarget, subject: Digest, sta
                 continue
             await copy_manifest_tree(src, dst, manifest, stats, hooks)
             with side("destination", dst):
-                await dst.push_manifest(manifest, None)
+                await dst.push_manifest(manifest)
             stats.manifests_pushed += 1
             stats.referrers_copied += 1
         await copy_referrers(src, dst, descriptor.digest, stats, hooks, depth - 1)

@@ -333,7 +333,7 @@ class AssetSync:
         try:
             existing = await target.resolve(name)
             if existing is None:
-                await target.push_manifest(manifest, name)
+                await target.tag(name, manifest)
                 return name
         except MirrorError as err:  # the version is published; its second name is a convenience
             log.warning("%s: cannot tag %s as %s: %s", spec.name, manifest.digest.short, name, err)

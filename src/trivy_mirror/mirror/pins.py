@@ -96,7 +96,7 @@ async def pin(destination: Destination, asset: AssetTag, digest: str, by: str, r
     layer = policy.check_shape(asset.spec, manifest.parsed)
     current = await target.resolve(asset.tag)
     if current is None or current.digest != manifest.digest:
-        await target.push_manifest(manifest, asset.tag)
+        await target.tag(asset.tag, manifest)
     moment = now or datetime.now(UTC)
     record = Pin(str(wanted), by, moment, reason)
     book = destination.state

@@ -65,5 +65,5 @@ async def attach(target: WriteTarget, reference: str, subject: Descriptor, prove
     if isinstance(target, Layout):
         await target.push_untagged(manifest)
     else:
-        await target.push_manifest(manifest, None)
+        await target.push_manifest(manifest)
     return manifest.digest

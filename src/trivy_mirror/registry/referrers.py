@@ -76,4 +76,4 @@ async def list_in_fallback_tag(repository: RemoteRepository, referrer: ManifestB
     entries = await _tagged(repository, subject)
     if any(entry.digest == referrer.digest for entry in entries) or len(entries) >= MAX_REFERRERS:
         return
-    await repository.push_manifest(referrers_index([*entries, referrer_descriptor(referrer)]), fallback_tag(subject))
+    await repository.tag(fallback_tag(subject), referrers_index([*entries, referrer_descriptor(referrer)]))

@@ -168,8 +168,18 @@ class RemoteRepository:
         await cancel_upload(self, location)
         return False
 
-    async def push_manifest(self, manifest: ManifestBytes, tag: str | None) -> None:
-        ref = validate_tag(tag) if tag is not None else str(manifest.digest)
+    async def push_manifest(self, manifest: ManifestBytes) -> None:
+        await self._put_manifest(manifest, str(manifest.digest))
+
+    async def tag(self, tag: str, manifest: ManifestBytes) -> None:
+        """A PUT of the manifest's bytes under the tag: the registry stores them (again) and moves the tag."""
+        await self._put_manifest(manifest, validate_tag(tag))
+
+    async def push_tagged(self, manifest: ManifestBytes, tag: str) -> None:
+        """One request: the PUT under the tag stores the manifest too."""
+        await self.tag(tag, manifest)
+
+    async def _put_manifest(self, manifest: ManifestBytes, ref: str) -> None:
         operation = f"push manifest {self._display(ref)}"
         async with await self.client.request(
             "PUT", f"/v2/{self.name}/manifests/{ref}", operation=operation, repository=self.name,

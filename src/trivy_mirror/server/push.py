@@ -160,7 +160,7 @@ class PushApi:
                 if not tags:
                     await layout.push_untagged(manifest)
                 for tag in tags:
-                    await layout.push_manifest(manifest, tag)
+                    await layout.tag(tag, manifest)
                 for each_accepted in accepted:
                     await self._record_published(layout, manifest, each_accepted, who)
         except StoreError as err:

@@ -16,13 +16,14 @@ from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.server.errors import OciError
 from trivy_mirror.store.layout import IndexView
-from trivy_mirror.target import WriteTarget
+from trivy_mirror.target import Mounter, WriteTarget
 
 log = logging.getLogger(__name__)
 
 
-class ServedLayout(WriteTarget, Protocol):
-    """One repository of the store (an OCI image layout); a write target like any other."""
+class ServedLayout(WriteTarget, Mounter, Protocol):
+    """One repository of the store (an OCI image layout); a write target like any other, and a :class:`Mounter`
+    (a blob another repository of the store holds is hard-linked)."""
 
     @property
     def repository(self) -> str: ...

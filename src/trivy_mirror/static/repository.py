@@ -20,7 +20,6 @@ from trivy_mirror.oci.manifest import Descriptor, Index, Manifest
 from trivy_mirror.oci.reference import validate_tag
 from trivy_mirror.static.paths import BLOBS_DIR, MANIFESTS_DIR, manifest_name
 from trivy_mirror.store.stream import has_file, read_blob_file, run_to_completion, write_blob_file
-from trivy_mirror.target import ReadTarget
 
 if TYPE_CHECKING:
     from trivy_mirror.static.tree import StaticTree
@@ -86,16 +85,18 @@ class StaticRepository:
         """Store a blob from a verified stream; visible under its digest only once complete."""
         await write_blob_file(self.blob_path(descriptor.digest), self.tree.tmp, descriptor, chunks, self.location)
 
-    async def mount_blob(self, descriptor: Descriptor, source: ReadTarget) -> bool:
-        return False  # a web server's tree shares no storage with registries; blobs are copied
+    async def push_manifest(self, manifest: ManifestBytes) -> None:
+        """Store the manifest under its digest. Refused (StoreError) unless everything it references is stored.
 
-    async def push_manifest(self, manifest: ManifestBytes, tag: str | None) -> None:
-        """Store the manifest under its digest, then (with ``tag``) rename its bytes onto ``manifests/TAG``.
-
-        Refused (StoreError) unless everything it references is stored.
+        A static tree has no :class:`~trivy_mirror.target.Mounter` ability: it shares no storage with registries,
+        blobs are copied.
         """
-        if tag is not None:
-            validate_tag(tag)
+        await run_to_completion(self._store_manifest, manifest, None)
+
+    async def tag(self, tag: str, manifest: ManifestBytes) -> None:
+        """Rename the manifest's bytes onto ``manifests/TAG`` (storing them under the digest first if they are
+        not) and record the tag's history."""
+        validate_tag(tag)
         await run_to_completion(self._store_manifest, manifest, tag)
 
     # Internals

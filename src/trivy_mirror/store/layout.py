@@ -320,17 +320,24 @@ class Layout:
             return False
         return await run_to_completion(self._link_blob, descriptor, source)
 
-    async def push_manifest(self, manifest: ManifestBytes, tag: str | None) -> None:
-        """Store the exact manifest bytes as a blob, then point ``tag`` at it by rewriting index.json.
+    async def push_manifest(self, manifest: ManifestBytes) -> None:
+        """Store the exact manifest bytes as a blob. Refused (StoreError) unless every blob it references is stored.
 
-        Refused (StoreError) unless every blob it references is stored. Without a tag only the blob is
-        written: that is how an index's children are stored, reachable by digest through their index; except a
-        referrer (a manifest with a subject), which gets an untagged entry so that it is found and listed.
+        Only the blob is written: that is how an index's children are stored, reachable by digest through their
+        index; except a referrer (a manifest with a subject), which gets an untagged entry so that it is found and
+        listed.
         """
-        if tag is not None:
-            validate_tag(tag)
         parsed = manifest.parsed
-        await run_to_completion(self._store_manifest, manifest, parsed, tag, parsed.subject is not None)
+        await run_to_completion(self._store_manifest, manifest, parsed, None, parsed.subject is not None)
+
+    async def tag(self, tag: str, manifest: ManifestBytes) -> None:
+        """Point ``tag`` at the manifest by rewriting index.json (storing its bytes first if they are not)."""
+        validate_tag(tag)
+        await run_to_completion(self._store_manifest, manifest, manifest.parsed, tag)
+
+    async def push_tagged(self, manifest: ManifestBytes, tag: str) -> None:
+        """Store and tag with one write of index.json (a tagged referrer gets its tagged entry only)."""
+        await self.tag(tag, manifest)
 
     async def push_untagged(self, manifest: ManifestBytes) -> None:
         """Store a manifest pushed by digest as an untagged index entry (no ref.name), so it is served by digest

@@ -67,7 +67,7 @@ async def _put_blobs(layout: Layout, artifact: Artifact) -> None:
 async def _store(layout: Layout, artifact: Artifact, tag: str) -> ManifestBytes:
     await _put_blobs(layout, artifact)
     manifest = ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST)
-    await layout.push_manifest(manifest, tag)
+    await layout.tag(tag, manifest)
     return manifest
 
 

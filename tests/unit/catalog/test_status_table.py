@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from trivy_mirror.catalog.freshness import AssetStatus
-from trivy_mirror.commands.status import print_table
+from trivy_mirror.ui.status import print_table
 
 NOW = datetime(2026, 11, 30, 7, 54, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32

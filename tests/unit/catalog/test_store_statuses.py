@@ -31,7 +31,7 @@ def pushed(store: Store, artifact: Artifact) -> None:
     async def write() -> None:
         for digest, blob in artifact.blobs.items():
             await layout.push_blob(Descriptor("application/octet-stream", Digest.parse(digest), len(blob)), _one(blob))
-        await layout.push_manifest(ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST), "2")
+        await layout.tag("2", ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST))
 
     asyncio.run(write())
 

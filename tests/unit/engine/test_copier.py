@@ -16,7 +16,6 @@ from trivy_mirror.oci import mediatype
 from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.target import ReadTarget
 
 
 class MemoryTarget:
@@ -51,15 +50,14 @@ class MemoryTarget:
         data = b"".join([c async for c in chunks])
         self.blobs[descriptor.digest] = data
 
-    async def mount_blob(self, descriptor: Descriptor, source: ReadTarget) -> bool:
-        return False
-
-    async def push_manifest(self, manifest: ManifestBytes, tag: str | None) -> None:
+    async def push_manifest(self, manifest: ManifestBytes) -> None:
         for blob in manifest.parsed.blobs:  # type: ignore[union-attr]
             assert blob.digest in self.blobs, "manifest pushed before its blobs"
         self.manifests[str(manifest.digest)] = manifest
-        if tag:
-            self.tags[tag] = manifest.digest
+
+    async def tag(self, tag: str, manifest: ManifestBytes) -> None:
+        assert str(manifest.digest) in self.manifests, "tagged before it was pushed"
+        self.tags[tag] = manifest.digest
 
 
 def artifact(target: MemoryTarget, layer: bytes, corrupt: bool = False) -> ManifestBytes:
@@ -202,3 +200,51 @@ async def test_embedded_config_data_needs_no_fetch() -> None:
     manifest = ManifestBytes.of(data, None)
     await copier.copy(src, manifest, dst, "x")
     assert src.fetches == 0 and dst.blobs[Digest.of(b"{}")] == b"{}"
+
+
+class MountingTarget(MemoryTarget):
+    """A destination with the optional :class:`~trivy_mirror.target.Mounter` ability (blobs of the source it
+    shares storage with arrive without a fetch) and :class:`~trivy_mirror.target.TagPusher` (one step)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def mount_blob(self, descriptor: Descriptor, source: object) -> bool:
+        if not isinstance(source, MemoryTarget) or descriptor.digest not in source.blobs:
+            return False
+        self.blobs[descriptor.digest] = source.blobs[descriptor.digest]
+        return True
+
+    async def push_manifest(self, manifest: ManifestBytes) -> None:
+        self.calls.append("push_manifest")
+        await super().push_manifest(manifest)
+
+    async def tag(self, tag: str, manifest: ManifestBytes) -> None:
+        self.calls.append("tag")
+        await super().tag(tag, manifest)
+
+    async def push_tagged(self, manifest: ManifestBytes, tag: str) -> None:
+        self.calls.append("push_tagged")
+        await super().push_manifest(manifest)
+        await super().tag(tag, manifest)
+
+
+async def test_mounting_is_used_only_where_the_destination_can() -> None:
+    src = MemoryTarget()
+    manifest = artifact(src, b"layer-bytes")
+    mounted = await copier.copy(src, manifest, MountingTarget(), "2")
+    assert (mounted.blobs_mounted, mounted.blobs_copied, src.fetches) == (2, 0, 0)
+    copied = await copier.copy(src, manifest, MemoryTarget(), "2")  # no mount_blob: the bytes are copied
+    assert (copied.blobs_mounted, copied.blobs_copied, src.fetches) == (0, 2, 2)
+
+
+async def test_the_root_is_pushed_then_tagged_in_one_step_where_the_destination_can() -> None:
+    src, plain, one_step = MemoryTarget(), MemoryTarget(), MountingTarget()
+    manifest = artifact(src, b"layer-bytes")
+    await copier.copy(src, manifest, plain, "2")
+    assert plain.tags == {"2": manifest.digest}  # push_manifest, then tag (the fake asserts the order)
+    await copier.copy(src, manifest, one_step, "2")
+    assert one_step.calls == ["push_tagged"] and one_step.tags == {"2": manifest.digest}
+    await copier.copy(src, manifest, one_step, None)
+    assert one_step.calls == ["push_tagged", "push_manifest"]

@@ -57,7 +57,7 @@ async def test_a_full_disk_stops_the_source_loop(tmp_path: Path) -> None:
     layout = source.layout(DB.mirror_repository)
     for blob in (artifact.config, *artifact.layers):
         await layout.push_blob(Descriptor("application/octet-stream", Digest.of(blob), len(blob)), _one(blob))
-    await layout.push_manifest(ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST), "2")
+    await layout.tag("2", ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST))
     sources = _Sources(source)
     sync = AssetSync([Place("one.invalid", "aquasec"), Place("two.invalid", "aquasec")],
                      cast(RegistryPool, sources), _FullDisk(Store(tmp_path / "full")))

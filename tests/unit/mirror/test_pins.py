@@ -53,7 +53,7 @@ async def _upstream(store: Store, artifact: Artifact) -> None:
     layout = store.layout(DB.mirror_repository)
     for blob in (artifact.config, *artifact.layers):
         await layout.push_blob(Descriptor("application/octet-stream", Digest.of(blob), len(blob)), _one(blob))
-    await layout.push_manifest(ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST), "2")
+    await layout.tag("2", ManifestBytes(artifact.manifest, mediatype.OCI_MANIFEST))
 
 
 async def _served(store: Store) -> str:

@@ -34,7 +34,7 @@ async def test_push_keeps_the_fallback_tag_and_listing_reads_it(fake: FakeRegist
     assert await repository.referrers(subject) == []
     first, second = _referrer(fake, subject, "one"), _referrer(fake, subject, "two")
     for referrer in (first, second, first):  # pushing one again lists it once
-        await repository.push_manifest(referrer, None)
+        await repository.push_manifest(referrer)
     found = await repository.referrers(subject)
     assert [d.digest for d in found] == [first.digest, second.digest]
     assert found[0].artifact_type == SIG_TYPE and found[0].annotations == {"note": "one"}
@@ -61,7 +61,7 @@ async def test_a_registry_with_the_api_is_asked_and_not_tagged(fake: FakeRegistr
 
     fake.hooks.append(api)
     repository = make_client(fake_host).repository("aquasec/trivy-db")
-    await repository.push_manifest(referrer, None)
+    await repository.push_manifest(referrer)
     assert ("aquasec/trivy-db", fallback_tag(subject)) not in fake.manifests
     assert [d.digest for d in await repository.referrers(subject)] == [referrer.digest]
 

@@ -17,6 +17,7 @@ from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor
 from trivy_mirror.registry import Credentials, RetryPolicy, Timeouts
 from trivy_mirror.registry import upload as upload_module
+from trivy_mirror.target import Mounter, TagPusher, push_and_tag
 
 from .conftest import MakeClient, Serve
 from .fake_registry import OCI_MANIFEST, FakeRegistry, digest_of, manifest_for
@@ -121,10 +122,21 @@ async def test_push_manifest_exact_bytes(fake: FakeRegistry, fake_host: str, mak
     data = manifest_for(b"{}", b"layer", annotation="x")
     manifest = ManifestBytes.of(data, OCI_MANIFEST)
     repo = make_client(fake_host).repository("mirror/aquasec/trivy-db")
-    await repo.push_manifest(manifest, "2")
-    await repo.push_manifest(manifest, None)
-    assert fake.manifests[("mirror/aquasec/trivy-db", "2")] == (data, OCI_MANIFEST)
+    await repo.push_manifest(manifest)
     assert fake.manifests[("mirror/aquasec/trivy-db", str(manifest.digest))] == (data, OCI_MANIFEST)
+    await repo.tag("2", manifest)
+    assert fake.manifests[("mirror/aquasec/trivy-db", "2")] == (data, OCI_MANIFEST)
+    assert [s.path.rpartition("/")[2] for s in fake.requests("PUT")] == [str(manifest.digest), "2"]
+
+
+async def test_push_and_tag_is_one_put_under_the_tag(fake: FakeRegistry, fake_host: str,
+                                                     make_client: MakeClient) -> None:
+    """A registry is a TagPusher: a tagged manifest costs one request, as before tagging became its own verb."""
+    manifest = ManifestBytes.of(manifest_for(b"{}", b"layer"), OCI_MANIFEST)
+    repo = make_client(fake_host).repository("mirror/aquasec/trivy-db")
+    assert isinstance(repo, TagPusher) and isinstance(repo, Mounter)
+    await push_and_tag(repo, manifest, "2")
+    assert [s.path for s in fake.requests("PUT")] == ["/v2/mirror/aquasec/trivy-db/manifests/2"]
 
 
 async def test_tags_follow_link_pagination(fake: FakeRegistry, fake_host: str, make_client: MakeClient) -> None:

@@ -12,6 +12,7 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store import Layout, Store
+from trivy_mirror.target import push_and_tag
 
 EMPTY_CONFIG = b"{}"
 
@@ -65,7 +66,7 @@ async def push(layout: Layout, artifact: Artifact, tag: str | None) -> None:
     for descriptor, data in (artifact.config, artifact.layer):
         if not await layout.blob_exists(descriptor):
             await layout.push_blob(descriptor, chunks(data))
-    await layout.push_manifest(artifact.manifest, tag)
+    await push_and_tag(layout, artifact.manifest, tag)
 
 
 async def populate(store: Store, repository: str, tag: str, layer: bytes, **kwargs: str) -> Artifact:

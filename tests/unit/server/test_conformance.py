@@ -221,7 +221,7 @@ async def test_anonymous_mount_finds_the_blob_in_the_store(client: Client) -> No
 async def test_a_child_served_only_through_its_index_is_not_deleted_alone(client: Client, store: Store) -> None:
     child = make_artifact(b"child of an index")
     await push_blobs(client, "team/tool", child)
-    await store.layout("team/tool").push_manifest(child.manifest, None)  # as a sync stores an index's children
+    await store.layout("team/tool").push_manifest(child.manifest)  # as a sync stores an index's children
     index = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX,
                         "manifests": [child.manifest.descriptor.to_json()]}).encode()
     await put_manifest(client, "team/tool", "multi", index, media_type=mediatype.OCI_INDEX)

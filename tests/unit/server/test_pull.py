@@ -258,11 +258,11 @@ async def test_index_children_served_by_digest(make_client: ClientFactory, store
     child = make_artifact(b"child layer")
     for descriptor, data in (child.config, child.layer):
         await layout.push_blob(descriptor, chunks(data))
-    await layout.push_manifest(child.manifest, None)
+    await layout.push_manifest(child.manifest)
     index_body = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX,
                              "manifests": [child.manifest.descriptor.to_json()]}).encode()
     index = ManifestBytes(index_body, mediatype.OCI_INDEX)
-    await layout.push_manifest(index, "2")
+    await layout.tag("2", index)
     client = await make_client()
     response = await client.get("/v2/aquasec/trivy-db/manifests/2")
     assert response.headers["Content-Type"] == mediatype.OCI_INDEX

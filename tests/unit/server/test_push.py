@@ -409,7 +409,7 @@ async def test_store_failures_never_show_paths(client: Client, monkeypatch: pyte
     monkeypatch.undo()
     for descriptor, data in (artifact.config, artifact.layer):
         await monolithic(client, "team/tool", data, str(descriptor.digest))
-    monkeypatch.setattr(Layout, "push_manifest", full)
+    monkeypatch.setattr(Layout, "tag", full)
     response = await client.put("/v2/team/tool/manifests/v1", data=artifact.manifest.data,
                                 headers={**AUTH, "Content-Type": mediatype.OCI_MANIFEST})
     text = await response.text()

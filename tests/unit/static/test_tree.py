@@ -51,7 +51,7 @@ async def publish(repository: StaticRepository, layer: bytes, tag: str = "2") ->
     for data, media_type in ((CONFIG, mediatype.OCI_EMPTY), (layer, mediatype.TRIVY_DB_LAYER)):
         await repository.push_blob(describe(data, media_type), chunks(data))
     manifest = manifest_of(layer)
-    await repository.push_manifest(manifest, tag)
+    await repository.tag(tag, manifest)
     return manifest
 
 
@@ -96,7 +96,7 @@ async def test_the_sidecar_names_every_file_with_its_type_and_digest(tree: Stati
 async def test_a_manifest_is_refused_until_its_blobs_are_there(tree: StaticTree) -> None:
     repository = tree.repository("aquasec/trivy-db")
     with pytest.raises(StoreError, match="is not in the tree"):
-        await repository.push_manifest(manifest_of(b"never pushed"), "2")
+        await repository.tag("2", manifest_of(b"never pushed"))
     assert await repository.resolve("2") is None
     assert not (repository.path / "manifests" / "2").exists()
 
@@ -199,7 +199,7 @@ async def test_prune_takes_a_dated_tag_with_its_version(tree: StaticTree) -> Non
     versions = []
     for n in range(3):
         versions.append(await publish(repository, f"layer {n}".encode()))
-        await repository.push_manifest(versions[-1], f"2-2026113{n}.0600")
+        await repository.tag(f"2-2026113{n}.0600", versions[-1])
     prune(tree, 2)
     assert await repository.resolve("2-20261130.0600") is None
     assert await repository.resolve(str(versions[0].digest)) is None

@@ -11,6 +11,7 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor
 from trivy_mirror.store import Layout
+from trivy_mirror.target import push_and_tag
 
 EMPTY_CONFIG = b"{}"
 
@@ -56,7 +57,7 @@ async def push(layout: Layout, item: Artifact, tag: str | None) -> None:
     for descriptor, data in item.blobs:
         if not await layout.blob_exists(descriptor):
             await layout.push_blob(descriptor, stream(data))
-    await layout.push_manifest(item.manifest, tag)
+    await push_and_tag(layout, item.manifest, tag)
 
 
 async def read_all(chunks: AsyncIterator[bytes]) -> bytes:

@@ -91,7 +91,7 @@ async def test_tag_moves_only_when_manifest_is_pushed(layout: Layout) -> None:
         await layout.push_blob(descriptor, stream(data))
     assert layout.tags()["2"].digest == first.manifest.digest
 
-    await layout.push_manifest(second.manifest, "2")
+    await layout.tag("2", second.manifest)
     assert layout.tags()["2"].digest == second.manifest.digest
     entries = layout.manifests()
     assert [e.digest for e in entries] == [first.manifest.digest, second.manifest.digest]
@@ -104,7 +104,7 @@ async def test_same_tag_and_digest_again_does_not_rewrite(layout: Layout) -> Non
     item = artifact(b"v1")
     await push(layout, item, "2")
     before = layout.index_path.stat()
-    await layout.push_manifest(item.manifest, "2")
+    await layout.tag("2", item.manifest)
     after = layout.index_path.stat()
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
 
@@ -132,7 +132,7 @@ async def test_manifest_with_missing_blob_is_refused(layout: Layout) -> None:
     config, data = item.blobs[0]
     await layout.push_blob(config, stream(data))
     with pytest.raises(StoreError, match=r"blob sha256:\w{12} \(application/vnd.aquasec.trivy.db.layer"):
-        await layout.push_manifest(item.manifest, "2")
+        await layout.tag("2", item.manifest)
     assert layout.tags() == {}
     assert not layout.blob_path(item.manifest.digest).exists()
 
@@ -145,7 +145,7 @@ async def test_embedded_data_is_stored_instead_of_refused(layout: Layout) -> Non
         "layers": [layer.to_json()],
     }).encode()
     await layout.push_blob(layer, stream(b"layer"))
-    await layout.push_manifest(ManifestBytes.of(body, None), "2")
+    await layout.tag("2", ManifestBytes.of(body, None))
     assert layout.blob_path(Digest.of(b"{}")).read_bytes() == b"{}"
 
 
@@ -157,7 +157,7 @@ async def test_index_children_are_served_by_digest(layout: Layout) -> None:
         {**child.manifest.descriptor.to_json(), "platform": {"os": "linux", "architecture": "amd64"}}
     ]}).encode()
     parent = ManifestBytes.of(body, None)
-    await layout.push_manifest(parent, "2")
+    await layout.tag("2", parent)
     assert layout.tags()["2"].media_type == mediatype.OCI_INDEX
     assert layout.read_manifest(str(child.manifest.digest)) == child.manifest
 
@@ -167,7 +167,7 @@ async def test_index_with_missing_child_is_refused(layout: Layout) -> None:
     body = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX,
                        "manifests": [child.manifest.descriptor.to_json()]}).encode()
     with pytest.raises(StoreError, match="is not in the store"):
-        await layout.push_manifest(ManifestBytes.of(body, None), "2")
+        await layout.tag("2", ManifestBytes.of(body, None))
 
 
 async def bad_stream(data: bytes, fail_after: int) -> AsyncIterator[bytes]:
@@ -265,7 +265,7 @@ async def test_mount_hard_links_between_layouts(store: Store, layout: Layout) ->
     for descriptor, _ in item.blobs:
         assert await other.mount_blob(descriptor, layout)
         assert other.blob_path(descriptor.digest).stat().st_ino == layout.blob_path(descriptor.digest).stat().st_ino
-    await other.push_manifest(item.manifest, "2")
+    await other.tag("2", item.manifest)
     assert other.read_manifest("2") == item.manifest
     assert tmp_files(store) == []
 

@@ -140,7 +140,7 @@ async def test_garbage_collection_walks_indexes(layout: Layout) -> None:
     await push(layout, child, None)
     body = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_INDEX,
                        "manifests": [child.manifest.descriptor.to_json()]}).encode()
-    await layout.push_manifest(ManifestBytes.of(body, None), "2")
+    await layout.tag("2", ManifestBytes.of(body, None))
     age(layout, 7200)
     assert layout.collect_garbage(grace_seconds=0) == 0
     assert layout.read_manifest(str(child.manifest.digest)) == child.manifest

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from support.vex_repo import UpstreamVex
-from trivy_mirror.commands.vex_sync import vex_status_rows
 from trivy_mirror.errors import UsageError
 from trivy_mirror.orchestrate import select_vex_sources as vex_sources
+from trivy_mirror.orchestrate import vex_status_rows
 from trivy_mirror.store import Store
 from trivy_mirror.vex import DEFAULT_SOURCE
 
