@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from trivy_mirror.catalog.freshness import AssetStatus
     from trivy_mirror.catalog.policy import TrustSettings
     from trivy_mirror.catalog.result import TagResult
-    from trivy_mirror.engine.events import Event, Item
+    from trivy_mirror.engine.events import Progress, TransferLog
     from trivy_mirror.facade import (
         ClientOptions,
         FanOutReport,
@@ -67,7 +67,7 @@ _LAZY = {
     "export_bundle": "trivy_mirror.facade", "async_export_bundle": "trivy_mirror.facade",
     "import_bundle": "trivy_mirror.facade", "async_import_bundle": "trivy_mirror.facade",
     "ExportReport": "trivy_mirror.bundle.exporting", "ImportReport": "trivy_mirror.bundle.importer",
-    "Event": "trivy_mirror.engine.events", "Item": "trivy_mirror.engine.events",
+    "Progress": "trivy_mirror.engine.events", "TransferLog": "trivy_mirror.engine.events",
     "TrustSettings": "trivy_mirror.catalog.policy", "FanOutReport": "trivy_mirror.facade",
     "StatusReport": "trivy_mirror.facade", "Place": "trivy_mirror.oci.place",
     "ClientRecord": "trivy_mirror.server.census",
@@ -92,14 +92,13 @@ __all__ = [
     "ClientRecord",
     "CopyError",
     "CopyResult",
-    "Event",
     "ExportReport",
     "FanOutReport",
     "ImportReport",
-    "Item",
     "MirrorError",
     "NotFound",
     "Place",
+    "Progress",
     "RefusedCandidate",
     "RegistryError",
     "RetryPolicy",
@@ -109,6 +108,7 @@ __all__ = [
     "SyncReport",
     "TagResult",
     "Timeouts",
+    "TransferLog",
     "TrustSettings",
     "Unreachable",
     "UsageError",

@@ -23,7 +23,7 @@ from trivy_mirror.catalog import assets as catalog
 from trivy_mirror.catalog.freshness import AssetStatus
 from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.status import asset_statuses
-from trivy_mirror.engine.events import Listener, Progress
+from trivy_mirror.engine.events import Listener, Progress, item_listener
 from trivy_mirror.errors import BundleError, UsageError
 from trivy_mirror.mirror.copy import CopyResult, copy_artifact
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
@@ -124,7 +124,7 @@ def sync(*, store: str | Path | None = None, to: str | None = None, sources: Seq
          dest_options: ClientOptions | None = None, dry_run: bool = False, lock_timeout: float = 600.0,
          keep: int | None = None, public_url: str | None = None, referrers: bool = True,
          parent: str | Parent | None = None, trust: TrustSettings = DEFAULT_TRUST,
-         requested_tags: bool = True) -> SyncReport: ...
+         requested_tags: bool = True, progress: Progress | None = None) -> SyncReport: ...
 
 
 @overload
@@ -133,7 +133,7 @@ def sync(*, store: str | Path | None = None, to: Destinations, sources: Sequence
          dest_options: ClientOptions | None = None, dry_run: bool = False, lock_timeout: float = 600.0,
          keep: int | None = None, public_url: str | None = None, referrers: bool = True,
          parent: str | Parent | None = None, trust: TrustSettings = DEFAULT_TRUST,
-         requested_tags: bool = True) -> FanOutReport: ...
+         requested_tags: bool = True, progress: Progress | None = None) -> FanOutReport: ...
 
 
 def sync(*, store: str | Path | None = None, to: str | Destinations | None = None, sources: Sequence[str | Place] = (),
@@ -141,7 +141,7 @@ def sync(*, store: str | Path | None = None, to: str | Destinations | None = Non
          dest_options: ClientOptions | None = None, dry_run: bool = False, lock_timeout: float = 600.0,
          keep: int | None = None, public_url: str | None = None, referrers: bool = True,
          parent: str | Parent | None = None, trust: TrustSettings = DEFAULT_TRUST,
-         requested_tags: bool = True) -> SyncReport | FanOutReport:
+         requested_tags: bool = True, progress: Progress | None = None) -> SyncReport | FanOutReport:
     """Mirror Trivy's assets into the store (``store``, or the default) or ``to`` a registry prefix or
     ``static:DIR``, from ``sources`` (registry prefixes, tried in order; Trivy's own by default).
 
@@ -163,11 +163,12 @@ def sync(*, store: str | Path | None = None, to: str | Destinations | None = Non
         return asyncio.run(async_sync(store=store, to=to, sources=sources, assets=assets, vex=vex,
                                       source_options=source_options, dest_options=dest_options, dry_run=dry_run,
                                       lock_timeout=lock_timeout, keep=keep, public_url=public_url,
-                                      referrers=referrers, parent=parent, trust=trust, requested_tags=requested_tags))
+                                      referrers=referrers, parent=parent, trust=trust, requested_tags=requested_tags,
+                                      progress=progress))
     return asyncio.run(async_sync(store=store, to=to, sources=sources, assets=assets, vex=vex,
                                   source_options=source_options, dest_options=dest_options, dry_run=dry_run,
                                   lock_timeout=lock_timeout, keep=keep, public_url=public_url, referrers=referrers,
-                                  parent=parent, trust=trust, requested_tags=requested_tags))
+                                  parent=parent, trust=trust, requested_tags=requested_tags, progress=progress))
 
 
 def _as_given(specs: Sequence[catalog.AssetSpec], _root: Path) -> Sequence[catalog.AssetSpec]:
@@ -251,55 +252,56 @@ def _select(names: Sequence[str]) -> list[catalog.AssetSpec]:
 async def async_copy(src: str, dst: str, *, source_options: ClientOptions | None = None,
                      dest_options: ClientOptions | None = None, referrers: bool = False,
                      progress: Progress | None = None) -> CopyResult:
-    """:func:`copy` in the running event loop (``progress`` sees the transfers of blobs of 1 MiB and more)."""
+    """:func:`copy` in the running event loop."""
     return await copy_artifact(src, dst, source_options or ClientOptions(), dest_options or ClientOptions(),
                                referrers=referrers, progress=progress)
 
 
 def copy(src: str, dst: str, *, source_options: ClientOptions | None = None, dest_options: ClientOptions | None = None,
-         referrers: bool = False) -> CopyResult:
+         referrers: bool = False, progress: Progress | None = None) -> CopyResult:
     """Copy one artifact, byte for byte, from ``src`` to ``dst``: registry references (``HOST/REPO:TAG``,
     ``HOST/REPO@sha256:...``, ``https://`` or ``http://`` in front to fix the transport) or ``oci-layout:DIR:TAG``.
 
     With ``referrers`` the manifests referring to it go too (signatures, attestations). The result says what was
     copied: the digest, ``copied`` or ``unchanged`` and the counts. A failure raises :class:`~trivy_mirror.errors.
     CopyError` naming the side that failed (or a :class:`~trivy_mirror.errors.UsageError` for a bad place).
+    ``progress`` sees the transfers of blobs of 1 MiB and more.
     """
     return asyncio.run(async_copy(src, dst, source_options=source_options, dest_options=dest_options,
-                                  referrers=referrers))
+                                  referrers=referrers, progress=progress))
 
 
 async def async_export_bundle(output: str | Path | BinaryIO, *, store: str | Path | None = None,
                               assets: Sequence[str] = (), sign: str | Path | None = None,
-                              events: Listener | None = None) -> ExportReport:
+                              progress: Progress | None = None) -> ExportReport:
     """:func:`export_bundle` in the running event loop."""
     key = SigningKey.load(Path(sign)) if sign is not None else None
     specs = catalog.select(list(assets))
     vex = "vex" in assets if assets else None
     root = Store(Path(store) if store is not None else default_store_dir())
     return await exporting.export_bundle(Path(output) if isinstance(output, str | Path) else output, root, specs, vex,
-                               key=key, events=events)
+                               key=key, events=_items(progress))
 
 
 def export_bundle(output: str | Path | BinaryIO, *, store: str | Path | None = None, assets: Sequence[str] = (),
-                  sign: str | Path | None = None, events: Listener | None = None) -> ExportReport:
+                  sign: str | Path | None = None, progress: Progress | None = None) -> ExportReport:
     """Write the current version of the store's assets into one bundle, a file (``output``, written next to it
     then renamed) or a binary stream, to carry across an air gap; :func:`import_bundle` reads it.
 
     ``assets`` names the assets (all OCI assets and the VEX repositories the store has when empty; ``vex`` for
     every VEX repository, at least one); ``sign`` a private key file (from ``trivy-mirror keygen``) that signs
-    the bundle. ``events`` receives the writing as one named item (:class:`~trivy_mirror.Item` events). The
+    the bundle. ``progress`` sees the writing as one transfer, named after the bundle. The
     report holds the bundle's manifest (an entry per asset tag and VEX repository), its sha256 and the signing
     key's id.
     """
-    return asyncio.run(async_export_bundle(output, store=store, assets=assets, sign=sign, events=events))
+    return asyncio.run(async_export_bundle(output, store=store, assets=assets, sign=sign, progress=progress))
 
 
 async def async_import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = None, to: str | None = None,
                               options: ClientOptions | None = None, verify_key: str | Path | None = None,
                               sha256: str | None = None, allow_downgrade: bool = False, lock_timeout: float = 600.0,
                               public_url: str | None = None, keep: int | None = None,
-                              trust: TrustSettings = DEFAULT_TRUST, events: Listener | None = None) -> ImportReport:
+                              trust: TrustSettings = DEFAULT_TRUST, progress: Progress | None = None) -> ImportReport:
     """:func:`import_bundle` in the running event loop."""
     key = PublicKey.load(Path(verify_key)) if verify_key is not None else None
     expected = sha256.lower().removeprefix("sha256:") if sha256 is not None else None
@@ -312,14 +314,14 @@ async def async_import_bundle(bundle: str | Path | BinaryIO, *, store: str | Pat
         return await importing.import_bundle(
             bundle, Path(store) if store is not None else None, to, options or ClientOptions(),
             allow_downgrade=allow_downgrade, expected_sha256=expected, lock_timeout=lock_timeout,
-            public_url=public_url, keep=keep, verify_key=key, trust=trust, events=events)
+            public_url=public_url, keep=keep, verify_key=key, trust=trust, events=_items(progress))
 
 
 def import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = None, to: str | None = None,
                   options: ClientOptions | None = None, verify_key: str | Path | None = None,
                   sha256: str | None = None, allow_downgrade: bool = False, lock_timeout: float = 600.0,
                   public_url: str | None = None, keep: int | None = None, trust: TrustSettings = DEFAULT_TRUST,
-                  events: Listener | None = None) -> ImportReport:
+                  progress: Progress | None = None) -> ImportReport:
     """Import a bundle made by :func:`export_bundle` (a file or a binary stream) into the store (``store``, or
     the default) or ``to`` a registry prefix (reached with ``options``) or ``static:DIR``, taking its lock.
 
@@ -329,11 +331,16 @@ def import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = N
     file) leaves the destination unchanged and raises. ``trust`` sets the sanity checks (``max_shrink``,
     ``check_archive``; a pin always applies): an asset they hold fails the import (:class:`~trivy_mirror.errors.
     RefusedCandidate`) and is recorded as the held candidate; ``quorum`` and ``holds`` do not apply to a bundle,
-    one source imported at once. ``events`` receives the reading as one named item, and
-    each asset's layer pushed into a registry as one more. The report holds one result per asset tag and VEX
+    one source imported at once. ``progress`` sees the reading as one transfer, and each
+    asset's layer pushed into a registry as one more. The report holds one result per asset tag and VEX
     repository (``updated``, ``unchanged`` or ``skipped``).
     """
     return asyncio.run(async_import_bundle(bundle, store=store, to=to, options=options, verify_key=verify_key,
                                            sha256=sha256, allow_downgrade=allow_downgrade,
                                            lock_timeout=lock_timeout, public_url=public_url, keep=keep,
-                                           trust=trust, events=events))
+                                           trust=trust, progress=progress))
+
+
+def _items(progress: Progress | None) -> Listener | None:
+    """The bundle's named transfers (:class:`~trivy_mirror.engine.events.Item` events) as ``progress`` calls."""
+    return item_listener(progress) if progress is not None else None

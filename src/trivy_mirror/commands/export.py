@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trivy_mirror import facade
-from trivy_mirror.engine.events import item_listener
 from trivy_mirror.errors import UsageError
 from trivy_mirror.ui.progress import make_progress
 
@@ -31,7 +30,7 @@ async def run_export(output: str, store_dir: Path | None, asset_names: Sequence[
         try:
             report = await facade.async_export_bundle(
                 sys.stdout.buffer if to_stdout else Path(output), store=store_dir, assets=asset_names, sign=sign,
-                events=item_listener(progress) if progress is not None else None)
+                progress=progress)
         except BaseException:
             if to_stdout:
                 _silence_stdout()

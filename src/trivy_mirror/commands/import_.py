@@ -13,7 +13,6 @@ from rich.table import Table
 from trivy_mirror import facade
 from trivy_mirror.bundle.importer import ImportReport
 from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
-from trivy_mirror.engine.events import item_listener
 from trivy_mirror.errors import UsageError
 from trivy_mirror.facade import ClientOptions
 from trivy_mirror.timefmt import iso
@@ -48,7 +47,7 @@ async def run_import(bundle: BinaryIO, store: Path | None, destination: str | No
         report = await facade.async_import_bundle(
             bundle, store=store, to=destination, options=options, allow_downgrade=allow_downgrade,
             sha256=expected_sha256, verify_key=verify_key, lock_timeout=lock_timeout, public_url=public_url,
-            keep=keep, trust=trust, events=item_listener(progress) if progress is not None else None)
+            keep=keep, trust=trust, progress=progress)
     _report(report, as_json)
     return 0
 
