@@ -25,13 +25,20 @@ from trivy_mirror.engine.events import Listener, Progress, item_listener
 from trivy_mirror.errors import MirrorError, UsageError
 from trivy_mirror.http.transport import Transport
 from trivy_mirror.mirror.assetsync import AssetSync
-from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
+from trivy_mirror.mirror.endpoints import (
+    PUBLIC_URL_ONLY_STATIC,
+    ConnectionOptions,
+    RegistryPool,
+    StoreDestination,
+    open_destination,
+    retention,
+)
 from trivy_mirror.mirror.fanout import BlobSpool
 from trivy_mirror.mirror.parent import Parent, discover_vex, merge_vex
 from trivy_mirror.oci.place import STATIC, Place, scheme_of
-from trivy_mirror.static import StaticDestination, check_keep
+from trivy_mirror.static import StaticDestination
 from trivy_mirror.store import Store
-from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
+from trivy_mirror.store.retention import maintain
 from trivy_mirror.vex import DEFAULT_SOURCE, VexSource, sync_vex, vex_statuses
 from trivy_mirror.vex.source import check_unique
 from trivy_mirror.vex.status import ASSET as VEX_ASSET
@@ -84,10 +91,7 @@ async def sync_destination(specs: Sequence[AssetSpec], sources: Sequence[Place],
         source_pool = await stack.enter_async_context(RegistryPool(source_options))
         dest_pool = await stack.enter_async_context(RegistryPool(dest_options))
         target = open_destination(store, destination, dest_pool)
-        static = target if isinstance(target, StaticDestination) else None
-        versions = (keep or DEFAULT_KEEP) if isinstance(target, StoreDestination) else check_keep(keep, target)
-        if public_url is not None and static is None:
-            raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
+        static, versions = retention(target, keep, public_url)
         parent_results: list[TagResult] = []
         authorization: Mapping[str, str] = {}
         if vex_parent is not None and isinstance(target, StoreDestination | StaticDestination):
@@ -143,7 +147,7 @@ async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSp
     if len(set(destinations)) != len(destinations):
         raise UsageError("a --to destination is given twice")
     if public_url is not None and not any(scheme_of(d) == STATIC for d in destinations):
-        raise UsageError("--public-url applies to --to static:DIR only (serve has its own --public-url)")
+        raise UsageError(PUBLIC_URL_ONLY_STATIC)
     async with BlobSpool() as spool:
         outcomes = await asyncio.gather(*(
             sync_destination(specs, sources, source_options, dest_options, None, destination, dry_run=dry_run,

@@ -21,7 +21,7 @@ from securesystemslib.signer import SSlibKey
 from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
-from support.trivy import TrivySandbox, vuln_ids
+from support.trivy import db_served
 from support.trivy_assets import (
     DB_LAYER,
     PIP_CVE,
@@ -50,17 +50,9 @@ def db_row(mirror: MirrorCli, destination: list[str]) -> dict[str, object]:
 
 
 def scanned_db(tmp_path: Path, name: str, repository: str, assets: AssetSet) -> str:
-    """Scan with a fresh Trivy cache from ``repository``; the planted finding must be there. The UpdatedAt of the
-    DB Trivy downloaded (``trivy version``), to tell which version the mirror served."""
-    trivy = TrivySandbox(tmp_path / name / "cache", tmp_path / name / "home")
-    report = trivy.scan(["fs", "--scanners", "vuln", "--db-repository", repository,
-                         str(assets.targets.requirements_dir)])
-    assert PIP_CVE in vuln_ids(report)
-    version = trivy.run(["version", "--format", "json"])
-    assert version.returncode == 0, version.stderr
-    updated = json.loads(version.stdout)["VulnerabilityDB"]["UpdatedAt"]
-    assert isinstance(updated, str)
-    return updated[:16]  # to the minute: 2026-11-30T06:00
+    """Which DB version the mirror served at ``repository`` (its UpdatedAt to the minute), the planted finding
+    found with it."""
+    return db_served(tmp_path / name, repository, assets.targets.requirements_dir, PIP_CVE)
 
 
 def stamp(moment: datetime) -> str:

@@ -24,7 +24,7 @@ from securesystemslib.signer import SSlibKey
 from support.cli import MirrorCli, assert_one_error_line
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
-from support.trivy import TrivySandbox, vuln_ids
+from support.trivy import db_served
 from support.trivy_assets import PIP_CVE, AssetSet, build_vuln_db
 from trivy_mirror.signing import PublicKey
 from trivy_mirror.timefmt import parse_time
@@ -63,20 +63,6 @@ def _served(server: ServeProcess) -> str | None:
     [row] = _readiness(server).get("assets") or [{}]
     digest = row.get("digest")
     return digest if isinstance(digest, str) else None
-
-
-def _trivy_updated_at(tmp_path: Path, name: str, repository: str, assets: AssetSet) -> str:
-    """Scan through ``repository`` with a fresh cache: the planted finding must be there; the UpdatedAt of the
-    DB Trivy got, to the minute."""
-    trivy = TrivySandbox(tmp_path / name / "cache", tmp_path / name / "home")
-    report = trivy.scan(["fs", "--scanners", "vuln", "--db-repository", repository,
-                         str(assets.targets.requirements_dir)])
-    assert PIP_CVE in vuln_ids(report)
-    version = trivy.run(["version", "--format", "json"])
-    assert version.returncode == 0, version.stderr
-    updated = json.loads(version.stdout)["VulnerabilityDB"]["UpdatedAt"]
-    assert isinstance(updated, str)
-    return updated[:16]
 
 
 def test_sync_to_serve_attaches_a_signed_provenance_referrer(mirror: MirrorCli, registry: RegistryFactory,
@@ -141,12 +127,14 @@ def test_serve_holds_while_its_sources_disagree_and_publishes_once_they_agree(
         metrics = server.get("/metrics")[1].decode()
         assert 'trivy_mirror_asset_held{asset="db",reason="quorum",reference="aquasec/trivy-db:2"} 1.0' in metrics
         repository = f"{server.host}/{DB_REPOSITORY}:2"
-        assert _trivy_updated_at(tmp_path, "held", repository, assets) == f"{times['old']:%Y-%m-%dT%H:%M}"
+        served = db_served(tmp_path / "held", repository, assets.targets.requirements_dir, PIP_CVE)
+        assert served == f"{times['old']:%Y-%m-%dT%H:%M}"
 
         push_artifact(two.host, DB_REPOSITORY, "2", dbs["new"])  # the sources agree
         _wait("publication once the sources agree", lambda: _served(server) == dbs["new"].digest)
         assert not _readiness(server)["held"]
-        assert _trivy_updated_at(tmp_path, "agreed", repository, assets) == f"{times['new']:%Y-%m-%dT%H:%M}"
+        served = db_served(tmp_path / "agreed", repository, assets.targets.requirements_dir, PIP_CVE)
+        assert served == f"{times['new']:%Y-%m-%dT%H:%M}"
 
 
 def test_serve_publishes_a_new_version_only_after_its_hold(mirror: MirrorCli, registry: RegistryFactory,

@@ -150,3 +150,16 @@ class TrivySandbox:
     ) -> dict[str, Any]:
         """:func:`scan_json` in this sandbox."""
         return scan_json(args, self.cache_dir, self.home, env, timeout, self.binary, self.scan_flags)
+
+
+def db_served(workdir: Path, repository: str, target: Path, finding: str) -> str:
+    """Scan ``target`` with a fresh Trivy cache under ``workdir``, the DB from ``repository``; ``finding`` must be
+    found. The UpdatedAt of the DB Trivy downloaded (``trivy version``), to the minute (``2026-11-30T06:00``): which
+    version the mirror served."""
+    trivy = TrivySandbox(workdir / "cache", workdir / "home")
+    assert finding in vuln_ids(trivy.scan(["fs", "--scanners", "vuln", "--db-repository", repository, str(target)]))
+    version = trivy.run(["version", "--format", "json"])
+    assert version.returncode == 0, version.stderr
+    updated = json.loads(version.stdout)["VulnerabilityDB"]["UpdatedAt"]
+    assert isinstance(updated, str)
+    return updated[:16]

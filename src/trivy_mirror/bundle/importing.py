@@ -19,12 +19,16 @@ from trivy_mirror.bundle.stage import Staging
 from trivy_mirror.bundle.vex_import import VexImport
 from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.engine.events import Listener
-from trivy_mirror.errors import UsageError
-from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
+from trivy_mirror.mirror.endpoints import (
+    ConnectionOptions,
+    RegistryPool,
+    StoreDestination,
+    open_destination,
+    retention,
+)
 from trivy_mirror.signing import PublicKey
-from trivy_mirror.static import StaticDestination, check_keep
 from trivy_mirror.store import Store
-from trivy_mirror.store.retention import DEFAULT_KEEP, maintain
+from trivy_mirror.store.retention import maintain
 
 log = logging.getLogger("trivy_mirror.import")
 
@@ -43,10 +47,7 @@ async def import_bundle(bundle: BinaryIO, store: Path | None, destination: str |
     async with AsyncExitStack() as stack:
         pool = await stack.enter_async_context(RegistryPool(options))
         target = open_destination(store, destination, pool)
-        static = target if isinstance(target, StaticDestination) else None
-        versions = (keep or DEFAULT_KEEP) if isinstance(target, StoreDestination) else check_keep(keep, target)
-        if public_url is not None and static is None:
-            raise UsageError("--public-url applies to --to static:DIR only")
+        static, versions = retention(target, keep, public_url)
         vex_store: Store | None = None
         vex_url: str | None = None
         if isinstance(target, StoreDestination):

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trivy_mirror.catalog.state import Destination, DirectoryStateBook, StateBook
 from trivy_mirror.http.transport import RetryPolicy, Timeouts
@@ -15,6 +16,9 @@ from trivy_mirror.registry.client import RegistryClient
 from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.store import Store
 from trivy_mirror.target import WriteTarget
+
+if TYPE_CHECKING:
+    from trivy_mirror.static import StaticDestination
 
 
 @dataclass(frozen=True)
@@ -116,3 +120,21 @@ def open_destination(store: Path | None, destination: str | None, pool: Registry
         return StoreDestination(Store(place.directory))
     raise UsageError(f"--to {destination}: an OCI layout holds one artifact (trivy-mirror copy); sync writes to "
                      f"a registry prefix, static:DIR or the store")
+
+
+PUBLIC_URL_ONLY_STATIC = "--public-url applies to --to static:DIR only (serve has its own --public-url)"
+
+
+def retention(target: Destination, keep: int | None, public_url: str | None) -> tuple[StaticDestination | None, int]:
+    """What a writer into ``target`` (a sync, an import) keeps and publishes: the static tree it is (None for the
+    store or a registry) and how many versions to keep. UsageError where ``--keep`` or ``--public-url`` do not
+    apply (a registry keeps everything; only a static tree is served at a URL the writer names)."""
+    from trivy_mirror.errors import UsageError
+    from trivy_mirror.static import StaticDestination, check_keep
+    from trivy_mirror.store.retention import DEFAULT_KEEP
+
+    static = target if isinstance(target, StaticDestination) else None
+    versions = (keep or DEFAULT_KEEP) if isinstance(target, StoreDestination) else check_keep(keep, target)
+    if public_url is not None and static is None:
+        raise UsageError(PUBLIC_URL_ONLY_STATIC)
+    return static, versions

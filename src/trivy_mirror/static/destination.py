@@ -13,12 +13,12 @@ from trivy_mirror.static.prune import prune
 from trivy_mirror.static.sidecar import write_sidecar
 from trivy_mirror.static.tree import StaticTree
 from trivy_mirror.static.vex import publish_vex, stored_vex
+from trivy_mirror.store.retention import DEFAULT_KEEP
 from trivy_mirror.target import WriteTarget
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = "state"
-DEFAULT_KEEP = 2
 
 
 class StaticDestination:
