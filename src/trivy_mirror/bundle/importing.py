@@ -27,8 +27,7 @@ from trivy_mirror.mirror.endpoints import (
     retention,
 )
 from trivy_mirror.signing import PublicKey
-from trivy_mirror.store import Store
-from trivy_mirror.store.retention import maintain
+from trivy_mirror.store import Store, maintain
 
 log = logging.getLogger("trivy_mirror.import")
 
@@ -52,12 +51,12 @@ async def import_bundle(bundle: BinaryIO, store: Path | None, destination: str |
         vex_url: str | None = None
         if isinstance(target, StoreDestination):
             await stack.enter_async_context(target.store.alock(lock_timeout, on_wait=log.warning, purpose="import"))
-            staging = Staging.in_store(target.store.root)
+            staging = Staging.in_store(target.store)
             vex_store = target.store
         elif static is not None:
             vex_url = static.vex_public_url(public_url, required=False)
             await stack.enter_async_context(static.tree.alock(lock_timeout, on_wait=log.warning, purpose="import"))
-            staging = Staging.in_store(static.tree.work.root)
+            staging = Staging.in_store(static.tree.work)
             vex_store = static.tree.work if vex_url is not None else None
         else:
             staging = Staging.temporary()

@@ -23,15 +23,25 @@ from trivy_mirror.oci.content import ManifestBytes
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Manifest
 from trivy_mirror.oci.referrers import MAX_DEPTH
-from trivy_mirror.store import Layout, Store
-from trivy_mirror.store.index import REF_NAME, serialize_index, walk
-from trivy_mirror.store.layout import LAYOUT_CONTENT
-from trivy_mirror.store.paths import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE
+from trivy_mirror.store import Layout, LayoutSubset, Store
 from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
 
 ROOT = "oci"
+LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+BLOBS_DIR = "blobs"
+"""The members of ``oci/REPOSITORY/``, named as the OCI image-layout specification names a layout's files, so
+that after ``tar x`` the directory is a layout skopeo reads, and an import stages it as a layout the store reads.
+They equal the store's own file names because the store keeps each repository as an OCI image layout too; they
+are the bundle format's all the same (a bundle is an exchange format: how the store keeps its files may change,
+what a bundle holds may not)."""
+
+
+def member(repository: str, name: str) -> str:
+    """The path of a layout's file (:data:`LAYOUT_FILE`, :data:`INDEX_FILE`) in the bundle."""
+    return f"{ROOT}/{repository}/{name}"
 
 
 def blob_member(repository: str, digest: Digest) -> str:
@@ -70,8 +80,7 @@ class OciExport:
                 f"first, or leave {spec.name} out with --assets"
             )
         entries: list[AssetEntry] = []
-        index_entries: list[Descriptor] = []
-        blobs: dict[Digest, SourceFile] = {}
+        tagged: list[tuple[str, ManifestBytes]] = []
         for tag in (t.tag for t in spec.tags if t.tag in tags):
             manifest = layout.manifest_at(tags[tag])  # a damaged store raises StoreError
             parsed = manifest.parsed
@@ -79,39 +88,11 @@ class OciExport:
                 raise BundleError(f"{spec.mirror_repository}:{tag} in the store is an image index, not a Trivy "
                                   f"{spec.name} artifact; not exporting it")
             entries.append(await self._entry(spec, layout, tag, manifest, parsed))
-            index_entries.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.data),
-                                            {REF_NAME: tag}, parsed.artifact_type))
-            for descriptor in (manifest.descriptor, *parsed.blobs):
-                self._add_blob(spec, layout, descriptor, blobs)
-            await self._referrers(spec, layout, manifest.digest, index_entries, blobs, MAX_DEPTH)
-        prefix = f"{ROOT}/{spec.mirror_repository}"
-        files = (_generated(f"{prefix}/{LAYOUT_FILE}", LAYOUT_CONTENT),
-                 _generated(f"{prefix}/{INDEX_FILE}", serialize_index(index_entries)), *blobs.values())
-        return ExportPart(tuple(entries), files)
-
-    @staticmethod
-    def _add_blob(spec: AssetSpec, layout: Layout, descriptor: Descriptor, blobs: dict[Digest, SourceFile]) -> None:
-        path = blob_member(spec.mirror_repository, descriptor.digest)
-        blobs.setdefault(descriptor.digest, SourceFile(BundleFile(path, descriptor.digest, descriptor.size),
-                                                       path=layout.blob_path(descriptor.digest)))
-
-    async def _referrers(self, spec: AssetSpec, layout: Layout, subject: Digest, index_entries: list[Descriptor],
-                         blobs: dict[Digest, SourceFile], depth: int) -> None:
-        """The store's referrers of ``subject`` (signatures, attestations) and theirs, as untagged entries of the
-        exported layout, so that import restores them under their subject."""
-        if depth <= 0:
-            return
-        for referrer in await layout.referrers(subject):
-            if referrer.digest in blobs:
-                continue
-            manifest = layout.manifest_at(referrer)
-            index_entries.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.data), {},
-                                            referrer.artifact_type))
-            for descriptor, parsed in walk([manifest.descriptor], lambda d: layout.manifest_at(d).data):
-                self._add_blob(spec, layout, descriptor, blobs)  # the manifest, and an index's children
-                for blob in parsed.distributable_blobs if isinstance(parsed, Manifest) else ():
-                    self._add_blob(spec, layout, blob, blobs)
-            await self._referrers(spec, layout, manifest.digest, index_entries, blobs, depth - 1)
+            tagged.append((tag, manifest))
+        # The referrers (signatures, attestations) go too, as untagged entries: import restores them under their
+        # subject.
+        subset = await layout.subset(tagged, MAX_DEPTH)
+        return ExportPart(tuple(entries), _files(spec.mirror_repository, layout, subset))
 
     async def _entry(self, spec: AssetSpec, layout: Layout, tag: str, manifest: ManifestBytes,
                      parsed: Manifest) -> AssetEntry:
@@ -139,3 +120,11 @@ class OciExport:
         except (MirrorError, LayerInfoError) as err:
             log.warning("%s: cannot read metadata.json from the stored layer: %s", spec.name, err)
             return None
+
+
+def _files(repository: str, layout: Layout, subset: LayoutSubset) -> tuple[SourceFile, ...]:
+    """The members of ``oci/REPOSITORY``: its ``oci-layout`` and ``index.json``, then the blobs, read from the store."""
+    return (_generated(member(repository, LAYOUT_FILE), subset.layout_file),
+            _generated(member(repository, INDEX_FILE), subset.index),
+            *(SourceFile(BundleFile(blob_member(repository, blob.digest), blob.digest, blob.size),
+                         path=layout.blob_path(blob.digest)) for blob in subset.blobs))

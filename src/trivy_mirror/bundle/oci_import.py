@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trivy_mirror.bundle.format import AssetEntry, BundleFile
-from trivy_mirror.bundle.oci_export import ROOT
+from trivy_mirror.bundle.oci_export import BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, ROOT, member
 from trivy_mirror.bundle.sections import ImportResult, MemberObserver, PlannedAsset
 from trivy_mirror.catalog import assets, policy
 from trivy_mirror.catalog.assets import AssetSpec, LayerMetadata
@@ -47,13 +47,12 @@ from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import MAX_MANIFEST_SIZE, Descriptor, Manifest
 from trivy_mirror.oci.referrers import MAX_DEPTH
 from trivy_mirror.store import Layout, Store
-from trivy_mirror.store.paths import INDEX_FILE, LAYOUT_FILE, check_repository
 from trivy_mirror.target import ReadTarget, WriteTarget
 from trivy_mirror.timefmt import iso
 
 log = logging.getLogger(__name__)
 
-_BLOB = re.compile(r"(?P<repo>.+)/blobs/(?P<algorithm>[a-z0-9]+)/(?P<hex>[a-f0-9]+)")
+_BLOB = re.compile(rf"(?P<repo>.+)/{BLOBS_DIR}/(?P<algorithm>[a-z0-9]+)/(?P<hex>[a-f0-9]+)")
 SPECS = {spec.mirror_repository: spec for spec in assets.CATALOG}
 
 
@@ -84,7 +83,7 @@ def _parse_member(file: BundleFile) -> _Member:
         if digest != file.digest:
             raise BundleError(f"bundle manifest is invalid: blob {file.path!r} is listed with digest {file.digest}")
     try:
-        check_repository(repository)
+        Store.check_repository(repository)
     except InvalidReference as err:
         raise BundleError(f"bundle member {file.path!r}: {err}") from None
     if repository not in SPECS:
@@ -162,7 +161,7 @@ class OciImport:
         staged = self.staged.layout(repository)
         manifest = staged.read_manifest(tag)
         if manifest is None or str(manifest.digest) != entry.digest:
-            raise BundleError(f"bundle is inconsistent: {ROOT}/{repository}/{INDEX_FILE} does not tag :{tag} as "
+            raise BundleError(f"bundle is inconsistent: {member(repository, INDEX_FILE)} does not tag :{tag} as "
                               f"{entry.digest} as its manifest says")
         parsed = manifest.parsed
         layer = policy.check_shape(spec, parsed)

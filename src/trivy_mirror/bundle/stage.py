@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from trivy_mirror.bundle.format import BundleFile
 from trivy_mirror.errors import StoreError
-from trivy_mirror.fsutil import commit_file, open_temp, os_errors
+from trivy_mirror.fsutil import os_errors
 from trivy_mirror.oci.manifest import Descriptor
-from trivy_mirror.store.paths import TMP_DIR
-from trivy_mirror.store.stream import run_to_completion, write_stream
+from trivy_mirror.store import Store, write_file
 
 PARTIAL_DIR = ".partial"
 STORE_PREFIX = "import-"
@@ -33,14 +31,11 @@ class Staging:
         self.root = root
 
     @classmethod
-    def in_store(cls, store_root: Path) -> Staging:
-        """A new staging directory in the store's ``.tmp``; call it holding the store lock, since it removes
+    def in_store(cls, store: Store) -> Staging:
+        """A new staging directory in the store's temp area; call it holding the store lock, since it removes
         the staging directories that crashed imports left there.
         """
-        tmp = store_root / TMP_DIR
-        for stale in tmp.glob(f"{STORE_PREFIX}*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        return cls(tmp / f"{STORE_PREFIX}{uuid.uuid4().hex}")
+        return cls(store.scratch_dir(STORE_PREFIX))
 
     @classmethod
     def temporary(cls) -> Staging:
@@ -62,18 +57,9 @@ class Staging:
 
     async def write(self, file: BundleFile, chunks: AsyncIterator[bytes]) -> None:
         """Write a member from a stream that raises on bad content; nothing is left behind when it does."""
-        action = f"stage {file.path} in {self.root}"
         descriptor = Descriptor("application/octet-stream", file.digest, file.size)
-        with os_errors(action):
-            handle, tmp = open_temp(self.root / PARTIAL_DIR, file.digest.hex[:16])
-        try:
-            await write_stream(handle, chunks, descriptor, action)
-            with os_errors(action):
-                await run_to_completion(commit_file, handle, tmp, self.path(file.path))
-        except BaseException:
-            handle.close()
-            tmp.unlink(missing_ok=True)
-            raise
+        await write_file(self.path(file.path), self.root / PARTIAL_DIR, descriptor, chunks,
+                         f"stage {file.path} in {self.root}")
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -440,3 +440,60 @@ class Layout:
                 write_atomic(self._tmp, self.path / LAYOUT_FILE, LAYOUT_CONTENT)
             if updated is not None:
                 write_atomic(self._tmp, self.index_path, index.serialize_index(updated))
+
+    # A part of the layout as a layout of its own (a bundle's export).
+
+    async def subset(self, tagged: Sequence[tuple[str, ManifestBytes]], referrer_depth: int) -> LayoutSubset:
+        """The layout holding only ``tagged`` (each tag with its manifest, as the caller read it from one
+        :class:`IndexView`) and their referrers, ``referrer_depth`` levels deep, as the files to write for it.
+
+        Its index lists each tag's entry followed by the untagged entries of that tag's referrers (depth first);
+        a manifest comes before the blobs it references, each blob once. A tagged manifest takes all its blobs, a
+        referrer its distributable ones (the store never holds the others). A damaged store raises StoreError.
+        """
+        entries: list[Descriptor] = []
+        blobs: dict[Digest, Descriptor] = {}
+        for tag, manifest in tagged:
+            entries.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.data),
+                                      {index.REF_NAME: tag}, manifest.parsed.artifact_type))
+            self._add_reachable(manifest, blobs, distributable_only=False)
+            await self._add_referrers(manifest.digest, entries, blobs, referrer_depth)
+        return LayoutSubset(LAYOUT_CONTENT, index.serialize_index(entries), tuple(blobs.values()))
+
+    async def _add_referrers(self, subject: Digest, entries: list[Descriptor], blobs: dict[Digest, Descriptor],
+                             depth: int) -> None:
+        if depth <= 0:
+            return
+        for referrer in await self.referrers(subject):
+            if referrer.digest in blobs:
+                continue
+            manifest = self.manifest_at(referrer)
+            entries.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.data), {},
+                                      referrer.artifact_type))
+            self._add_reachable(manifest, blobs, distributable_only=True)
+            await self._add_referrers(manifest.digest, entries, blobs, depth - 1)
+
+    def _add_reachable(self, root: ManifestBytes, blobs: dict[Digest, Descriptor], *,
+                       distributable_only: bool) -> None:
+        """``root``, an index's children, and the blobs of each manifest among them, into ``blobs``."""
+        def read(descriptor: Descriptor) -> bytes:
+            return root.data if descriptor.digest == root.digest else self._read_manifest_blob(descriptor)
+
+        for descriptor, parsed in index.walk([root.descriptor], read):
+            blobs.setdefault(descriptor.digest, descriptor)
+            if isinstance(parsed, Manifest):
+                for blob in parsed.distributable_blobs if distributable_only else parsed.blobs:
+                    blobs.setdefault(blob.digest, blob)
+
+
+@dataclass(frozen=True)
+class LayoutSubset:
+    """Part of a layout as the files of an OCI image layout of its own (:meth:`Layout.subset`): once written out,
+    a complete layout that skopeo, oras and :meth:`Layout.plain` read."""
+
+    layout_file: bytes
+    """The content of its ``oci-layout`` file."""
+    index: bytes
+    """Its ``index.json``."""
+    blobs: tuple[Descriptor, ...]
+    """Its blobs, in the order to write them; each is read from :meth:`Layout.blob_path` of the layout."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -106,3 +108,23 @@ class Store:
             yield
         finally:
             attempt.release()
+
+    # Staging files before publishing them (a bundle import).
+
+    @staticmethod
+    def check_repository(repository: str) -> str:
+        """``repository`` when it can name a layout of a store (what :meth:`layout` accepts); InvalidReference,
+        naming what is wrong, when it is invalid or reserved."""
+        return check_repository(repository)
+
+    def scratch_dir(self, prefix: str) -> Path:
+        """A new directory path ``PREFIX<unique>`` in the store's temp area: on the store's file system, so files
+        written there can be hard-linked into its layouts, and outside every layout, so readers never see them.
+
+        The ``PREFIX*`` directories that crashed writers left there are removed first, so call it holding the
+        writer lock. The caller creates the directory and removes it when done.
+        """
+        tmp = self.root / TMP_DIR
+        for stale in tmp.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return tmp / f"{prefix}{uuid.uuid4().hex}"

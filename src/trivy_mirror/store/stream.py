@@ -172,6 +172,15 @@ async def write_blob_file(path: Path, tmp_dir: Path, descriptor: Descriptor, chu
             with os_errors(action):
                 on_present(path)
         return
+    await write_file(path, tmp_dir, descriptor, chunks, action)
+
+
+async def write_file(path: Path, tmp_dir: Path, descriptor: Descriptor, chunks: AsyncIterator[bytes],
+                     action: str) -> None:
+    """Write the file ``path`` (replacing it) from a stream that raises on bad content, crash-safely: a temp file
+    in ``tmp_dir`` (on the file system of ``path``), fsynced and renamed once complete, removed when anything
+    fails. The size is checked against ``descriptor``; ``action`` completes "cannot ..." in a StoreError.
+    """
     with os_errors(action):
         file, tmp = open_temp(tmp_dir, descriptor.digest.hex[:16])
     try:

@@ -33,7 +33,7 @@ async def export(store: Store, names: tuple[str, ...] = ()) -> bytes:
 
 
 async def import_into(store: Store, data: bytes, *, allow_downgrade: bool = False) -> ImportReport:
-    staging = Staging.in_store(store.root)
+    staging = Staging.in_store(store)
     try:
         importer = BundleImport(staging, [OciImport(staging.root, StoreDestination(store))])
         return await importer.run(io.BytesIO(data), allow_downgrade=allow_downgrade, expected_sha256=None)

@@ -60,7 +60,7 @@ async def export(store: Store, key: SigningKey | None, *, vex: bool = False, onl
 
 
 async def import_into(store: Store, data: bytes, verify_key: PublicKey | None) -> ImportReport:
-    staging = Staging.in_store(store.root)
+    staging = Staging.in_store(store)
     try:
         sections = [OciImport(staging.root, StoreDestination(store)), VexImport(staging.root, store)]
         return await BundleImport(staging, sections).run(io.BytesIO(data), allow_downgrade=False,

@@ -40,7 +40,7 @@ async def export(store: Store, *, required: bool = False) -> bytes:
 async def import_into(store: Store | None, data: bytes, tmp_path: Path, *,
                       allow_downgrade: bool = False) -> ImportReport:
     """Into ``store``, or (None) into a registry destination, which skips VEX repositories."""
-    staging = Staging.in_store(store.root) if store is not None else Staging(tmp_path / "staging")
+    staging = Staging.in_store(store) if store is not None else Staging(tmp_path / "staging")
     destination = StoreDestination(store if store is not None else Store(tmp_path / "unused"))
     try:
         sections = [OciImport(staging.root, destination), VexImport(staging.root, store)]
