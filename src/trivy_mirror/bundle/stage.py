@@ -1,8 +1,9 @@
 """The staging directory: bundle members land here, verified, before anything is published.
 
 Members keep their bundle paths, so ``STAGING/oci/aquasec/trivy-db`` is an OCI layout the copy engine reads
-like any other. For an import into the store the staging directory lives in the store's ``.tmp`` (same file
-system): publishing then hard-links blobs instead of copying them a second time.
+like any other. For an import into the store the staging directory lives in the store's temp area
+(:meth:`~trivy_mirror.store.Store.scratch_dir`, same file system): publishing then hard-links blobs instead of
+copying them a second time.
 """
 
 from __future__ import annotations
