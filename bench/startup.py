@@ -77,7 +77,8 @@ def section(times: dict[str, list[float]], rounds: int) -> str:
             + "\n".join(rows) + "\n\n"
             "Nothing heavy is imported before a command runs: building the command tree loads click and the "
             "option declarations only (no aiohttp, rich, yaml or the OCI model); `tests/unit/cli/test_startup.py` "
-            "asserts it for `--version`, `--help` and completion.\n"
+            "asserts it for `--version`, `--help` and completion, and that `trivy-config --offline` loads no HTTP "
+            "stack (no aiohttp, registry client or VEX server).\n"
             f"{END_MARK}\n")
 
 

@@ -34,7 +34,7 @@ from trivy_mirror.trivyconf import (
     vex_config_path,
 )
 from trivy_mirror.trivyconf_integrations import INTEGRATIONS, render
-from trivy_mirror.vex.serve import LISTING_PATH, served_names
+from trivy_mirror.vex.storage import LISTING_PATH, served_names
 
 log = logging.getLogger("trivy_mirror.trivy_config")
 

@@ -24,8 +24,8 @@ from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.oci.place import Place
 from trivy_mirror.registry.credentials import Credentials, authorization_header
 from trivy_mirror.vex.fetch import Fetcher
-from trivy_mirror.vex.serve import LISTING_PATH
 from trivy_mirror.vex.source import VexSource, check_name
+from trivy_mirror.vex.storage import LISTING_PATH
 
 ASSET_PATH = "aquasec"
 """Where a trivy-mirror serve holds the assets: ``HOST/aquasec/trivy-db`` and so on."""

@@ -43,8 +43,7 @@ from trivy_mirror.store import Store
 from trivy_mirror.timefmt import iso, parse_time
 from trivy_mirror.trivyconf import ClientConfig, flag_line, parse_mirror, repository_yaml, trivy_yaml
 from trivy_mirror.version import __version__
-from trivy_mirror.vex.serve import served_names
-from trivy_mirror.vex.storage import VexRepository
+from trivy_mirror.vex.storage import VexRepository, served_names
 
 log = logging.getLogger(__name__)
 

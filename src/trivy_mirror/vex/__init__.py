@@ -2,12 +2,37 @@
 
 ``sync_vex`` fetches each repository's manifest and archive, checks and repacks it into ``STORE/vex/NAME``;
 ``add_vex_routes`` serves it at ``PUBLIC_URL/vex/NAME``; ``vex_statuses`` gives its ``status`` rows.
+
+The names load on first use: the client configuration writer reads ``vex.source`` without loading the fetcher,
+the server routes and aiohttp.
 """
 
-from trivy_mirror.vex.extract import Limits
-from trivy_mirror.vex.serve import add_vex_routes, archive_url
-from trivy_mirror.vex.source import DEFAULT_SOURCE, VexSource
-from trivy_mirror.vex.status import vex_statuses
-from trivy_mirror.vex.sync import sync_vex
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trivy_mirror.vex.extract import Limits
+    from trivy_mirror.vex.serve import add_vex_routes, archive_url
+    from trivy_mirror.vex.source import DEFAULT_SOURCE, VexSource
+    from trivy_mirror.vex.status import vex_statuses
+    from trivy_mirror.vex.sync import sync_vex
+
+_LAZY = {
+    "Limits": "trivy_mirror.vex.extract", "add_vex_routes": "trivy_mirror.vex.serve",
+    "archive_url": "trivy_mirror.vex.serve", "DEFAULT_SOURCE": "trivy_mirror.vex.source",
+    "VexSource": "trivy_mirror.vex.source", "vex_statuses": "trivy_mirror.vex.status",
+    "sync_vex": "trivy_mirror.vex.sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trivy_mirror.vex' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = ["DEFAULT_SOURCE", "Limits", "VexSource", "add_vex_routes", "archive_url", "sync_vex", "vex_statuses"]

@@ -31,14 +31,12 @@ from trivy_mirror.oci.reference import validate_registry
 from trivy_mirror.trivyagent import Version, trivy_version
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.source import MANIFEST_FILE
-from trivy_mirror.vex.storage import StoreRoot, VexRepository, VexState, stored_names
+from trivy_mirror.vex.storage import LISTING_PATH, StoreRoot, VexRepository, VexState, served_names
 
 ARCHIVE_FILE = "archive.tar.gz"
 ARCHIVE_TYPE = "application/gzip"
 SEND_CHUNK = 256 * 1024
 _NAME = r"[a-z0-9][a-z0-9._-]{0,63}"
-LISTING_PATH = "/vex/"
-
 FIRST_TRIVY_TAKING_VEX_304: Version = (0, 73, 0)
 """Trivy before 0.73 moves its cached VEX repository away before the conditional GET and does not restore it on
 a 304, so a 304 leaves it with no VEX at all and every later scan silently runs without it
@@ -75,17 +73,6 @@ def takes_304(user_agent: str | None) -> bool:
         return False
     version = trivy_version(user_agent)
     return version is None or version >= FIRST_TRIVY_TAKING_VEX_304
-
-
-def served_names(store_root: Path) -> list[str]:
-    """The repositories a client can use now (a version and its archive in place), sorted by name."""
-    names = []
-    for name in stored_names(store_root):
-        repository = VexRepository(store_root, name)
-        state = repository.load()
-        if state.current is not None and state.manifest is not None and repository.has_blob(state.current.digest):
-            names.append(name)
-    return names
 
 
 def add_vex_routes(app: web.Application, store: StoreRoot, public_url: str | None, *,

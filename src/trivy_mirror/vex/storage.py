@@ -196,3 +196,19 @@ def clean_work_dirs(store_root: Path) -> None:
         for entry in os.scandir(store_root / TMP_DIR):
             if entry.name.startswith(WORK_PREFIX) and entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+
+LISTING_PATH = "/vex/"
+"""Where a serve lists the VEX repositories it serves (``GET /vex/``: what ``trivy-config`` and a child mirror
+read)."""
+
+
+def served_names(store_root: Path) -> list[str]:
+    """The repositories a client can use now (a version and its archive in place), sorted by name."""
+    names = []
+    for name in stored_names(store_root):
+        repository = VexRepository(store_root, name)
+        state = repository.load()
+        if state.current is not None and state.manifest is not None and repository.has_blob(state.current.digest):
+            names.append(name)
+    return names

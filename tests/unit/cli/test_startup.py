@@ -35,3 +35,13 @@ def test_completion_requests_stay_light() -> None:
     modules = imported([], env={"_TRIVY_MIRROR_COMPLETE": "bash_complete", "COMP_WORDS": "trivy-mirror sy",
                                 "COMP_CWORD": "1"})
     assert not sorted(m for m in modules if m.startswith(HEAVY))
+
+
+def test_writing_a_client_configuration_offline_loads_no_http_stack() -> None:
+    """``trivy-config --offline`` is a quick command (within 12x the bare interpreter in bench/startup.py): it
+    reads the catalog and writes text, so neither aiohttp nor the registry client nor the VEX server loads."""
+    modules = imported(["trivy-config", "--offline", "--mirror", "http://10.0.0.5:5000", "--no-vex"])
+    assert "trivy_mirror.trivyconf" in modules
+    heavy = sorted(m for m in modules if m.startswith(("aiohttp", "trivy_mirror.registry.client",
+                                                      "trivy_mirror.vex.serve", "trivy_mirror.http")))
+    assert not heavy, heavy
