@@ -50,11 +50,12 @@ if TYPE_CHECKING:
         import_bundle,
         status,
         sync,
+        verify,
     )
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.mirror.copy import CopyResult
     from trivy_mirror.oci.place import Place
-    from trivy_mirror.orchestrate import SyncReport
+    from trivy_mirror.orchestrate import SyncReport, VerifyReport
     from trivy_mirror.server.census import ClientRecord
 
 _LAZY = {
@@ -71,6 +72,7 @@ _LAZY = {
     "TrustSettings": "trivy_mirror.catalog.policy", "FanOutReport": "trivy_mirror.facade",
     "StatusReport": "trivy_mirror.facade", "Place": "trivy_mirror.oci.place",
     "ClientRecord": "trivy_mirror.server.census",
+    "verify": "trivy_mirror.facade", "VerifyReport": "trivy_mirror.orchestrate",
 }
 
 
@@ -112,6 +114,7 @@ __all__ = [
     "TrustSettings",
     "Unreachable",
     "UsageError",
+    "VerifyReport",
     "__version__",
     "async_copy",
     "async_export_bundle",
@@ -123,4 +126,5 @@ __all__ = [
     "import_bundle",
     "status",
     "sync",
+    "verify",
 ]

@@ -31,9 +31,11 @@ from trivy_mirror.mirror.parent import Parent
 from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import (
     SyncReport,
+    VerifyReport,
     select_vex_sources,
     sync_destination,
     sync_destinations,
+    verify_store,
     vex_status_rows,
 )
 from trivy_mirror.server.audit import AuditState, read_audit
@@ -344,3 +346,16 @@ def import_bundle(bundle: str | Path | BinaryIO, *, store: str | Path | None = N
 def _items(progress: Progress | None) -> Listener | None:
     """The bundle's named transfers (:class:`~trivy_mirror.engine.events.Item` events) as ``progress`` calls."""
     return item_listener(progress) if progress is not None else None
+
+
+def verify(*, store: str | Path | None = None, repair: bool = False, lock_timeout: float = 600.0) -> VerifyReport:
+    """Check the store (``store``, or the default): every blob re-hashed, every tag resolving to a complete
+    manifest, every VEX archive matching its digest, no link in place of a control file or directory.
+
+    Without ``repair`` nothing changes and no lock is taken (it can run beside ``serve``). With it, the store's
+    lock is held (waiting up to ``lock_timeout`` seconds) while what is corrupt is removed (blobs, tags whose
+    manifest is incomplete, damaged VEX archives, links) so the next sync restores it, and the store is checked
+    again. The report's ``ok``: sound, or every problem repaired. StoreError when there is no store there.
+    """
+    return verify_store(Store(Path(store) if store is not None else default_store_dir()), repair=repair,
+                        lock_timeout=lock_timeout)

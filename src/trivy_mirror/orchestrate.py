@@ -1,5 +1,6 @@
 """Whole syncs as the facade and the server's scheduler run them: the OCI assets and the VEX repositories of one
-destination, under the store's lock, reported as one outcome.
+destination, under the store's lock, reported as one outcome. Whole verifications of a store likewise
+(:func:`verify_store`: the store's own check, ``store.verify``, and the VEX repositories', ``vex.verify``).
 
 This is library code below the server (the scheduler calls :class:`StoreSync`) and below the facade (which the
 CLI calls); it reads no flags and no environment.
@@ -22,7 +23,7 @@ from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.result import TagResult
 from trivy_mirror.catalog.status import store_statuses
 from trivy_mirror.engine.events import Listener, Progress, item_listener
-from trivy_mirror.errors import MirrorError, UsageError
+from trivy_mirror.errors import MirrorError, StoreError, UsageError
 from trivy_mirror.http.transport import Transport
 from trivy_mirror.mirror.assetsync import AssetSync
 from trivy_mirror.mirror.endpoints import (
@@ -39,10 +40,12 @@ from trivy_mirror.oci.place import STATIC, Place, scheme_of
 from trivy_mirror.static import StaticDestination
 from trivy_mirror.store import Store
 from trivy_mirror.store.retention import maintain
+from trivy_mirror.store.verify import Problem, StoreVerifier
 from trivy_mirror.vex import DEFAULT_SOURCE, VexSource, sync_vex, vex_statuses
 from trivy_mirror.vex.source import check_unique
 from trivy_mirror.vex.status import ASSET as VEX_ASSET
 from trivy_mirror.vex.storage import StoreRoot, stored_names
+from trivy_mirror.vex.verify import VexVerifier
 
 log = logging.getLogger("trivy_mirror.serve")
 
@@ -288,3 +291,57 @@ class StoreSync:
         vex = merge_vex(list(self.vex), self._discovered)
         return store_statuses(self.store, self.specs) + vex_statuses(self.store.root, [s.name for s in vex])
 
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found in a store: the OCI side's counts and the VEX repositories', and every problem (each
+    marked ``repaired`` when a repair removed it and the check after it no longer finds it)."""
+
+    store: Path
+    repositories: int = 0
+    tags: int = 0
+    blobs: int = 0
+    bytes: int = 0
+    vex_repositories: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Sound, or every problem repaired."""
+        return all(problem.repaired for problem in self.problems)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"store": str(self.store), "ok": self.ok, "repositories": self.repositories, "tags": self.tags,
+                "blobs": self.blobs, "bytes": self.bytes, "vex_repositories": self.vex_repositories,
+                "problems": [problem.to_json() for problem in self.problems]}
+
+
+def _verify_pass(store: Store, *, repair: bool) -> VerifyReport:
+    """One pass: the OCI side, then the VEX repositories with the blob checks of the first (each file hashed once)."""
+    oci = StoreVerifier(store, repair=repair)
+    found = oci.run()
+    vex = VexVerifier(store.root, repair=repair, blob_ok=oci.blob_ok).run()
+    return VerifyReport(store.root, found.repositories, found.tags, found.blobs, found.bytes, vex.repositories,
+                        found.problems + vex.problems)
+
+
+def verify_store(store: Store, *, repair: bool = False, lock_timeout: float = 600) -> VerifyReport:
+    """Check (and with ``repair``, fix) ``store``; a repair holds the store lock, a check needs none.
+
+    StoreError when there is no store at ``store.root``.
+    """
+    if not repair:
+        return _verify_pass(store, repair=False)
+    if not store.root.is_dir():
+        raise StoreError(f"no store at {store.root}")
+    with store.lock(lock_timeout, purpose="verify --repair", allow_links=True):
+        report = _verify_pass(store, repair=True)
+        # Whatever a repair changed is checked again: the answer is about the store as it is now.
+        after = _verify_pass(store, repair=False)
+    remaining = {problem.path for problem in after.problems}
+    report.problems += [p for p in after.problems if p.path not in {q.path for q in report.problems}]
+    for problem in report.problems:
+        if problem.path in remaining:
+            problem.repaired = False
+    return report

@@ -23,14 +23,13 @@ from pathlib import Path
 
 import pytest
 
+import trivy_mirror
 from support.cli import MirrorCli
 from support.faultproxy import FAST
 from support.newer_source import NewerSource, newer_source, served_digest
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.serve import ServeProcess
 from support.trivy_assets import DB_REPOSITORY, OCI_MANIFEST, AssetSet
-from trivy_mirror.store import Store
-from trivy_mirror.verify import verify_store
 
 pytestmark = pytest.mark.resilience
 
@@ -73,13 +72,13 @@ def test_kill_9_during_sync_into_the_store(big: NewerSource, mirror: MirrorCli, 
             shutil.rmtree(store)
             shutil.copytree(big.base_store, store)
         kill_at_random(mirror, args, window, rng)
-        report = verify_store(Store(store))
+        report = trivy_mirror.verify(store=store)
         assert report.ok and not report.problems, report.problems
         assert served_digest(store) in (big.old.digest, big.new.digest)
     result = mirror.run(args, env=FAST)
     assert result.returncode == 0, result.stderr
     assert served_digest(store) == big.new.digest
-    assert verify_store(Store(store)).ok
+    assert trivy_mirror.verify(store=store).ok
     assert not list((store / ".tmp").glob("*"))
 
 
@@ -138,7 +137,7 @@ def test_two_syncs_on_one_store(big: NewerSource, mirror: MirrorCli, tmp_path: P
     # The lock serialises them: exactly one copies, the other finds the new version already there.
     assert sum("unchanged" in err for _, err in outputs) == 1, outputs
     assert served_digest(store) == big.new.digest
-    report = verify_store(Store(store))
+    report = trivy_mirror.verify(store=store)
     assert report.ok and not report.problems
 
 

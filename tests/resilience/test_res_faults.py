@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
+import trivy_mirror
 from support.cli import MirrorCli, assert_one_error_line
 from support.faultproxy import FAST, Fault, FaultProxy
 from support.newer_source import NewerSource, newer_source, served_digest
 from support.registry import RegistryProcess
 from support.trivy_assets import DB_REPOSITORY, AssetSet
-from trivy_mirror.store import Store
-from trivy_mirror.verify import verify_store
 
 pytestmark = pytest.mark.resilience
 
@@ -111,7 +110,7 @@ def test_fault_scenario(name: str, world: NewerSource, mirror: MirrorCli, tmp_pa
         line = assert_one_error_line(result)
         assert scenario.message.lower() in line.lower(), line
         assert served_digest(store) == world.old.digest
-    report = verify_store(Store(store))
+    report = trivy_mirror.verify(store=store)
     assert report.ok and not report.problems, report.problems
     assert not list((store / ".tmp").glob("*")), "temp files left behind"
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+import trivy_mirror
 from support.cli import MirrorCli, assert_one_error_line
 from support.faultproxy import FAST
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
 from support.stores import synced_store_fixtures
 from support.trivy_assets import DB_REPOSITORY, AssetSet, build_vuln_db, sha256_digest
 from trivy_mirror.store import Store
-from trivy_mirror.verify import verify_store
 
 pytestmark = pytest.mark.resilience
 
@@ -175,7 +175,7 @@ def test_full_disk_sync_is_one_line_and_leaves_nothing_partial(
     line = assert_one_error_line(result)
     assert "No space left on device" in line, line
     if store.exists():
-        assert verify_store(Store(store)).ok
+        assert trivy_mirror.verify(store=store).ok
         assert not list((store / ".tmp").glob("*")), "temp file left on a full disk"
         assert "2" not in Store(store).layout(DB_REPOSITORY).tags()
     filler.unlink()

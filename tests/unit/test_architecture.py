@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "catalog": 4,
     # 5: features built on the catalog (acyclic among themselves)
     "trivyagent": 5, "signing": 5, "vex": 5, "static": 5, "mirror": 5, "bundle": 5, "trivycache": 5,
-    "trivyconf": 5, "trivyconf_integrations": 5, "verify": 5,
+    "trivyconf": 5, "trivyconf_integrations": 5,
     # 6: whole syncs, as the CLI and the scheduler run them
     "orchestrate": 6,
     # 7: the server

@@ -1,18 +1,21 @@
-"""``trivy-mirror verify``."""
+"""``trivy-mirror verify``: the facade's :func:`~trivy_mirror.facade.verify`, printed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from trivy_mirror.store import Store, default_store_dir
+from trivy_mirror.facade import verify
 from trivy_mirror.ui import console
-from trivy_mirror.verify import Report, verify_store
+
+if TYPE_CHECKING:
+    from trivy_mirror import VerifyReport
 
 
 def run_verify(store: Path | None, *, repair: bool, as_json: bool, lock_timeout: float) -> int:
     """Verify (and repair) the store and report; the exit code: 0 clean (or fully repaired), 1 otherwise."""
-    report = verify_store(Store(store or default_store_dir()), repair=repair, lock_timeout=lock_timeout)
+    report = verify(store=store, repair=repair, lock_timeout=lock_timeout)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -20,7 +23,7 @@ def run_verify(store: Path | None, *, repair: bool, as_json: bool, lock_timeout:
     return 0 if report.ok else 1
 
 
-def _print(report: Report) -> None:
+def _print(report: VerifyReport) -> None:
     for problem in report.problems:
         (console.stderr.print if problem.repaired else console.error)(problem.line())
     summary = (f"{report.repositories} repositories, {report.tags} tags, {report.blobs} blobs "

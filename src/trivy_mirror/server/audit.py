@@ -34,10 +34,11 @@ from prometheus_client.registry import Collector
 
 from trivy_mirror.errors import MirrorError
 from trivy_mirror.fsutil import os_errors, write_atomic
+from trivy_mirror.orchestrate import VerifyReport, verify_store
 from trivy_mirror.store import Store
 from trivy_mirror.store.paths import TMP_DIR
+from trivy_mirror.store.verify import Problem
 from trivy_mirror.timefmt import iso
-from trivy_mirror.verify import Problem, Report, Verifier, verify_store
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +114,13 @@ class StoreAudit:
                 report = await self._repair(report)
             self._record(report)
 
-    async def _check(self) -> Report:
+    async def _check(self) -> VerifyReport:
         if not self.store.root.is_dir():
-            return Report(self.store.root)
+            return VerifyReport(self.store.root)
         async with self.store.alock(LOCK_TIMEOUT, purpose="integrity audit", shared=True):
-            return await asyncio.to_thread(Verifier(self.store, repair=False).run)
+            return await asyncio.to_thread(verify_store, self.store)
 
-    async def _repair(self, found: Report) -> Report:
+    async def _repair(self, found: VerifyReport) -> VerifyReport:
         for problem in found.problems:
             log.error("integrity audit: %s; repairing it and syncing again", problem.line())
         self._refuse(found.problems)  # until the repair has removed them
@@ -132,7 +133,7 @@ class StoreAudit:
             self.resync()
         return repaired
 
-    def _record(self, report: Report) -> None:
+    def _record(self, report: VerifyReport) -> None:
         previous = {problem.path for problem in self.state.outstanding}
         for problem in report.problems:
             if problem.path not in previous:

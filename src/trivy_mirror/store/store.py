@@ -15,7 +15,7 @@ from typing import Any
 from trivy_mirror.errors import InvalidReference
 from trivy_mirror.fsutil import clean_dir
 from trivy_mirror.store.layout import Layout
-from trivy_mirror.store.links import refuse_links
+from trivy_mirror.store.links import refuse_links, store_links
 from trivy_mirror.store.lock import StoreLock, exclusive_holder
 from trivy_mirror.store.paths import BLOBS_DIR, INDEX_FILE, TMP_DIR, check_repository
 
@@ -61,6 +61,25 @@ class Store:
     def refuse_links(self) -> None:
         """StoreError (one line) when a control file or directory of the store is a symbolic link."""
         refuse_links(self.root)
+
+    def links(self) -> list[Path]:
+        """Every link in place of a control file or directory of the store, sorted (what :meth:`refuse_links`
+        refuses; ``verify`` reports them and its repair removes the links themselves)."""
+        return store_links(self.root)
+
+    def blob_files(self) -> Iterator[Path]:
+        """Every file in a ``blobs/ALG/`` directory of the store, the layouts' and the VEX repositories', stored
+        under its name or not; never through a link to a directory."""
+        blob_dirs = []
+        for dirpath, dirnames, _ in os.walk(self.root):
+            if BLOBS_DIR in dirnames and not os.path.islink(Path(dirpath) / BLOBS_DIR):
+                blob_dirs.append(Path(dirpath) / BLOBS_DIR)
+            dirnames[:] = [d for d in dirnames if d != BLOBS_DIR and not d.startswith(".")]
+        for blobs_dir in sorted(blob_dirs):
+            with contextlib.suppress(FileNotFoundError):
+                for algorithm_dir in sorted(blobs_dir.iterdir()):
+                    if algorithm_dir.is_dir() and not algorithm_dir.is_symlink():
+                        yield from sorted(algorithm_dir.iterdir())
 
     def writer(self) -> dict[str, Any] | None:
         """Who holds the writer lock now, as it recorded itself (``pid``, ``purpose``, ``started``; {} before it

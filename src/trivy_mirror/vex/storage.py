@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from trivy_mirror.catalog.attempt import NO_ATTEMPT, Attempt, history_from_json, history_to_json, push_history
 from trivy_mirror.errors import MirrorError, StoreError
 from trivy_mirror.fsutil import commit, os_errors, write_atomic
+from trivy_mirror.jsonutil import load_object
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.store.paths import TMP_DIR
 from trivy_mirror.timefmt import iso, parse_time
@@ -157,6 +158,17 @@ class VexRepository:
             return VexState(self.name)
         return VexState.from_json(self.name, document)
 
+    def read_document(self) -> dict[str, Any]:
+        """``repository.json`` as it is, for a check (:meth:`load` forgives): OSError when it cannot be read,
+        ValueError saying why it is not a JSON object."""
+        return load_object(self.state_path.read_bytes(), "", ValueError, not_json="{detail}",
+                           not_object="not a JSON object", too_deep="nested too deeply")
+
+    def remove_state(self) -> None:
+        """Remove an unreadable ``repository.json`` (the next sync starts the repository afresh)."""
+        with contextlib.suppress(FileNotFoundError), os_errors(f"remove {self.state_path}"):
+            self.state_path.unlink()
+
     def save(self, state: VexState) -> None:
         data = json.dumps(state.to_json(), indent=2, sort_keys=True).encode() + b"\n"
         with os_errors(f"write {self.state_path}"):
@@ -188,6 +200,16 @@ def stored_names(store_root: Path) -> list[str]:
     except OSError:
         return []
     return sorted(e.name for e in entries if NAME_RE.fullmatch(e.name) and os.path.isfile(Path(e.path) / STATE_FILE))
+
+
+def present_names(store_root: Path) -> list[str]:
+    """Names of the directories of ``STORE/vex`` with anything called ``repository.json`` in them (a file, a
+    directory, through a link), sorted: what ``verify`` looks at, where :func:`stored_names` sees only the valid."""
+    names = set(stored_names(store_root))
+    with contextlib.suppress(OSError):
+        names.update(e.name for e in os.scandir(store_root / VEX_DIR)
+                     if e.is_dir(follow_symlinks=False) and (Path(e.path) / STATE_FILE).exists())
+    return sorted(names)
 
 
 def clean_work_dirs(store_root: Path) -> None:
