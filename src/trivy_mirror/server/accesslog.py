@@ -19,6 +19,10 @@ from trivy_mirror.server.metrics import Metrics
 
 ACCESS_LOGGER = logging.getLogger("trivy_mirror.access")
 ROUTE_KEY = web.RequestKey("trivy_mirror_route", str)
+NOT_HTTP_ROUTE = "not-http"
+"""The route label of bytes that were not an HTTP request: aiohttp answers them 400 under the method ``UNKNOWN``.
+Nearly always a TLS handshake on the plain-HTTP port: Trivy (go-containerregistry) tries https first on every
+host that is not loopback-looking, then falls back to http, so each scan of a plain-HTTP mirror sends some."""
 USER_KEY = web.RequestKey("trivy_mirror_user", str)
 
 
@@ -27,9 +31,15 @@ def access_logger_class(metrics: Metrics, json_lines: bool) -> type[AbstractAcce
 
     class AccessLogger(AbstractAccessLogger):
         def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-            route = request.get(ROUTE_KEY, "other")
+            not_http = request.method == "UNKNOWN"
+            route = NOT_HTTP_ROUTE if not_http else request.get(ROUTE_KEY, "other")
             sent = 0 if request.method == "HEAD" else response.content_length or response.body_length
             metrics.observe(route, request.method, response.status, sent, time)
+            if not_http:
+                # Not worth a line per scan at INFO: the client retries over plain HTTP at once.
+                self.logger.debug("%s sent bytes that are not HTTP (a TLS handshake from a client trying https "
+                                  "first, most likely); answered %s", request.remote, response.status)
+                return
             if not self.logger.isEnabledFor(logging.INFO):
                 return
             user = request.get(USER_KEY, "-")

@@ -101,7 +101,7 @@ async def test_metrics(make_client: ClientFactory, db: Artifact) -> None:
     assert 'trivy_mirror_http_requests_total{method="HEAD",route="manifests",status="200"} 1.0' in text
     assert 'trivy_mirror_http_requests_total{method="GET",route="manifests",status="404"} 1.0' in text
     assert 'trivy_mirror_http_requests_total{method="OPTIONS",route="ping",status="405"} 1.0' in text
-    assert 'trivy_mirror_http_requests_total{method="other",route="other",status="400"} 1.0' in text
+    assert 'trivy_mirror_http_requests_total{method="other",route="not-http",status="400"} 1.0' in text
     assert f'trivy_mirror_http_response_bytes_total{{route="blobs"}} {float(len(db.layer_bytes))}' in text
     manifest_bytes = [line for line in text.splitlines()
                       if line.startswith('trivy_mirror_http_response_bytes_total{route="manifests"}')]
@@ -170,3 +170,29 @@ async def test_access_log_json(make_client: ClientFactory, db: Artifact, caplog:
     assert record["user"] == "-"
     assert record["duration"] >= 0
     assert record["time"].endswith("Z")
+
+
+async def test_a_tls_handshake_on_the_plain_http_port_is_not_an_access_log_line(
+        make_client: ClientFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """Trivy tries https first: its ClientHello reaches a plain-HTTP serve on every scan. That is counted in the
+    metrics under its own route, told at DEBUG, and leaves no ``"UNKNOWN /" 400`` line at INFO."""
+    client = await make_client()
+    host, port = client.server.host, client.server.port
+    with caplog.at_level(logging.DEBUG, logger="trivy_mirror.access"):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(bytes.fromhex("160301012c010001280303") + bytes(32) + b"\x00\x00\x02\x13\x01\x01\x00")
+        await writer.drain()
+        answer = await reader.read(200)
+        writer.close()
+        await client.get("/v2/")
+        await access_lines(caplog, 1)
+        for _ in range(100):
+            if any(r.levelno == logging.DEBUG for r in caplog.records if r.name == "trivy_mirror.access"):
+                break
+            await asyncio.sleep(0.01)
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    records = [r for r in caplog.records if r.name == "trivy_mirror.access"]
+    assert [r.getMessage() for r in records if r.levelno == logging.INFO and "UNKNOWN" in r.getMessage()] == []
+    assert any(r.levelno == logging.DEBUG and "not HTTP" in r.getMessage() for r in records)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'route="not-http"' in metrics
