@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 from trivy_mirror.facade import ClientOptions, async_copy
 from trivy_mirror.ui import console
-from trivy_mirror.ui.progress import make_progress
+from trivy_mirror.ui.progress import progress_display
 
 
 async def run_copy(source: str, target: str, source_options: ClientOptions, dest_options: ClientOptions,
                    *, as_json: bool, referrers: bool = False) -> int:
     """Copy one artifact (and with ``referrers`` the manifests referring to it, as ``oras cp -r``)."""
-    progress = make_progress(not as_json)
-    with progress if progress is not None else contextlib.nullcontext():
+    with progress_display(not as_json) as progress:
         result = await async_copy(source, target, source_options=source_options, dest_options=dest_options,
                                   referrers=referrers, progress=progress)
     if as_json:

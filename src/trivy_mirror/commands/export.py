@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trivy_mirror import facade
 from trivy_mirror.errors import UsageError
-from trivy_mirror.ui.progress import make_progress
+from trivy_mirror.ui.progress import progress_display
 
 STDIO = "-"
 
@@ -25,8 +25,7 @@ async def run_export(output: str, store_dir: Path | None, asset_names: Sequence[
         raise UsageError("refusing to write a bundle to a terminal: redirect stdout or give a file name")
     if to_stdout and as_json:
         raise UsageError("--json prints on stdout, which carries the bundle with '-': give a file name")
-    progress = make_progress(not as_json)
-    with progress if progress is not None else contextlib.nullcontext():
+    with progress_display(not as_json) as progress:
         try:
             report = await facade.async_export_bundle(
                 sys.stdout.buffer if to_stdout else Path(output), store=store_dir, assets=asset_names, sign=sign,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from pathlib import Path
@@ -17,7 +16,7 @@ from trivy_mirror.errors import UsageError
 from trivy_mirror.facade import ClientOptions
 from trivy_mirror.timefmt import iso
 from trivy_mirror.ui import console
-from trivy_mirror.ui.progress import make_progress
+from trivy_mirror.ui.progress import progress_display
 
 OUTCOME_STYLE = {"updated": "green", "skipped": "yellow"}
 _SHA256 = re.compile(r"(?:sha256:)?([a-f0-9]{64})")
@@ -42,8 +41,7 @@ async def run_import(bundle: BinaryIO, store: Path | None, destination: str | No
                      trust: TrustSettings = DEFAULT_TRUST) -> int:
     """``verify_key``: refuse the bundle unless the holder of this public key signed exactly its contents;
     ``trust``: the sanity checks (``--max-shrink``, ``--check-archive``)."""
-    progress = make_progress(not as_json)
-    with progress if progress is not None else contextlib.nullcontext():
+    with progress_display(not as_json) as progress:
         report = await facade.async_import_bundle(
             bundle, store=store, to=destination, options=options, allow_downgrade=allow_downgrade,
             sha256=expected_sha256, verify_key=verify_key, lock_timeout=lock_timeout, public_url=public_url,

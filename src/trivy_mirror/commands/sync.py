@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from rich.table import Table
 
 from trivy_mirror.facade import ClientOptions, FanOutReport, async_sync
 from trivy_mirror.ui import console
-from trivy_mirror.ui.progress import make_progress
+from trivy_mirror.ui.progress import progress_display
 
 if TYPE_CHECKING:
     from trivy_mirror import Place, TagResult, TrustSettings
@@ -32,8 +31,7 @@ async def run_sync(store: Path | None, destinations: Sequence[str], *, sources: 
     Several ``destinations`` are a fan-out: one report per destination (``--json``: ``{"ok", "destinations"}``).
     """
     to = tuple(destinations) if len(destinations) > 1 else next(iter(destinations), None)
-    progress = make_progress(not as_json)
-    with progress if progress is not None else contextlib.nullcontext():
+    with progress_display(not as_json) as progress:
         outcome = await async_sync(store=store, to=to, sources=sources, assets=assets, vex=vex,
                                    source_options=source_options, dest_options=dest_options, dry_run=dry_run,
                                    lock_timeout=lock_timeout, public_url=public_url, keep=keep, referrers=referrers,

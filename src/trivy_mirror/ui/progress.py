@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -44,7 +47,14 @@ class BarProgress:
             self._bars.remove_task(task)
 
 
-def make_progress(enabled: bool) -> BarProgress | TransferLog | None:
+@contextlib.contextmanager
+def progress_display(enabled: bool) -> Iterator[BarProgress | TransferLog | None]:
+    """How a command shows its transfers while it runs: rich bars on a terminal, a ``TransferLog`` line every few
+    seconds otherwise, nothing when not ``enabled`` (``--json``: stdout is the document). Every command opens
+    it the same way: ``with progress_display(not as_json) as progress:``."""
     if not enabled:
-        return None
-    return BarProgress() if console.interactive() else TransferLog()
+        yield None
+        return
+    display = BarProgress() if console.interactive() else TransferLog()
+    with display:
+        yield display
