@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rich import box
 from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -16,6 +17,7 @@ from trivy_mirror.ui import console
 
 if TYPE_CHECKING:
     from trivy_mirror import AssetStatus, ClientRecord
+    from trivy_mirror.server.census import Problem
 
 STATE_STYLE = {"fresh": "green", "stale": "yellow", "missing": "red"}
 UNBOUNDED = 10_000
@@ -76,15 +78,19 @@ def _table(rows: Sequence[AssetStatus], *, digest: bool, last_time: bool) -> Tab
     return table
 
 
-def print_clients(clients: Sequence[ClientRecord]) -> None:
+def print_clients(clients: Sequence[ClientRecord], out: Console | None = None) -> None:
     """The fleet census ``serve`` keeps: per Trivy version what it pulled and what the mirror could not answer."""
     table = Table(title="clients (what serve saw, by Trivy version)")
     for column in ("client", "last seen", "requests", "pulled", "not answered"):
         table.add_column(column, no_wrap=column != "pulled" and column != "not answered")
     for record in clients:
-        problems = [f"[red]{p.outcome}[/] {p.resource} x{p.count}" for p in record.problems.values()]
+        problems = [_problem(p) for p in record.problems.values()]
         table.add_row(record.client, short_time(record.last_seen), str(record.requests),
                       ", ".join(sorted(record.pulled)) or "-", "\n".join(problems) or "-")
-    console.stdout.print(table)
+    (out or console.stdout).print(table)
 
 
+def _problem(problem: Problem) -> str:
+    """One thing the mirror could not answer a client, with a held push's reason (markup-safe)."""
+    text = f"[red]{problem.outcome}[/] {escape(problem.resource)} x{problem.count}"
+    return f"{text}: {escape(problem.detail)}" if problem.detail else text

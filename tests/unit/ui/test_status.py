@@ -1,4 +1,5 @@
-"""The ``status`` table fits an 80-column terminal with every asset, state and result readable."""
+"""The ``status`` tables: the assets fit an 80-column terminal with every state and result readable; the census
+says what the mirror could not answer each client, and why a push was held."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from rich.console import Console
 
 from trivy_mirror.catalog.freshness import AssetStatus
-from trivy_mirror.ui.status import print_table
+from trivy_mirror.server.census import ClientRecord, Problem
+from trivy_mirror.ui.status import print_clients, print_table
 
 NOW = datetime(2026, 11, 30, 7, 54, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -49,3 +51,15 @@ def test_pinned_and_held_assets_say_so_in_the_table() -> None:
     assert "fresh (pinned)" in text, text
     assert f"trivy-db:2: pinned to {DIGEST} by alice at 2026-11-30T07:00:00Z (INC-1)" in " ".join(text.split())
     assert f"held (pinned) candidate sha256:{'cd' * 32} from ghcr.io" in " ".join(text.split())
+
+
+def test_the_census_says_why_a_push_was_held_and_keeps_brackets_literal() -> None:
+    record = ClientRecord("0.76.0", NOW, NOW)
+    record.problems[("held", "aquasec/trivy-db:2")] = Problem("aquasec/trivy-db:2", "held", 2, NOW,
+                                                              "held (sanity): size [10%] below --max-shrink")
+    record.problems[("not-found", "aquasec/trivy-checks:1")] = Problem("aquasec/trivy-checks:1", "not-found", 1, NOW)
+    out = Console(width=200, record=True, color_system=None)
+    print_clients([record], out)
+    text = out.export_text()
+    assert "held aquasec/trivy-db:2 x2: held (sanity): size [10%] below --max-shrink" in text, text
+    assert "not-found aquasec/trivy-checks:1 x1" in text and "x1:" not in text
