@@ -8,6 +8,7 @@ throughout get only 200s and blobs that hash-verify; the old version's blob, pru
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -33,8 +34,11 @@ pytestmark = pytest.mark.e2e
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 
 
-def fetch(url: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+def fetch(url: str, accept: str | None = None, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Accept": accept} if accept else {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
@@ -127,8 +131,8 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60,
 
 def test_serve_workers_share_the_port_and_stop_together(mirror: MirrorCli, private_upstream: RegistryProcess,
                                                         tmp_path: Path) -> None:
-    """``serve --workers 2``: a second process serves the same port; both stop on SIGTERM; not with auth that
-    /token signs per process."""
+    """``serve --workers 2``: a second process serves the same port; both stop on SIGTERM; not with pushes, whose
+    upload sessions live in one process."""
     store = tmp_path / "store"
     filled = mirror.run(["sync", "--store", str(store), "--from", f"{private_upstream.host}/aquasec",
                          "--assets", "db"])
@@ -145,10 +149,41 @@ def test_serve_workers_share_the_port_and_stop_together(mirror: MirrorCli, priva
         code = server.stop()
     assert code == 0, server.log()
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    tokens = tmp_path / "tokens"
+    tokens.write_text("ci-token push\n")
+    refused = mirror.run(["serve", "--store", str(store), "--workers", "2", "--allow-push", "--token-file",
+                          str(tokens)])
+    assert "--allow-push" in assert_one_error_line(refused, 2)
+
+
+def test_a_token_from_one_worker_is_good_on_every_worker(mirror: MirrorCli, private_upstream: RegistryProcess,
+                                                         tmp_path: Path) -> None:
+    """``serve --workers 2 --htpasswd``: the kernel spreads new connections over both processes, and a token
+    ``/token`` issued on one is accepted by the other (one signing key for the serve, handed to its workers)."""
+    store = tmp_path / "store"
+    filled = mirror.run(["sync", "--store", str(store), "--from", f"{private_upstream.host}/aquasec",
+                         "--assets", "db"])
+    assert filled.returncode == 0, filled.stderr
     htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("user:$2y$04$abcdefghijklmnopqrstuu0123456789012345678901234567890\n")
-    refused = mirror.run(["serve", "--store", str(store), "--workers", "2", "--htpasswd", str(htpasswd)])
-    assert "--workers" in assert_one_error_line(refused, 2)
+    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", "scanner", "s3cret"], capture_output=True, text=True,
+                                       check=True).stdout)
+    server = ServeProcess(mirror, ["--store", str(store), "--no-sync", "--assets", "db", "--workers", "2",
+                                   "--htpasswd", str(htpasswd)]).start()
+    try:
+        wait_for(lambda: len(children(server.pid)) >= 1, "a worker", timeout=20, detail=server.log)
+        workers = children(server.pid)
+        wait_for(lambda: listeners(server.port) == {server.pid, *workers}, "both processes listening", timeout=20,
+                 detail=server.log)
+        basic = "Basic " + base64.b64encode(b"scanner:s3cret").decode()
+        login = urllib.request.Request(f"{server.url}/token?scope=repository:{DB_REPOSITORY}:pull",
+                                       headers={"Authorization": basic})
+        with urllib.request.urlopen(login, timeout=10) as response:
+            token = json.loads(response.read())["token"]
+        statuses = [fetch(f"{server.url}/v2/{DB_REPOSITORY}/manifests/2", ACCEPT, token)[0] for _ in range(40)]
+        assert set(statuses) == {200}, statuses  # each a new connection: both workers answered some
+        assert fetch(f"{server.url}/v2/{DB_REPOSITORY}/manifests/2", ACCEPT, "tm1.forged.token")[0] == 401
+    finally:
+        assert server.stop() == 0, server.log()
 
 
 def listeners(port: int) -> set[int]:

@@ -55,7 +55,8 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 @options.keep("Versions of each asset kept in the store after a sync.", default=2)
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Serving processes sharing the port (SO_REUSEPORT), for more manifest requests per second on "
-                   "several cores (up to 64); the first one also syncs. Not with --htpasswd or --allow-push.")
+                   "several cores (up to 64); the first one also syncs. A /token token is good on every process; "
+                   "not with --allow-push (upload sessions live in one process).")
 @options.trust
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, listen: str, public_url: str | None, sync_every: float,

@@ -40,7 +40,7 @@ class Authenticator:
     def __init__(self, settings: ServerSettings, clock: Clock = SYSTEM) -> None:
         self.enabled = settings.auth_enabled
         self.anonymous_pull = settings.anonymous_pull
-        self.signer = TokenSigner(settings.token_ttl)
+        self.signer = TokenSigner(settings.token_ttl, settings.token_key)
         self.htpasswd = Htpasswd(settings.htpasswd, clock) if settings.htpasswd else None
         self._static = ReloadingFile(settings.token_file, parse_token_file, what="token file", clock=clock) \
             if settings.token_file else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ class ServerSettings:
     """A connection that has not sent one complete request by then is closed (slow or silent clients), and so is
     one whose request headers, on any request, are not complete that long after their first byte."""
     token_ttl: int = 300
+    token_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False, compare=False)
+    """What ``/token`` signs with: made once per serve and handed to every worker process (never written to disk),
+    so a token one worker issued is good on all of them."""
     upload_dir: Path | None = None
     """Where unfinished chunked uploads wait; default: a private temporary directory."""
     max_uploads: int = 64
@@ -105,10 +109,9 @@ class ServerSettings:
             raise UsageError("the sync interval must be positive")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}")
-        if self.workers > 1 and (self.htpasswd is not None or self.allow_push):
-            raise UsageError("--workers N runs N processes that share neither /token's signing key nor upload "
-                             "sessions: not with --htpasswd or --allow-push (use --token-file, or run replicas "
-                             "behind a load balancer)")
+        if self.workers > 1 and self.allow_push:
+            raise UsageError("--workers N runs N processes that do not share upload sessions: not with --allow-push "
+                             "(push into a single-process serve, or run replicas behind a load balancer)")
         if self.keep < 1:
             raise UsageError("keep must be at least 1")
         for alias, target in self.aliases.items():

@@ -9,7 +9,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,8 +34,8 @@ class IssuedToken:
 class TokenSigner:
     """Issues and checks ``tm1.<claims>.<signature>`` tokens."""
 
-    def __init__(self, ttl: int) -> None:
-        self._key = secrets.token_bytes(32)
+    def __init__(self, ttl: int, key: bytes) -> None:
+        self._key = key
         self.ttl = ttl
 
     def issue(self, identity: Identity) -> IssuedToken:
