@@ -12,7 +12,7 @@ is cheap: the operations load on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trivy_mirror.errors import (
     AuthError,
@@ -27,6 +27,7 @@ from trivy_mirror.errors import (
     Unreachable,
     UsageError,
 )
+from trivy_mirror.lazy import lazy_names
 from trivy_mirror.version import __version__
 
 if TYPE_CHECKING:
@@ -76,14 +77,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load an operation or type on first use (``import trivy_mirror`` stays as cheap as ``--version``)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trivy_mirror' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

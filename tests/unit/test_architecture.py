@@ -17,7 +17,7 @@ SOURCE = Path(trivy_mirror.__file__).parent
 
 LAYERS: dict[str, int] = {
     # 0: neutral helpers every layer may use
-    "errors": 0, "timefmt": 0, "chunks": 0, "version": 0, "fsutil": 0, "jsonutil": 0, "clock": 0,
+    "errors": 0, "timefmt": 0, "chunks": 0, "version": 0, "fsutil": 0, "lazy": 0, "jsonutil": 0, "clock": 0,
     # 1: OCI data types (no I/O) and the target interface over them
     "oci": 1, "target": 1, "http": 1,
     # 2: the two kinds of place: remote registries and the on-disk store

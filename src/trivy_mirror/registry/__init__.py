@@ -6,7 +6,9 @@ configuration writer needs) does not load the HTTP client and aiohttp.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trivy_mirror.lazy import lazy_names
 
 if TYPE_CHECKING:
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
@@ -22,13 +24,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trivy_mirror.registry' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = ["USER_AGENT", "Credentials", "Keychain", "RegistryClient", "RemoteRepository", "RetryPolicy", "Timeouts"]

@@ -9,7 +9,9 @@ the server routes and aiohttp.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trivy_mirror.lazy import lazy_names
 
 if TYPE_CHECKING:
     from trivy_mirror.vex.extract import Limits
@@ -26,13 +28,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trivy_mirror.vex' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = ["DEFAULT_SOURCE", "Limits", "VexSource", "add_vex_routes", "archive_url", "sync_vex", "vex_statuses"]
