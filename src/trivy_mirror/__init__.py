@@ -39,23 +39,34 @@ if TYPE_CHECKING:
     from trivy_mirror.facade import (
         ClientOptions,
         FanOutReport,
+        KeyPair,
         StatusReport,
+        approve,
+        async_approve,
         async_copy,
         async_export_bundle,
         async_import_bundle,
+        async_pin,
+        async_rollback,
         async_status,
         async_sync,
+        async_unpin,
         copy,
         export_bundle,
         import_bundle,
+        keygen,
+        pin,
+        rollback,
         status,
         sync,
+        unpin,
         verify,
     )
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.mirror.copy import CopyResult
+    from trivy_mirror.mirror.pins import PinResult
     from trivy_mirror.oci.place import Place
-    from trivy_mirror.orchestrate import SyncReport, VerifyReport
+    from trivy_mirror.orchestrate import ApproveResult, SyncReport, VerifyReport
     from trivy_mirror.server.census import ClientRecord
 
 _LAZY = {
@@ -73,6 +84,10 @@ _LAZY = {
     "StatusReport": "trivy_mirror.facade", "Place": "trivy_mirror.oci.place",
     "ClientRecord": "trivy_mirror.server.census",
     "verify": "trivy_mirror.facade", "VerifyReport": "trivy_mirror.orchestrate",
+    "pin": "trivy_mirror.facade", "async_pin": "trivy_mirror.facade", "unpin": "trivy_mirror.facade",
+    "async_unpin": "trivy_mirror.facade", "rollback": "trivy_mirror.facade", "async_rollback": "trivy_mirror.facade",
+    "PinResult": "trivy_mirror.mirror.pins", "approve": "trivy_mirror.facade", "async_approve": "trivy_mirror.facade",
+    "ApproveResult": "trivy_mirror.orchestrate", "keygen": "trivy_mirror.facade", "KeyPair": "trivy_mirror.facade",
 }
 
 
@@ -87,6 +102,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ApproveResult",
     "AssetStatus",
     "AuthError",
     "BundleError",
@@ -97,8 +113,10 @@ __all__ = [
     "ExportReport",
     "FanOutReport",
     "ImportReport",
+    "KeyPair",
     "MirrorError",
     "NotFound",
+    "PinResult",
     "Place",
     "Progress",
     "RefusedCandidate",
@@ -116,15 +134,24 @@ __all__ = [
     "UsageError",
     "VerifyReport",
     "__version__",
+    "approve",
+    "async_approve",
     "async_copy",
     "async_export_bundle",
     "async_import_bundle",
+    "async_pin",
+    "async_rollback",
     "async_status",
     "async_sync",
+    "async_unpin",
     "copy",
     "export_bundle",
     "import_bundle",
+    "keygen",
+    "pin",
+    "rollback",
     "status",
     "sync",
+    "unpin",
     "verify",
 ]
