@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from trivy_mirror.facade import (
         ClientOptions,
         FanOutReport,
-        KeyPair,
         StatusReport,
         approve,
         async_approve,
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
         copy,
         export_bundle,
         import_bundle,
-        keygen,
         pin,
         rollback,
         status,
@@ -68,6 +66,7 @@ if TYPE_CHECKING:
     from trivy_mirror.oci.place import Place
     from trivy_mirror.orchestrate import ApproveResult, SyncReport, VerifyReport
     from trivy_mirror.server.census import ClientRecord
+    from trivy_mirror.signing import KeyPair, keygen
 
 _LAZY = {
     "sync": "trivy_mirror.facade", "async_sync": "trivy_mirror.facade", "status": "trivy_mirror.facade",
@@ -87,7 +86,7 @@ _LAZY = {
     "pin": "trivy_mirror.facade", "async_pin": "trivy_mirror.facade", "unpin": "trivy_mirror.facade",
     "async_unpin": "trivy_mirror.facade", "rollback": "trivy_mirror.facade", "async_rollback": "trivy_mirror.facade",
     "PinResult": "trivy_mirror.mirror.pins", "approve": "trivy_mirror.facade", "async_approve": "trivy_mirror.facade",
-    "ApproveResult": "trivy_mirror.orchestrate", "keygen": "trivy_mirror.facade", "KeyPair": "trivy_mirror.facade",
+    "ApproveResult": "trivy_mirror.orchestrate", "keygen": "trivy_mirror.signing", "KeyPair": "trivy_mirror.signing",
 }
 
 

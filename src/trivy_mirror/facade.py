@@ -44,7 +44,7 @@ from trivy_mirror.orchestrate import (
 )
 from trivy_mirror.server.audit import AuditState, read_audit
 from trivy_mirror.server.census import ClientRecord, census_path, plan_requested_tags, read_records
-from trivy_mirror.signing import PublicKey, SigningKey, generate_key, public_key_path
+from trivy_mirror.signing import PublicKey, SigningKey
 from trivy_mirror.static import StaticDestination
 from trivy_mirror.store import Store, default_store_dir
 from trivy_mirror.vex import VexSource
@@ -458,21 +458,3 @@ def _who(by: str | None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """The files :func:`keygen` wrote and the key id messages and signatures name the key by."""
-
-    private: Path
-    public: Path
-    keyid: str
-
-
-def keygen(path: str | Path) -> KeyPair:
-    """A new Ed25519 key pair to sign bundles with: ``path`` (the private key, PKCS#8 PEM, mode 0600, for
-    :func:`export_bundle`'s ``sign``) and ``path.pub`` (the public key, for :func:`import_bundle`'s
-    ``verify_key``). Existing files are never overwritten: KeyFileError (a UsageError)."""
-    private = Path(path)
-    public = generate_key(private)
-    return KeyPair(private, public_key_path(private), public.keyid)

@@ -1,11 +1,11 @@
-"""``trivy-mirror keygen``: the facade's :func:`~trivy_mirror.facade.keygen`, printed."""
+"""``trivy-mirror keygen``: the public API's ``trivy_mirror.keygen``, printed."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from trivy_mirror.facade import keygen
+from trivy_mirror import keygen
 
 log = logging.getLogger("trivy_mirror.keygen")
 
