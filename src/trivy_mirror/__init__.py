@@ -41,23 +41,33 @@ if TYPE_CHECKING:
         ClientOptions,
         FanOutReport,
         StatusReport,
+        approve,
+        async_approve,
         async_copy,
         async_export_bundle,
         async_import_bundle,
+        async_pin,
+        async_rollback,
         async_status,
         async_sync,
+        async_unpin,
         copy,
         export_bundle,
         import_bundle,
+        pin,
+        rollback,
         status,
         sync,
+        unpin,
         verify,
     )
     from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.mirror.copy import CopyResult
+    from trivy_mirror.mirror.pins import PinResult
     from trivy_mirror.oci.place import Place
-    from trivy_mirror.orchestrate import SyncReport, VerifyReport
+    from trivy_mirror.orchestrate import ApproveResult, SyncReport, VerifyReport
     from trivy_mirror.server.census import ClientRecord
+    from trivy_mirror.signing import KeyPair, keygen
 
 _LAZY = {
     "sync": "trivy_mirror.facade", "async_sync": "trivy_mirror.facade", "status": "trivy_mirror.facade",
@@ -74,6 +84,10 @@ _LAZY = {
     "StatusReport": "trivy_mirror.facade", "Place": "trivy_mirror.oci.place",
     "ClientRecord": "trivy_mirror.server.census",
     "verify": "trivy_mirror.facade", "VerifyReport": "trivy_mirror.orchestrate",
+    "pin": "trivy_mirror.facade", "async_pin": "trivy_mirror.facade", "unpin": "trivy_mirror.facade",
+    "async_unpin": "trivy_mirror.facade", "rollback": "trivy_mirror.facade", "async_rollback": "trivy_mirror.facade",
+    "PinResult": "trivy_mirror.mirror.pins", "approve": "trivy_mirror.facade", "async_approve": "trivy_mirror.facade",
+    "ApproveResult": "trivy_mirror.orchestrate", "keygen": "trivy_mirror.signing", "KeyPair": "trivy_mirror.signing",
 }
 
 
@@ -81,6 +95,7 @@ __getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [
+    "ApproveResult",
     "AssetStatus",
     "AuthError",
     "BundleError",
@@ -91,8 +106,10 @@ __all__ = [
     "ExportReport",
     "FanOutReport",
     "ImportReport",
+    "KeyPair",
     "MirrorError",
     "NotFound",
+    "PinResult",
     "Place",
     "Progress",
     "RefusedCandidate",
@@ -110,15 +127,24 @@ __all__ = [
     "UsageError",
     "VerifyReport",
     "__version__",
+    "approve",
+    "async_approve",
     "async_copy",
     "async_export_bundle",
     "async_import_bundle",
+    "async_pin",
+    "async_rollback",
     "async_status",
     "async_sync",
+    "async_unpin",
     "copy",
     "export_bundle",
     "import_bundle",
+    "keygen",
+    "pin",
+    "rollback",
     "status",
     "sync",
+    "unpin",
     "verify",
 ]

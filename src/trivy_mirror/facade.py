@@ -4,13 +4,14 @@ Each function takes the store's lock itself where it writes, includes the VEX re
 ``vex`` ask for, and raises only the errors of :mod:`trivy_mirror.errors`. Nothing is read from flags or the
 environment: credentials, TLS, retries and timeouts come in a :class:`ClientOptions`, the publish policy's
 settings in a :class:`TrustSettings`. Blocking functions run their own event loop; ``async_*`` ones run in the
-caller's. The CLI's ``sync``, ``status`` and ``copy`` are these functions plus printing.
+caller's. The CLI's commands are these functions plus printing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,13 @@ from trivy_mirror.errors import BundleError, UsageError
 from trivy_mirror.mirror.copy import CopyResult, copy_artifact
 from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.mirror.parent import Parent
+from trivy_mirror.mirror.pins import AssetTag, PinResult, decide
 from trivy_mirror.oci.place import Place
 from trivy_mirror.orchestrate import (
+    ApproveResult,
     SyncReport,
     VerifyReport,
+    approve_and_sync,
     select_vex_sources,
     sync_destination,
     sync_destinations,
@@ -359,3 +363,98 @@ def verify(*, store: str | Path | None = None, repair: bool = False, lock_timeou
     """
     return verify_store(Store(Path(store) if store is not None else default_store_dir()), repair=repair,
                         lock_timeout=lock_timeout)
+
+
+async def async_pin(asset: str, digest: str, *, store: str | Path | None = None, to: str | None = None,
+                    options: ClientOptions | None = None, by: str | None = None, reason: str | None = None,
+                    lock_timeout: float = 600.0) -> PinResult:
+    """:func:`pin` in the running event loop."""
+    return await decide("pin", AssetTag.parse(asset), options or ClientOptions(), _path(store), to, digest=digest,
+                        by=_who(by), reason=reason or "", lock_timeout=lock_timeout)
+
+
+def pin(asset: str, digest: str, *, store: str | Path | None = None, to: str | None = None,
+        options: ClientOptions | None = None, by: str | None = None, reason: str | None = None,
+        lock_timeout: float = 600.0) -> PinResult:
+    """Serve ``digest`` under ``asset``'s tag (``db``, ``java-db``, ``checks:1``: an asset, optionally with a
+    tag) in the store (``store``, or the default) or ``to`` a registry prefix, and freeze it there: syncs keep
+    looking at the sources and report what they would publish, but the tag stays until :func:`unpin`.
+
+    The digest must be in the destination already (a store keeps ``keep`` versions); the pin is recorded in its
+    state with ``by`` (default: the login name of the user running it), the time and ``reason``. The store's
+    lock is taken (waiting up to ``lock_timeout`` seconds). UsageError for a malformed digest or a static tree,
+    NotFound when the destination does not hold the digest, RefusedCandidate when it is no Trivy artifact.
+    """
+    return asyncio.run(async_pin(asset, digest, store=store, to=to, options=options, by=by, reason=reason,
+                                 lock_timeout=lock_timeout))
+
+
+async def async_unpin(asset: str, *, store: str | Path | None = None, to: str | None = None,
+                      options: ClientOptions | None = None, lock_timeout: float = 600.0) -> PinResult:
+    """:func:`unpin` in the running event loop."""
+    return await decide("unpin", AssetTag.parse(asset), options or ClientOptions(), _path(store), to,
+                        lock_timeout=lock_timeout)
+
+
+def unpin(asset: str, *, store: str | Path | None = None, to: str | None = None, options: ClientOptions | None = None,
+          lock_timeout: float = 600.0) -> PinResult:
+    """Remove ``asset``'s pin (see :func:`pin`): the next sync publishes what the sources offer again.
+    UsageError when it is not pinned."""
+    return asyncio.run(async_unpin(asset, store=store, to=to, options=options, lock_timeout=lock_timeout))
+
+
+async def async_rollback(asset: str, *, store: str | Path | None = None, to: str | None = None,
+                         options: ClientOptions | None = None, by: str | None = None, reason: str | None = None,
+                         lock_timeout: float = 600.0) -> PinResult:
+    """:func:`rollback` in the running event loop."""
+    return await decide("rollback", AssetTag.parse(asset), options or ClientOptions(), _path(store), to,
+                        by=_who(by), reason=reason or "", lock_timeout=lock_timeout)
+
+
+def rollback(asset: str, *, store: str | Path | None = None, to: str | None = None,
+             options: ClientOptions | None = None, by: str | None = None, reason: str | None = None,
+             lock_timeout: float = 600.0) -> PinResult:
+    """Serve the previous kept version of ``asset`` and pin it (as :func:`pin`, ``reason`` defaulting to the
+    digest rolled back from): the newest older version the store keeps or, for a registry, the newest digest
+    published earlier that it still has. NotFound when there is none."""
+    return asyncio.run(async_rollback(asset, store=store, to=to, options=options, by=by, reason=reason,
+                                      lock_timeout=lock_timeout))
+
+
+async def async_approve(asset: str, digest: str | None = None, *, store: str | Path | None = None,
+                        to: str | None = None, sources: Sequence[str | Place] = (),
+                        source_options: ClientOptions | None = None, dest_options: ClientOptions | None = None,
+                        lock_timeout: float = 600.0) -> ApproveResult:
+    """:func:`approve` in the running event loop."""
+    return await approve_and_sync(AssetTag.parse(asset), digest, _sources(sources, None),
+                                  source_options or ClientOptions(), dest_options or ClientOptions(), _path(store),
+                                  to, lock_timeout=lock_timeout)
+
+
+def approve(asset: str, digest: str | None = None, *, store: str | Path | None = None, to: str | None = None,
+            sources: Sequence[str | Place] = (), source_options: ClientOptions | None = None,
+            dest_options: ClientOptions | None = None, lock_timeout: float = 600.0) -> ApproveResult:
+    """Publish ``asset``'s candidate held by a hold or a sanity check now: record the approval of ``digest``
+    (default: the held candidate), then sync that one asset tag from ``sources`` (Trivy's own by default); the
+    policy's refusals still apply, the quorum does not. ``result.published`` says whether the destination then
+    serves it. A candidate an import or a push brought is not synced: ``result.delivered`` says where it came
+    from, and importing or pushing it again publishes it. UsageError when there is nothing to approve or the
+    tag is pinned to another digest.
+    """
+    return asyncio.run(async_approve(asset, digest, store=store, to=to, sources=sources,
+                                     source_options=source_options, dest_options=dest_options,
+                                     lock_timeout=lock_timeout))
+
+
+def _path(store: str | Path | None) -> Path | None:
+    return Path(store) if store is not None else None
+
+
+def _who(by: str | None) -> str:
+    """``by``, else the login name of whoever runs it (recorded with the pin)."""
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

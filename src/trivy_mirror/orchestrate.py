@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from trivy_mirror.mirror.endpoints import (
 )
 from trivy_mirror.mirror.fanout import BlobSpool
 from trivy_mirror.mirror.parent import Parent, discover_vex, merge_vex
+from trivy_mirror.mirror.pins import AssetTag, approve, decided, delivered_candidate
 from trivy_mirror.oci.place import STATIC, Place, scheme_of
 from trivy_mirror.static import StaticDestination
 from trivy_mirror.store import Store
@@ -173,6 +175,65 @@ async def sync_destinations(destinations: Sequence[str], specs: Sequence[AssetSp
 def _static_only(destination: str, public_url: str | None, keep: int | None) -> dict[str, Any]:
     """``--public-url`` and ``--keep`` go to the static trees of a fan-out; a registry takes neither."""
     return {"public_url": public_url, "keep": keep} if scheme_of(destination) == STATIC else {}
+
+
+APPROVED_ONLY = timedelta(days=36500)
+"""The hold ``approve``'s sync runs with: only the approved digest passes it."""
+
+
+@dataclass(frozen=True)
+class ApproveResult:
+    """What ``approve`` did: the digest approved, and either the one-asset sync's result (``published`` when it
+    then serves that digest) or, for a candidate an import or a push brought (no sync fetches it), where it came
+    from (``delivered``: ``bundle (...)`` or ``push by USER``): importing or pushing it again publishes it."""
+
+    reference: str
+    approved: str
+    delivered: str | None = None
+    result: TagResult | None = None
+
+    @property
+    def published(self) -> bool:
+        """The sync published the approved digest (or it was served already)."""
+        return self.result is not None and self.result.digest == self.approved \
+            and self.result.outcome in ("updated", "unchanged")
+
+    @property
+    def message(self) -> str:
+        """The one line a person reads."""
+        if self.delivered is not None:
+            again = "import the bundle" if self.delivered.startswith("bundle") else "push it"
+            return (f"{self.reference}: approved {self.approved} (held from {self.delivered}); {again} again to "
+                    "publish it")
+        if self.published:
+            return f"{self.reference}: approved {self.approved} and published it"
+        outcome = f"{self.result.outcome}: {self.result.message}" if self.result is not None else "not synced"
+        return f"{self.reference}: approved {self.approved}, not published yet: {outcome}"
+
+    def to_json(self) -> dict[str, object]:
+        if self.delivered is not None:
+            return {"approved": self.approved, "published": False, "source": self.delivered}
+        return {"approved": self.approved, "published": self.published,
+                "result": self.result.to_json() if self.result is not None else None}
+
+
+async def approve_and_sync(asset: AssetTag, digest: str | None, sources: Sequence[Place],
+                           source_options: ConnectionOptions, dest_options: ConnectionOptions, store: Path | None,
+                           destination: str | None, *, lock_timeout: float = 600.0) -> ApproveResult:
+    """Record the approval of ``digest`` (default: the held candidate) under the destination's lock, then sync
+    that one asset tag with a hold only the approved digest passes; a candidate an import or a push delivered
+    is not synced (no source serves it for sure): the result says where it came from instead."""
+    async with decided(dest_options, store, destination, lock_timeout) as target:
+        approved = approve(target, asset, digest)
+        delivered = delivered_candidate(target, asset, approved)
+    if delivered is not None:
+        return ApproveResult(asset.reference, approved, delivered=delivered)
+    spec = replace(asset.spec, tags=tuple(t for t in asset.spec.tags if t.tag == asset.tag))
+    only_approved = TrustSettings(holds={spec.name: APPROVED_ONLY})  # never another candidate than the approved
+    report = await sync_destination([spec], sources, source_options, dest_options, store, destination,
+                                    lock_timeout=lock_timeout, trust=only_approved)
+    [result] = report.results
+    return ApproveResult(asset.reference, approved, result=result)
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,27 @@ def generate_key(path: Path) -> PublicKey:
     return public
 
 
+@dataclass(frozen=True)
+class KeyPair:
+    """The files :func:`keygen` wrote and the key id messages and signatures name the key by."""
+
+    private: Path
+    public: Path
+    keyid: str
+
+
+def keygen(path: str | Path) -> KeyPair:
+    """A new Ed25519 key pair to sign bundles with: ``path`` (the private key, PKCS#8 PEM, mode 0600, for
+    ``export_bundle``'s ``sign``) and ``path.pub`` (the public key, for ``import_bundle``'s ``verify_key``).
+    Existing files are never overwritten: KeyFileError (a UsageError).
+
+    Part of the public API (``trivy_mirror.keygen``), loaded from here, not from the facade, so that
+    ``trivy-mirror keygen`` starts as fast as this module (no HTTP stack)."""
+    private = Path(path)
+    public = generate_key(private)
+    return KeyPair(private, public_key_path(private), public.keyid)
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 Pre-Authentication Encoding: what is actually signed."""
     kind = payload_type.encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 
@@ -10,17 +9,6 @@ import click
 
 from trivy_mirror.cli import options
 from trivy_mirror.cli.parsing import connection_options, parse_prefixes, run
-
-
-def _who(by: str | None) -> str:
-    """``--by``, else the login name of whoever runs the command (recorded with the pin)."""
-    if by:
-        return by
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
 
 by_option = click.option("--by", metavar="NAME", help="Who decided, recorded with the pin [default: the user "
                                                         "name from the environment ($USER, $LOGNAME)].")
@@ -54,7 +42,7 @@ def pin(asset: str, digest: str, store: Path | None, destination: str | None, de
     from trivy_mirror.commands.trust import run_pin
 
     sys.exit(run(run_pin("pin", asset, connection_options(dest_creds, "dest", insecure, ca_file), store,
-                         destination, digest=digest, by=_who(by), reason=reason, as_json=as_json,
+                         destination, digest=digest, by=by, reason=reason, as_json=as_json,
                          lock_timeout=lock_timeout)))
 
 
@@ -90,7 +78,7 @@ def rollback(asset: str, store: Path | None, destination: str | None, dest_creds
     from trivy_mirror.commands.trust import run_pin
 
     sys.exit(run(run_pin("rollback", asset, connection_options(dest_creds, "dest", insecure, ca_file), store,
-                         destination, by=_who(by), reason=reason, as_json=as_json, lock_timeout=lock_timeout)))
+                         destination, by=by, reason=reason, as_json=as_json, lock_timeout=lock_timeout)))
 
 
 @click.command()

@@ -1,19 +1,19 @@
-"""``trivy-mirror keygen``: a new Ed25519 key pair to sign bundles with (``export --sign``)."""
+"""``trivy-mirror keygen``: the public API's ``trivy_mirror.keygen``, printed."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from trivy_mirror.signing import generate_key, public_key_path
+from trivy_mirror import keygen
 
 log = logging.getLogger("trivy_mirror.keygen")
 
 
 def run_keygen(path: Path) -> int:
     """Write ``path`` and ``path.pub``; print the key id on stdout (what import messages name the key by)."""
-    public = generate_key(path)
+    pair = keygen(path)
     log.info("wrote the private key %s (mode 0600: keep it on the signing side) and the public key %s (give it "
-             "to the importing side, out of band)", path, public_key_path(path))
-    print(public.keyid)
+             "to the importing side, out of band)", pair.private, pair.public)
+    print(pair.keyid)
     return 0

@@ -11,9 +11,13 @@ lets the next sync publish again. ``approve`` lets a candidate held by ``--hold`
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
 
 from trivy_mirror.catalog import policy
 from trivy_mirror.catalog.assets import CATALOG, AssetSpec, LayerMetadata
@@ -32,13 +36,17 @@ from trivy_mirror.catalog.state import (
     with_published,
 )
 from trivy_mirror.errors import MirrorError, NotFound, UsageError
+from trivy_mirror.mirror.endpoints import ConnectionOptions, RegistryPool, StoreDestination, open_destination
 from trivy_mirror.oci.digest import Digest
 from trivy_mirror.oci.manifest import Descriptor, Manifest
+from trivy_mirror.static import StaticDestination
 from trivy_mirror.store import Layout
 from trivy_mirror.store.index import ANNOTATION_PREVIOUS_TAG, tag_of
 from trivy_mirror.target import WriteTarget
 
 log = logging.getLogger(__name__)
+
+Action = Literal["pin", "unpin", "rollback"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,35 @@ def delivered_candidate(destination: Destination, asset: AssetTag, digest: str) 
     if candidate is None or candidate.digest != digest:
         return None
     return candidate.source if candidate.source.startswith(("bundle", "push by ")) else None
+
+
+@contextlib.asynccontextmanager
+async def decided(options: ConnectionOptions, store: Path | None, destination: str | None, lock_timeout: float,
+                  *, refuse_static: str | None = None) -> AsyncIterator[Destination]:
+    """The destination a decision is recorded in (the store, ``store`` or the default, a registry prefix or
+    ``static:DIR``), under the store's lock. UsageError for a static tree when ``refuse_static`` names the
+    action: a pin is made in a store, and the tree synced from it."""
+    async with RegistryPool(options) as pool:
+        target = open_destination(store, destination, pool)
+        if refuse_static is not None and isinstance(target, StaticDestination):
+            raise UsageError(f"{refuse_static} applies to the store (--store) or a registry (--to REGISTRY), not to a "
+                             "static tree: sync the tree from a pinned store instead")
+        locked = target.store.alock(lock_timeout) if isinstance(target, StoreDestination) \
+            else contextlib.nullcontext()
+        async with locked:
+            yield target
+
+
+async def decide(action: Action, asset: AssetTag, options: ConnectionOptions, store: Path | None,
+                 destination: str | None, *, digest: str = "", by: str = "", reason: str = "",
+                 lock_timeout: float = 600.0) -> PinResult:
+    """Open the destination, take its lock and ``pin``, ``unpin`` or ``rollback`` one asset tag there."""
+    async with decided(options, store, destination, lock_timeout, refuse_static=action) as target:
+        if action == "pin":
+            return await pin(target, asset, digest, by, reason)
+        if action == "unpin":
+            return await unpin(target, asset)
+        return await rollback(target, asset, by, reason)
 
 
 async def _history(target: WriteTarget, tag: str, remembered: list[str]) -> list[str]:
