@@ -5,7 +5,6 @@ publishes it at once; ``status``, ``/readyz`` and ``/metrics`` say what is held 
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -14,11 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from securesystemslib.dsse import Envelope as SslibEnvelope
-from securesystemslib.signer import SSlibKey
 
 from support.cli import MirrorCli, assert_one_error_line
+from support.dsse import verified_statement
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
 from support.trivy import db_served
@@ -33,7 +30,6 @@ from support.trivy_assets import (
     go_time,
     targz,
 )
-from trivy_mirror.signing import PublicKey
 
 pytestmark = pytest.mark.e2e
 
@@ -176,11 +172,7 @@ def test_signed_provenance_is_a_referrer_serve_lists(mirror: MirrorCli, registry
         [layer] = json.loads(manifest)["layers"]
         status, document = server.get(f"/v2/{DB_REPOSITORY}/blobs/{layer['digest']}")
         assert status == 200
-    envelope = SslibEnvelope.from_dict(json.loads(document))
-    public = load_pem_public_key((tmp_path / "provenance.key.pub").read_bytes())
-    keyid = PublicKey.load(tmp_path / "provenance.key.pub").keyid
-    assert list(envelope.verify([SSlibKey.from_crypto(public, keyid=keyid)], 1)) == [keyid]
-    statement = json.loads(base64.b64decode(json.loads(document)["payload"]))
+    statement = verified_statement(document, tmp_path / "provenance.key.pub")
     assert statement["subject"] == [{"name": f"{DB_REPOSITORY}:2", "digest": {"sha256": db.digest.split(":")[1]}}]
     assert statement["predicateType"] == "urn:trivy-mirror:provenance:v1"
     assert statement["predicate"]["digest"] == db.digest

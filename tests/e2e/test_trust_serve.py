@@ -17,16 +17,13 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from securesystemslib.dsse import Envelope as SslibEnvelope
-from securesystemslib.signer import SSlibKey
 
 from support.cli import MirrorCli, assert_one_error_line
+from support.dsse import verified_statement
 from support.registry import RegistryFactory, push_artifact
 from support.serve import ServeProcess
 from support.trivy import db_served
 from support.trivy_assets import PIP_CVE, AssetSet, build_vuln_db
-from trivy_mirror.signing import PublicKey
 from trivy_mirror.timefmt import parse_time
 
 pytestmark = pytest.mark.e2e
@@ -93,11 +90,7 @@ def test_sync_to_serve_attaches_a_signed_provenance_referrer(mirror: MirrorCli, 
         assert status == 200
         status, body = _get(server, f"/v2/{DB_REPOSITORY}/referrers/{db.digest}?artifactType=application/x-none")
         assert (status, json.loads(body)["manifests"]) == (200, [])
-    envelope = SslibEnvelope.from_dict(json.loads(document))
-    public = load_pem_public_key((tmp_path / "provenance.key.pub").read_bytes())
-    keyid = PublicKey.load(tmp_path / "provenance.key.pub").keyid
-    assert list(envelope.verify([SSlibKey.from_crypto(public, keyid=keyid)], 1)) == [keyid]
-    statement = json.loads(base64.b64decode(json.loads(document)["payload"]))
+    statement = verified_statement(document, tmp_path / "provenance.key.pub")
     assert statement["subject"] == [{"name": f"{DB_REPOSITORY}:2", "digest": {"sha256": db.digest.split(":")[1]}}]
     assert statement["predicate"]["source"] == f"{upstream.host}/{DB_REPOSITORY}:2"
     # serve recorded what it accepted too: the pushing identity as the source.
