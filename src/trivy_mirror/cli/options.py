@@ -173,7 +173,7 @@ retries = stack(
     click.option("--retries", type=click.IntRange(0, MAX_RETRIES), default=DEFAULT_RETRIES, show_default=True,
                  expose_value=False, callback=_remember, metavar="N",
                  help="Attempts after the first for a request that fails with a connection error, a stalled read, "
-                      "408, 429 or 5xx (0: no retry). Applies to both sides."),
+                      "408, 429 or 5xx (0: no retry), for every registry the command reaches."),
     click.option("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS", show_default=True,
                  expose_value=False, callback=_seconds(BACKOFF_MAX),
                  help=f"The first wait between attempts (at most {BACKOFF_MAX:g} s); it doubles, with jitter, up to "
