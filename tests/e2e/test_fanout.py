@@ -26,7 +26,7 @@ def test_fan_out_reads_each_blob_once_and_isolates_a_failing_destination(
     before = len(private_upstream.requests_log())
     result = mirror.run(["sync", "--from", f"{private_upstream.host}/aquasec", "--to", f"{first.host}/trivy",
                          "--to", f"static:{tree}", "--to", dead, "--json"],
-                        env={"TRIVY_MIRROR_RETRY_BASE": "0.01"})
+                        env={"TRIVY_MIRROR_RETRY_DELAY": "0.01"})
     assert result.returncode == 1, result.stderr
     document = json.loads(result.stdout)
     by_destination = {report["destination"]: report for report in document["destinations"]}

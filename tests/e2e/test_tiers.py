@@ -117,5 +117,5 @@ def test_sync_parent_errors(mirror: MirrorCli, tmp_path: Path) -> None:
     bad = mirror.run(["sync", "--store", str(tmp_path / "s"), "--parent", "http://127.0.0.1:9/sub"])
     assert "--parent" in assert_one_error_line(bad, 2)
     down = mirror.run(["sync", "--store", str(tmp_path / "s"), "--parent", "http://127.0.0.1:9"],
-                      env={"TRIVY_MIRROR_RETRY_BASE": "0.01"})
+                      env={"TRIVY_MIRROR_RETRY_DELAY": "0.01"})
     assert "127.0.0.1:9" in assert_one_error_line(down, 1)

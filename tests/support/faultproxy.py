@@ -23,8 +23,9 @@ from aiohttp import web
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
-FAST = {"TRIVY_MIRROR_RETRY_BASE": "0.05", "TRIVY_MIRROR_READ_TIMEOUT": "1"}
-"""Backoff base and the read timeout that detects a stalled server, shortened so faults cost milliseconds."""
+FAST = {"TRIVY_MIRROR_RETRY_DELAY": "0.05", "TRIVY_MIRROR_READ_TIMEOUT": "1"}
+"""``--retry-delay`` and ``--read-timeout`` (the read timeout detects a stalled server) as their variables,
+shortened so faults cost milliseconds."""
 
 KINDS = ("reset", "truncate", "flip", "wrong-length", "status", "stall", "manifest-mismatch", "oversize-manifest")
 

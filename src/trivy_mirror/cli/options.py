@@ -6,6 +6,7 @@ nothing heavy; the values are turned into library objects in :mod:`trivy_mirror.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,7 +131,61 @@ def transport(insecure_help: str = "Skip TLS verification and allow plain HTTP t
         click.option("--insecure", is_flag=True, help=insecure_help),
         click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help=ca_help),
         *(side_transport(side) for side in sides),
+        retries,
     )
+
+
+MAX_RETRIES = 20
+"""Bounds ``--retries``: no setting makes a retry loop (nearly) unbounded."""
+
+DEFAULT_RETRIES = 4
+"""``RetryPolicy.attempts - 1`` (a test keeps them equal: importing the transport would load the HTTP stack)."""
+
+DEFAULT_RETRY_DELAY = 0.5
+"""``RetryPolicy.backoff_base``, likewise."""
+
+DEFAULT_READ_TIMEOUT = 120.0
+"""``Timeouts.read``, likewise."""
+
+BACKOFF_MAX = 30.0
+"""``RetryPolicy.backoff_max``, likewise: the longest wait the backoff reaches, so the longest first delay."""
+
+
+def _remember(context: click.Context, param: click.Parameter, value: object) -> None:
+    context.meta[str(param.name)] = value
+
+
+def _seconds(maximum: float | None = None) -> Callable[[click.Context, click.Parameter, float], None]:
+    """A callback refusing what ``float`` takes but is no wait (``0``, ``-1``, ``inf``, ``nan``, over ``maximum``),
+    then recording the value as :func:`_remember` does."""
+
+    def check(context: click.Context, param: click.Parameter, value: float) -> None:
+        if not (math.isfinite(value) and value > 0):
+            raise click.BadParameter(f"{value:g} is not a positive, finite number of seconds")
+        if maximum is not None and value > maximum:
+            raise click.BadParameter(f"{value:g} is more than {maximum:g} seconds")
+        _remember(context, param, value)
+
+    return check
+
+
+retries = stack(
+    click.option("--retries", type=click.IntRange(0, MAX_RETRIES), default=DEFAULT_RETRIES, show_default=True,
+                 expose_value=False, callback=_remember, metavar="N",
+                 help="Attempts after the first for a request that fails with a connection error, a stalled read, "
+                      "408, 429 or 5xx (0: no retry), for every registry the command reaches."),
+    click.option("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS", show_default=True,
+                 expose_value=False, callback=_seconds(BACKOFF_MAX),
+                 help=f"The first wait between attempts (at most {BACKOFF_MAX:g} s); it doubles, with jitter, up to "
+                      f"{BACKOFF_MAX:g} s. A registry's Retry-After replaces it, never taken below the smaller of "
+                      f"this and 0.5 s (a longer one than 60 s fails the request)."),
+    click.option("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT, metavar="SECONDS", show_default=True,
+                 expose_value=False, callback=_seconds(),
+                 help="How long a read may stall (no byte received) before the request counts as failed; a long "
+                      "download that keeps flowing is not limited."),
+)
+"""``--retries``, ``--retry-delay`` and ``--read-timeout``: how hard registries are tried (part of
+:func:`transport`), recorded in the context and read by :func:`trivy_mirror.cli.parsing.connection_options`."""
 
 
 def side_transport(side: str) -> Callable[[F], F]:

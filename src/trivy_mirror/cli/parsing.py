@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +19,7 @@ from trivy_mirror.errors import UsageError
 if TYPE_CHECKING:
     from trivy_mirror.catalog.assets import AssetSpec
     from trivy_mirror.catalog.policy import TrustSettings
+    from trivy_mirror.http.transport import RetryPolicy, Timeouts
     from trivy_mirror.mirror.endpoints import ConnectionOptions
     from trivy_mirror.mirror.parent import Parent
     from trivy_mirror.oci.place import Place
@@ -87,14 +88,26 @@ def connection_options(creds: str | None, side: str, insecure: bool, ca_file: Pa
                        endpoints: Sequence[Place] = ()) -> ConnectionOptions:
     """One side's options. ``--<side>-insecure`` adds to ``--insecure``; ``--<side>-ca-file`` replaces ``--ca-file``
     for that side; a scheme in an endpoint (``https://``, ``http://``) fixes the scheme of its host."""
-    from trivy_mirror.commands.testhooks import transport_overrides
     from trivy_mirror.mirror.endpoints import ConnectionOptions
 
     context = click.get_current_context(silent=True)
     meta = context.meta if context is not None else {}
     side_ca_file = meta.get(f"{side}_ca_file")
     return ConnectionOptions(parse_creds(creds, side), insecure or bool(meta.get(f"{side}_insecure")),
-                             side_ca_file or ca_file, *transport_overrides(), schemes=endpoint_schemes(endpoints))
+                             side_ca_file or ca_file, *retry_settings(meta), schemes=endpoint_schemes(endpoints))
+
+
+def retry_settings(meta: Mapping[str, Any]) -> tuple[RetryPolicy | None, Timeouts | None]:
+    """``--retries``, ``--retry-delay`` and ``--read-timeout`` (recorded in the context by
+    :data:`trivy_mirror.cli.options.retries`) as the transport's policy and timeouts; None where a command has no
+    such options (the library's defaults apply). A ``Retry-After`` is never taken below the smaller of the delay
+    and 0.5 s: a short delay (tests, a registry next door) shortens that floor too."""
+    from trivy_mirror.http.transport import RetryPolicy, Timeouts
+
+    retries, delay, read = meta.get("retries"), meta.get("retry_delay"), meta.get("read_timeout")
+    policy = None if retries is None or delay is None else RetryPolicy(
+        attempts=retries + 1, backoff_base=delay, retry_after_floor=min(delay, 0.5))
+    return policy, None if read is None else Timeouts(read=read)
 
 
 def endpoint_schemes(prefixes: Sequence[Place]) -> dict[str, str]:

@@ -31,7 +31,7 @@ def test_log_format_after_the_command_is_honoured(tmp_path: Path) -> None:
         [sys.executable, "-m", "trivy_mirror", "sync", "--store", str(tmp_path / "s"), "--assets", "db",
          "--from", "127.0.0.1:9/aquasec", "--log-format", "json", "-v"],
         capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "TRIVY_MIRROR_RETRY_BASE": "0.01", "HOME": str(tmp_path)})
+        env={**os.environ, "TRIVY_MIRROR_RETRY_DELAY": "0.01", "HOME": str(tmp_path)})
     assert result.returncode == 1
     logs = [line for line in result.stderr.splitlines() if line.startswith("{")]
     assert logs and all(json.loads(line)["level"] for line in logs), result.stderr
