@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import trivy_mirror
-from support.cli import MirrorCli
+from support.cli import MirrorCli, kill_at_random
 from support.faultproxy import FAST
 from support.newer_source import NewerSource, newer_source, served_digest
 from support.registry import RegistryFactory, RegistryProcess, push_artifact
@@ -42,14 +40,6 @@ def big(tmp_path_factory: pytest.TempPathFactory, upstream: RegistryProcess, ass
     """A store holding the current DB and a registry holding a newer, 16 MB one (long enough to be killed in)."""
     with newer_source(tmp_path_factory.mktemp("crash-base"), upstream, assets, filler_bytes=16_000_000) as prepared:
         yield prepared
-
-
-def kill_at_random(cli: MirrorCli, args: list[str], window: float, rng: random.Random) -> None:
-    process = subprocess.Popen(cli.command(args), env=cli.environment(FAST), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(0.2, window))
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(10)
 
 
 def timed_run(cli: MirrorCli, args: list[str]) -> float:
@@ -71,7 +61,7 @@ def test_kill_9_during_sync_into_the_store(big: NewerSource, mirror: MirrorCli, 
             landed += 1
             shutil.rmtree(store)
             shutil.copytree(big.base_store, store)
-        kill_at_random(mirror, args, window, rng)
+        kill_at_random(mirror, args, FAST, window, rng)
         report = trivy_mirror.verify(store=store)
         assert report.ok and not report.problems, report.problems
         assert served_digest(store) in (big.old.digest, big.new.digest)
@@ -114,7 +104,7 @@ def test_kill_9_during_sync_into_a_registry(big: NewerSource, mirror: MirrorCli,
         digest, blobs = registry_tag(dest.host)
         if digest == big.new.digest:  # the sync finished before the kill: move the tag back and go again
             push_artifact(dest.host, DB_REPOSITORY, "2", big.old)
-        kill_at_random(mirror, args, window, rng)
+        kill_at_random(mirror, args, FAST, window, rng)
         digest, blobs = registry_tag(dest.host)
         assert digest in (big.old.digest, big.new.digest)
         assert_complete(dest.host, blobs)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from support.cli import MirrorCli
+from support.cli import MirrorCli, kill_at_random
 from support.faultproxy import FAST
 from support.registry import RegistryProcess, push_artifact
 from support.trivy_assets import DB_REPOSITORY, Artifact, AssetSet, build_vuln_db, sha256_digest
@@ -37,14 +34,6 @@ def newer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Artifact, 
     with RegistryProcess(tmp_path_factory.mktemp("static-source")) as source:
         push_artifact(source.host, DB_REPOSITORY, "2", new)
         yield new, source
-
-
-def kill_at_random(cli: MirrorCli, args: list[str], window: float, rng: random.Random) -> None:
-    process = subprocess.Popen(cli.command(args), env=cli.environment(FAST), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(0.2, window))
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(10)
 
 
 def blobs_of(manifest: bytes) -> list[tuple[str, int]]:
@@ -81,7 +70,7 @@ def test_kill_9_during_sync_into_a_static_tree(newer: tuple[Artifact, RegistryPr
         if served(tree)[0] == new.digest:  # the last run finished: start again from the old version
             shutil.rmtree(tree)
             shutil.copytree(base, tree, symlinks=True)
-        kill_at_random(mirror, args, window, rng)
+        kill_at_random(mirror, args, FAST, window, rng)
         digest, blobs = served(tree)
         assert digest in (assets.db.digest, new.digest)
         assert (tree / REPOSITORY / "manifests" / digest).read_bytes() == (tree / REPOSITORY / "manifests" / "2"

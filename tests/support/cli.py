@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +77,14 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int = 
     errors = [line for line in result.stderr.splitlines() if line.startswith("trivy-mirror: error:")]
     assert len(errors) >= 1, result.stderr
     return errors[0]
+
+
+def kill_at_random(cli: MirrorCli, args: Sequence[str], env: Mapping[str, str], window: float,
+                   rng: random.Random) -> None:
+    """Start ``trivy-mirror ARGS`` and SIGKILL it at a random moment between 0.2 s and ``window`` s in: a crash
+    anywhere in its work (the resilience suites then check what it left)."""
+    process = subprocess.Popen(cli.command(args), env=cli.environment(env), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(rng.uniform(0.2, window))
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)

@@ -87,32 +87,30 @@ def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
         config_of(tmp_path, text)
 
 
-def test_an_unknown_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def run_with_config(tmp_path: Path, text: str, *args: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``trivy-mirror --config FILE ARGS`` as a process, the file holding ``text``: the file's path and the run."""
     path = tmp_path / "config.yaml"
-    path.write_text("serve:\n  listn: 0.0.0.0:5000\n")
-    result = subprocess.run([sys.executable, "-m", "trivy_mirror", "--config", str(path), "status"],
-                            capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, "HOME": str(tmp_path)})
+    path.write_text(text)
+    return path, subprocess.run([sys.executable, "-m", "trivy_mirror", "--config", str(path), *args],
+                                capture_output=True, text=True, timeout=60, check=False,
+                                env={**os.environ, "HOME": str(tmp_path)})
+
+
+def test_an_unknown_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path, result = run_with_config(tmp_path, "serve:\n  listn: 0.0.0.0:5000\n", "status")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"trivy-mirror: error: config file {path}: unknown key 'listn' in "
                                           f"section 'serve': serve has no --listn"]
 
 
 def test_global_options_from_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text("log-format: json\nquiet: true\n")
-    result = subprocess.run([sys.executable, "-m", "trivy_mirror", "--config", str(path), "sync", "--from",
-                             "127.0.0.1:9/trivy-db:2"], capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, "HOME": str(tmp_path)})
+    _path, result = run_with_config(tmp_path, "log-format: json\nquiet: true\n", "sync", "--from",
+                                    "127.0.0.1:9/trivy-db:2")
     assert result.returncode == 2 and result.stderr.startswith('{"time"'), result.stderr
 
 
 def test_a_bad_global_value_names_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text("log-format: xml\n")
-    result = subprocess.run([sys.executable, "-m", "trivy_mirror", "--config", str(path), "status"],
-                            capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, "HOME": str(tmp_path)})
+    path, result = run_with_config(tmp_path, "log-format: xml\n", "status")
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith(f"trivy-mirror: error: config file {path}: ") and "'xml' is not one of" in line

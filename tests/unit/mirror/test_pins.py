@@ -14,7 +14,7 @@ import pytest
 
 from support.trivy_assets import TRIVY_ARTIFACT_TYPE, Artifact, build_artifact, build_vuln_db, go_time, targz
 from trivy_mirror.catalog.assets import CATALOG
-from trivy_mirror.catalog.policy import TrustSettings
+from trivy_mirror.catalog.policy import DEFAULT_TRUST, TrustSettings
 from trivy_mirror.catalog.state import candidate_of, pin_of, published_versions, with_candidate
 from trivy_mirror.catalog.status import asset_statuses
 from trivy_mirror.errors import NotFound, UsageError
@@ -61,11 +61,17 @@ async def _served(store: Store) -> str:
     assert found is not None
     return str(found.digest)
 
-
-async def test_pin_holds_sync_and_rollback_serves_the_previous_version(tmp_path: Path) -> None:
+def _mirror(tmp_path: Path, trust: TrustSettings = DEFAULT_TRUST) -> tuple[Store, Store, StoreDestination, AssetSync]:
+    """An upstream store, the mirror's store, the mirror as a sync destination and an AssetSync between them."""
     upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
     destination = StoreDestination(mirror)
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    return upstream, mirror, destination, AssetSync([Place("up.invalid", "aquasec")],
+                                                    cast(RegistryPool, _Sources(upstream)), destination, trust=trust)
+
+
+
+async def test_pin_holds_sync_and_rollback_serves_the_previous_version(tmp_path: Path) -> None:
+    upstream, mirror, destination, sync = _mirror(tmp_path)
     old, new, newer = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6, 1))
 
     await _upstream(upstream, old)
@@ -109,9 +115,7 @@ async def test_pin_holds_sync_and_rollback_serves_the_previous_version(tmp_path:
 
 
 async def test_pin_moves_the_tag_to_a_kept_digest_only(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    upstream, mirror, destination, sync = _mirror(tmp_path)
     old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
     for artifact in (old, new):
         await _upstream(upstream, artifact)
@@ -137,11 +141,8 @@ def test_asset_tag_parsing() -> None:
 
 
 async def test_a_hold_delays_a_new_version_until_it_has_been_the_candidate_long_enough(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
     trust = TrustSettings(holds={"": timedelta(hours=1)})
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
-                     trust=trust)
+    upstream, mirror, _destination, sync = _mirror(tmp_path, trust)
     old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
     await _upstream(upstream, old)
     sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))  # an empty mirror is filled at once
@@ -166,10 +167,7 @@ async def test_a_hold_delays_a_new_version_until_it_has_been_the_candidate_long_
 
 
 async def test_approve_lets_the_held_candidate_through(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
-                     trust=TrustSettings(holds={"db": timedelta(days=1)}))
+    upstream, mirror, destination, sync = _mirror(tmp_path, TrustSettings(holds={"db": timedelta(days=1)}))
     old, new = (build_vuln_db(updated_at=NOW - timedelta(hours=h)) for h in (12, 6))
     await _upstream(upstream, old)
     sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
@@ -237,9 +235,7 @@ async def test_quorum_keeps_the_served_version_until_the_sources_agree(tmp_path:
 
 
 async def test_a_db_that_shrinks_to_a_tenth_is_held_until_approved(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination)
+    upstream, mirror, destination, sync = _mirror(tmp_path)
     big, small = build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000), \
         build_vuln_db(updated_at=NOW - timedelta(hours=6))
     await _upstream(upstream, big)
@@ -256,10 +252,7 @@ async def test_a_db_that_shrinks_to_a_tenth_is_held_until_approved(tmp_path: Pat
 
 
 async def test_a_db_that_shrinks_is_published_without_the_size_check(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
-    lenient = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
-                        trust=TrustSettings(max_shrink=0))
+    upstream, _mirror_store, _destination, lenient = _mirror(tmp_path, TrustSettings(max_shrink=0))
     await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12), filler_bytes=400_000))
     assert (await lenient.sync_tag(DB, DB.tags[0])).outcome == "updated"
     await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=6)))
@@ -267,10 +260,7 @@ async def test_a_db_that_shrinks_is_published_without_the_size_check(tmp_path: P
 
 
 async def test_a_db_layer_without_a_bbolt_file_is_held_until_approved(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
-                     trust=TrustSettings(max_shrink=0))
+    upstream, mirror, destination, sync = _mirror(tmp_path, TrustSettings(max_shrink=0))
     good = build_vuln_db(updated_at=NOW - timedelta(hours=12))
     await _upstream(upstream, good)
     assert (await sync.sync_tag(DB, DB.tags[0])).outcome == "updated"
@@ -294,10 +284,7 @@ async def test_a_db_layer_without_a_bbolt_file_is_held_until_approved(tmp_path: 
 
 async def test_an_approved_layer_without_metadata_is_still_refused(tmp_path: Path) -> None:
     """An approval waives the mirror's own judgement, not what Trivy needs: metadata.json with the schema."""
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
-                     trust=TrustSettings(max_shrink=0))
+    upstream, _mirror_store, destination, sync = _mirror(tmp_path, TrustSettings(max_shrink=0))
     await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12)))
     assert (await sync.sync_tag(DB, DB.tags[0])).outcome == "updated"
     layer = targz([("README", b"no database here")], mtime=NOW)
@@ -313,9 +300,8 @@ async def test_an_approved_layer_without_metadata_is_still_refused(tmp_path: Pat
 
 
 async def test_without_the_archive_check_a_fake_db_is_published(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    unchecked = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)),
-                          StoreDestination(mirror), trust=TrustSettings(check_archive=False, max_shrink=0))
+    upstream, _mirror_store, _destination, unchecked = _mirror(tmp_path, TrustSettings(check_archive=False,
+                                                                                            max_shrink=0))
     await _upstream(upstream, _fake_db(NOW - timedelta(hours=1)))
     assert (await unchecked.sync_tag(DB, DB.tags[0])).outcome == "updated"
 
@@ -330,10 +316,8 @@ def _fake_db(updated: datetime) -> Artifact:
 
 
 async def test_an_approval_during_a_soak_period_does_not_waive_the_archive_check(tmp_path: Path) -> None:
-    upstream, mirror = Store(tmp_path / "up"), Store(tmp_path / "mirror")
-    destination = StoreDestination(mirror)
-    sync = AssetSync([Place("up.invalid", "aquasec")], cast(RegistryPool, _Sources(upstream)), destination,
-                     trust=TrustSettings(holds={"db": timedelta(days=1)}, max_shrink=0))
+    soak = TrustSettings(holds={"db": timedelta(days=1)}, max_shrink=0)
+    upstream, mirror, destination, sync = _mirror(tmp_path, soak)
     await _upstream(upstream, build_vuln_db(updated_at=NOW - timedelta(hours=12)))
     sync._record(DB, "2", await sync.sync_tag(DB, DB.tags[0]))
     fake = _fake_db(NOW - timedelta(hours=1))
