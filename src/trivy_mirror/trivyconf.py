@@ -13,6 +13,9 @@ import ipaddress
 import os
 import re
 import shlex
+import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +24,12 @@ from typing import Any
 import yaml
 
 from trivy_mirror.catalog import assets
-from trivy_mirror.errors import InvalidReference, UsageError
+from trivy_mirror.errors import AuthError, InvalidReference, MirrorError, Unreachable, UsageError
 from trivy_mirror.oci.place import REGISTRY, Place, scheme_of
 from trivy_mirror.oci.reference import is_registry_component, is_rfc1918
-from trivy_mirror.registry.credentials import Credentials
+from trivy_mirror.registry.credentials import Credentials, authorization_header
 from trivy_mirror.version import __version__
+from trivy_mirror.vex.listing import LISTING_PATH, MAX_LISTING, listing_names
 from trivy_mirror.vex.source import DEFAULT_URL as DEFAULT_VEX_URL
 from trivy_mirror.vex.source import NAME_RE
 
@@ -293,3 +297,41 @@ def vex_config_path(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else Path.home()
     return base / ".trivy" / "vex" / "repository.yaml"
+
+
+LISTING_TIMEOUT = 15.0
+"""How long ``trivy-config`` waits for a serve's VEX listing."""
+
+
+def list_served_vex(base: str, credentials: Credentials, insecure: bool, ca_file: Path | None) -> list[str]:
+    """The names in ``BASE/vex/`` of a trivy-mirror serve; one clear error when it cannot be read."""
+    url = base.rstrip("/") + LISTING_PATH
+    headers = {"Accept": "application/json"}
+    authorization = authorization_header(credentials)
+    if authorization:
+        headers["Authorization"] = authorization
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file and ca_file.is_file() else None)
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    offline = "(--offline with --vex-repo writes from the flags alone)"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http or https: checked by the callers)
+    try:
+        with urllib.request.urlopen(request, timeout=LISTING_TIMEOUT, context=context) as response:  # noqa: S310
+            body = response.read(MAX_LISTING + 1)
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            raise AuthError(f"the mirror refused to list its VEX repositories ({url}: {err.code}): give "
+                            f"--username/--password or --token", err.code) from None
+        raise MirrorError(f"{url} answered {err.code}: not a trivy-mirror serve that lists its VEX repositories; "
+                          f"give --vex-url, --no-vex or --offline {offline}") from None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise Unreachable(f"cannot ask the mirror which VEX repositories it serves ({url}): {reason}; nothing "
+                          f"written {offline}") from None
+    try:
+        return listing_names(body)
+    except ValueError:
+        raise MirrorError(f"{url} is not a trivy-mirror VEX listing") from None

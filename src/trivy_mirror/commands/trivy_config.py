@@ -8,40 +8,35 @@ The embedded server lists them at ``GET /vex/``; ``--store`` reads the store ins
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
-import ssl
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from trivy_mirror.errors import AuthError, MirrorError, StoreError, Unreachable, UsageError
+from trivy_mirror.errors import StoreError, UsageError
 from trivy_mirror.fsutil import FILE_MODE, os_errors, write_atomic
 from trivy_mirror.oci.place import Place
-from trivy_mirror.registry.credentials import Credentials, authorization_header
+from trivy_mirror.registry.credentials import Credentials
 from trivy_mirror.trivyconf import (
     CHECKS_NOTE,
     VEX_NOTE,
     ClientConfig,
     env_lines,
     flag_line,
+    list_served_vex,
     repository_yaml,
     select_vex,
     trivy_yaml,
     vex_config_path,
 )
 from trivy_mirror.trivyconf_integrations import INTEGRATIONS, render
-from trivy_mirror.vex.storage import LISTING_PATH, served_names
+from trivy_mirror.vex.storage import served_names
 
 log = logging.getLogger("trivy_mirror.trivy_config")
 
 TRIVY_YAML = "trivy.yaml"
 REPOSITORY_YAML = "repository.yaml"
-LISTING_TIMEOUT = 15.0
-MAX_LISTING = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -72,7 +67,7 @@ def build_config(mirror: Place, credentials: Credentials, choice: VexChoice, ins
         if choice.store is not None:
             served, where = _stored(choice.store), f"the store {choice.store}"
         else:
-            served, where = list_served(base, credentials, insecure, ca_file), f"the mirror at {base}"
+            served, where = list_served_vex(base, credentials, insecure, ca_file), f"the mirror at {base}"
         names = select_vex(served, choice.requested, where)
         if not names:
             log.warning("%s serves no VEX repository: trivy.yaml leaves vulnerability.vex unset and "
@@ -84,48 +79,6 @@ def _stored(store: Path) -> list[str]:
     if not store.is_dir():
         raise StoreError(f"the store {store} does not exist")
     return served_names(store)
-
-
-def list_served(base: str, credentials: Credentials, insecure: bool, ca_file: Path | None) -> list[str]:
-    """The names in ``BASE/vex/`` of a trivy-mirror serve; one clear error when it cannot be read."""
-    url = base.rstrip("/") + LISTING_PATH
-    headers = {"Accept": "application/json"}
-    authorization = authorization_header(credentials)
-    if authorization:
-        headers["Authorization"] = authorization
-    context = None
-    if url.startswith("https:"):
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file and ca_file.is_file() else None)
-        if insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    offline = "(--offline with --vex-repo writes from the flags alone)"
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (http or https: checked by the callers)
-    try:
-        with urllib.request.urlopen(request, timeout=LISTING_TIMEOUT, context=context) as response:  # noqa: S310
-            body = response.read(MAX_LISTING + 1)
-    except urllib.error.HTTPError as err:
-        if err.code in (401, 403):
-            raise AuthError(f"the mirror refused to list its VEX repositories ({url}: {err.code}): give "
-                            f"--username/--password or --token", err.code) from None
-        raise MirrorError(f"{url} answered {err.code}: not a trivy-mirror serve that lists its VEX repositories; "
-                          f"give --vex-url, --no-vex or --offline {offline}") from None
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        raise Unreachable(f"cannot ask the mirror which VEX repositories it serves ({url}): {reason}; nothing "
-                          f"written {offline}") from None
-    return _parse_listing(url, body)
-
-
-def _parse_listing(url: str, body: bytes) -> list[str]:
-    try:
-        document = json.loads(body) if len(body) <= MAX_LISTING else None
-        names = [entry["name"] for entry in document["repositories"]]  # type: ignore[index]
-        if not all(isinstance(name, str) for name in names):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise MirrorError(f"{url} is not a trivy-mirror VEX listing") from None
-    return names
 
 
 def _write(path: Path, text: str, mode: int) -> None:

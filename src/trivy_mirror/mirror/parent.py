@@ -11,7 +11,6 @@ redirect target elsewhere.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,15 +23,11 @@ from trivy_mirror.mirror.endpoints import ConnectionOptions
 from trivy_mirror.oci.place import Place
 from trivy_mirror.registry.credentials import Credentials, authorization_header
 from trivy_mirror.vex.fetch import Fetcher
+from trivy_mirror.vex.listing import LISTING_PATH, MAX_LISTING, listing_names
 from trivy_mirror.vex.source import VexSource, check_name
-from trivy_mirror.vex.storage import LISTING_PATH
 
 ASSET_PATH = "aquasec"
 """Where a trivy-mirror serve holds the assets: ``HOST/aquasec/trivy-db`` and so on."""
-
-MAX_LISTING = 1024 * 1024
-"""The largest ``/vex/`` listing read (a few hundred bytes per repository)."""
-
 
 @dataclass(frozen=True)
 class Parent:
@@ -79,11 +74,8 @@ class Parent:
         url = f"{self.url}{LISTING_PATH}"
         data = await fetcher.get_bytes(url, what=f"the VEX listing of the parent {self.url}", max_bytes=MAX_LISTING)
         try:
-            names = [entry["name"] for entry in json.loads(data)["repositories"]]
-            if not all(isinstance(name, str) for name in names):
-                raise TypeError
-            return [self.vex_source(name) for name in sorted(set(names))]
-        except (ValueError, KeyError, TypeError, UsageError):
+            return [self.vex_source(name) for name in sorted(set(listing_names(data)))]
+        except (ValueError, UsageError):
             raise MirrorError(f"{url} is not a trivy-mirror VEX listing (is --parent a trivy-mirror serve?)") \
                 from None
 

@@ -29,9 +29,10 @@ from aiohttp.helpers import ETag
 from trivy_mirror.errors import InvalidReference, MirrorError
 from trivy_mirror.oci.reference import validate_registry
 from trivy_mirror.trivyagent import Version, trivy_version
+from trivy_mirror.vex.listing import LISTING_PATH
 from trivy_mirror.vex.manifest import RepositoryManifest
 from trivy_mirror.vex.source import MANIFEST_FILE
-from trivy_mirror.vex.storage import LISTING_PATH, StoreRoot, VexRepository, VexState, served_names
+from trivy_mirror.vex.storage import StoreRoot, VexRepository, VexState, served_names
 
 ARCHIVE_FILE = "archive.tar.gz"
 ARCHIVE_TYPE = "application/gzip"

@@ -220,11 +220,6 @@ def clean_work_dirs(store_root: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-LISTING_PATH = "/vex/"
-"""Where a serve lists the VEX repositories it serves (``GET /vex/``: what ``trivy-config`` and a child mirror
-read)."""
-
-
 def served_names(store_root: Path) -> list[str]:
     """The repositories a client can use now (a version and its archive in place), sorted by name."""
     names = []
